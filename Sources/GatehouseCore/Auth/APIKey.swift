@@ -1,0 +1,80 @@
+import Crypto
+import Foundation
+
+/// One API key as configured: who it speaks for and what it may do. The key itself is never
+/// held, only its ``digest``.
+public struct APIKeyRecord: Sendable, Hashable {
+    public let name: String
+    public let user: String
+    public let roles: [String]
+    public let digest: SecretDigest
+    public let readOnly: Bool
+    public let expires: Date?
+    public let disabled: Bool
+
+    public init(
+        name: String, user: String, roles: [String], digest: SecretDigest,
+        readOnly: Bool = false, expires: Date? = nil, disabled: Bool = false
+    ) {
+        self.name = name
+        self.user = user
+        self.roles = roles
+        self.digest = digest
+        self.readOnly = readOnly
+        self.expires = expires
+        self.disabled = disabled
+    }
+}
+
+/// Makes new API keys.
+///
+/// Guarantees: 32 bytes (256 bits) from the system's secure random generator, written URL-safe
+/// (base64url without padding: 43 characters of `A-Z a-z 0-9 - _`), so a key can go into a
+/// header, a query string or a slicer's settings field unchanged.
+public enum APIKeyGenerator {
+    public static func generate() -> String {
+        let key = SymmetricKey(size: .bits256)
+        let raw = key.withUnsafeBytes { Data($0) }
+        return raw.base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}
+
+/// Recognises API keys.
+///
+/// Guarantees: a presented key is hashed and looked up by its digest, then the digest is compared
+/// in constant time, so a key that differs from a real one in its last character takes as long to
+/// refuse as one that differs everywhere. The key store is a dictionary: lookup cost does not
+/// grow with the number of keys.
+///
+/// ```swift
+/// let keys = APIKeyAuthenticator(keys: config.apiKeys)
+/// switch keys.authenticate(key: "…", now: Date()) {
+/// case .success(let identity): …   // identity.method == .apiKey
+/// case .failure(let reason): …     // .unknownKey, .expiredKey, .disabledKey
+/// }
+/// ```
+public struct APIKeyAuthenticator: Sendable {
+    private let keysByDigest: [SecretDigest: APIKeyRecord]
+
+    /// Keys with equal digests are a configuration error caught by the loader; here the first wins.
+    public init(keys: [APIKeyRecord]) {
+        var table: [SecretDigest: APIKeyRecord] = [:]
+        table.reserveCapacity(keys.count)
+        for key in keys where table[key.digest] == nil { table[key.digest] = key }
+        self.keysByDigest = table
+    }
+
+    public func authenticate(key: String, now: Date) -> Result<Identity, AuthenticationFailure> {
+        let digest = SecretDigest.of(key)
+        guard let record = keysByDigest[digest], record.digest.constantTimeEquals(digest) else {
+            return .failure(.unknownAPIKey)
+        }
+        if record.disabled { return .failure(.disabledAPIKey) }
+        if let expires = record.expires, expires <= now { return .failure(.expiredAPIKey) }
+        return .success(
+            Identity(user: record.user, roles: record.roles, method: .apiKey, readOnly: record.readOnly, source: record.name))
+    }
+}

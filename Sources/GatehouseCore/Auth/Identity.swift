@@ -1,0 +1,38 @@
+/// How a request's identity was established; its ``rawValue`` is what the device sees in the
+/// method identity header (`X-Remote-Auth` by default).
+public enum AuthenticationMethod: String, Sendable, Hashable {
+    case apiKey = "api_key"
+    case trustedNetwork = "trusted_network"
+}
+
+/// Who a request was attributed to.
+///
+/// Guarantees: ``user`` and every role match ``Identity/isValidName(_:)`` (checked when the
+/// config is loaded), so they can be written into a header without escaping and a role can never
+/// smuggle a comma into the comma-separated roles header.
+public struct Identity: Sendable, Hashable {
+    public let user: String
+    public let roles: [String]
+    public let method: AuthenticationMethod
+    /// Only GET, HEAD and OPTIONS are allowed (and no WebSocket upgrades).
+    public let readOnly: Bool
+    /// The name of the key or network rule that produced this identity, for the access log.
+    public let source: String
+
+    public init(user: String, roles: [String], method: AuthenticationMethod, readOnly: Bool = false, source: String) {
+        self.user = user
+        self.roles = roles
+        self.method = method
+        self.readOnly = readOnly
+        self.source = source
+    }
+
+    /// User and role names: 1–64 characters of `A-Z a-z 0-9 . _ @ -`.
+    public static func isValidName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 64 else { return false }
+        return name.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                || b == 0x2E || b == 0x5F || b == 0x40 || b == 0x2D
+        }
+    }
+}

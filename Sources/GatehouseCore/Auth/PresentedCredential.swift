@@ -1,0 +1,95 @@
+/// Where a credential was found in the request; the place Gatehouse removes it from before
+/// forwarding (unless `forward_credentials` is on).
+public enum CredentialSource: String, Sendable, Hashable {
+    case apiKeyHeader = "X-Api-Key"
+    case authorizationBearer = "Authorization: Bearer"
+    case authorizationToken = "Authorization: Token"
+    case apiKeyQueryParameter = "apikey"
+}
+
+/// A credential a request carries, before it is checked.
+public struct PresentedCredential: Sendable, Hashable {
+    public let secret: String
+    public let source: CredentialSource
+}
+
+/// Finds the credentials in a request.
+///
+/// Guarantees: the places are read in one fixed order — `X-Api-Key`, then `Authorization`
+/// (`Bearer` or `Token`, scheme case-insensitive), then the `apikey` query parameter (only when
+/// enabled). Several copies carrying *different* secrets are refused as a whole
+/// (``AuthenticationFailure/conflictingCredentials``) rather than letting one win: a proxy and its
+/// device must never disagree on who is calling. An `Authorization` header with another scheme
+/// (Basic, Digest…) or no token is a presented-but-unusable credential, never ignored.
+public struct CredentialExtractor: Sendable {
+    public let queryAPIKeyEnabled: Bool
+
+    public init(queryAPIKeyEnabled: Bool) { self.queryAPIKeyEnabled = queryAPIKeyEnabled }
+
+    public func extract(
+        headers: [(name: String, value: String)], query: QueryString
+    ) -> Result<[PresentedCredential], AuthenticationFailure> {
+        var found: [PresentedCredential] = []
+        for (name, value) in headers where name.equalsCaseInsensitive("x-api-key") {
+            let key = value.trimmingASCIIWhitespace()
+            guard !key.isEmpty else { return .failure(.malformedAuthorization(reason: "X-Api-Key is empty")) }
+            found.append(PresentedCredential(secret: key, source: .apiKeyHeader))
+        }
+        for (name, value) in headers where name.equalsCaseInsensitive("authorization") {
+            switch Self.parseAuthorization(value) {
+            case .success(let credential): found.append(credential)
+            case .failure(let failure): return .failure(failure)
+            }
+        }
+        if queryAPIKeyEnabled {
+            for value in query.values(named: "apikey") {
+                guard !value.isEmpty else { return .failure(.malformedAuthorization(reason: "apikey is empty")) }
+                found.append(PresentedCredential(secret: value, source: .apiKeyQueryParameter))
+            }
+        }
+        if let first = found.first, found.contains(where: { $0.secret != first.secret }) {
+            return .failure(.conflictingCredentials)
+        }
+        return .success(found)
+    }
+
+    static func parseAuthorization(_ value: String) -> Result<PresentedCredential, AuthenticationFailure> {
+        let trimmed = value.trimmingASCIIWhitespace()
+        guard !trimmed.isEmpty else { return .failure(.malformedAuthorization(reason: "it is empty")) }
+        let parts = trimmed.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        let scheme = String(parts[0])
+        guard parts.count == 2 else {
+            return .failure(.malformedAuthorization(reason: "no credential follows the scheme"))
+        }
+        let token = parts[1].trimmingASCIIWhitespace()
+        guard !token.isEmpty, !token.contains(" "), !token.contains("\t") else {
+            return .failure(.malformedAuthorization(reason: "the credential contains spaces"))
+        }
+        if scheme.equalsCaseInsensitive("bearer") {
+            return .success(PresentedCredential(secret: token, source: .authorizationBearer))
+        }
+        if scheme.equalsCaseInsensitive("token") {
+            return .success(PresentedCredential(secret: token, source: .authorizationToken))
+        }
+        let printable = scheme.utf8.count <= 20 && scheme.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+        return .failure(.unsupportedAuthorizationScheme(printable ? scheme : "?"))
+    }
+}
+
+extension StringProtocol {
+    /// ASCII case-insensitive equality with a lowercase literal.
+    @inlinable
+    public func equalsCaseInsensitive(_ lowercase: String) -> Bool {
+        var a = self.utf8.makeIterator()
+        var b = lowercase.utf8.makeIterator()
+        while true {
+            switch (a.next(), b.next()) {
+            case (nil, nil): return true
+            case (let x?, let y?):
+                let lx = (x >= 0x41 && x <= 0x5A) ? x | 0x20 : x
+                if lx != y { return false }
+            default: return false
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Crypto
+
+/// The SHA-256 of a secret (an API key), the only form in which Gatehouse keeps it.
+///
+/// Guarantees: hashing and equality never depend on where two digests first differ
+/// (``constantTimeEquals(_:)``), and a digest is written as `sha256:<64 lowercase hex>`, which any
+/// tool can produce with `printf %s KEY | sha256sum`.
+public struct SecretDigest: Sendable, Hashable, CustomStringConvertible {
+    // Four words rather than an array: hashing a dictionary key costs no allocation.
+    let w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
+
+    init(bytes: some Sequence<UInt8>) {
+        var words: [UInt64] = [0, 0, 0, 0]
+        for (i, b) in bytes.enumerated() where i < 32 {
+            words[i / 8] = (words[i / 8] << 8) | UInt64(b)
+        }
+        (w0, w1, w2, w3) = (words[0], words[1], words[2], words[3])
+    }
+
+    /// The digest of `secret`'s UTF-8 bytes.
+    public static func of(_ secret: String) -> SecretDigest {
+        SecretDigest(bytes: SHA256.hash(data: Array(secret.utf8)))
+    }
+
+    /// Parses `sha256:<64 hex>` (hex in either case); nil otherwise.
+    public init?(parsing text: String) {
+        guard text.hasPrefix("sha256:") else { return nil }
+        let hex = Array(text.utf8.dropFirst("sha256:".count))
+        guard hex.count == 64 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(32)
+        var i = 0
+        while i < 64 {
+            guard let hi = hexValue(hex[i]), let lo = hexValue(hex[i + 1]) else { return nil }
+            bytes.append(hi << 4 | lo)
+            i += 2
+        }
+        self.init(bytes: bytes)
+    }
+
+    /// Equality whose running time does not depend on the contents.
+    public func constantTimeEquals(_ other: SecretDigest) -> Bool {
+        ((w0 ^ other.w0) | (w1 ^ other.w1) | (w2 ^ other.w2) | (w3 ^ other.w3)) == 0
+    }
+
+    public var description: String {
+        var out = "sha256:"
+        for w in [w0, w1, w2, w3] {
+            for shift in stride(from: 56, through: 0, by: -8) {
+                let byte = UInt8(truncatingIfNeeded: w >> UInt64(shift))
+                out += String(byte >> 4, radix: 16) + String(byte & 0x0f, radix: 16)
+            }
+        }
+        return out
+    }
+}
+
+private func hexValue(_ c: UInt8) -> UInt8? {
+    switch c {
+    case 0x30...0x39: return c - 0x30
+    case 0x61...0x66: return c - 0x61 + 10
+    case 0x41...0x46: return c - 0x41 + 10
+    default: return nil
+    }
+}

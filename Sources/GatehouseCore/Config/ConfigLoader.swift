@@ -1,0 +1,278 @@
+import Foundation
+import Yams
+
+/// Reads `config.yml` into a ``GatehouseConfig``.
+///
+/// Guarantees: the YAML is parsed by Yams; every key is checked against the known ones (a typo
+/// is an error, never silently ignored); every error is a ``ConfigError`` naming file, line and
+/// key path; nothing is half-applied — either a whole valid config comes back or an error does.
+public enum ConfigLoader {
+    public static func load(path: String) throws(ConfigError) -> GatehouseConfig {
+        let name = (path as NSString).lastPathComponent
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, line: nil, keyPath: "", message: "cannot read the file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: name, line: nil, keyPath: "", message: "the file is not UTF-8 text")
+        }
+        return try parse(yaml: text, fileName: name)
+    }
+
+    public static func parse(yaml: String, fileName: String = "config.yml") throws(ConfigError) -> GatehouseConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw ConfigError(file: fileName, line: yamlErrorLine(error), keyPath: "", message: "not valid YAML: \(yamlProblem(error))")
+        } catch {
+            throw ConfigError(file: fileName, line: nil, keyPath: "", message: "not valid YAML")
+        }
+        guard let root else { throw ConfigError(file: fileName, line: nil, keyPath: "", message: "the file is empty") }
+        return try ConfigReader(file: fileName).read(ConfigValue(node: root, path: ""))
+    }
+
+    private static func yamlErrorLine(_ error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
+        case .duplicatedKeysInMapping(_, let context): return context.mark.line
+        default: return nil
+        }
+    }
+
+    private static func yamlProblem(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _): return problem
+        case .duplicatedKeysInMapping(let duplicates, _): return "duplicated keys \(duplicates.joined(separator: ", "))"
+        default: return "\(error)"
+        }
+    }
+}
+
+/// A YAML node and the key path that led to it.
+struct ConfigValue {
+    let node: Node
+    let path: String
+
+    var line: Int? { node.mark?.line }
+
+    func child(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    var isNull: Bool {
+        guard case .scalar(let s) = node else { return false }
+        return s.style == .plain && ["", "~", "null", "Null", "NULL"].contains(s.string)
+    }
+}
+
+/// Walks the YAML tree, turning each node into a typed value or a located ``ConfigError``.
+struct ConfigReader {
+    let file: String
+
+    func fail(_ value: ConfigValue, _ message: String) -> ConfigError {
+        ConfigError(file: file, line: value.line, keyPath: value.path, message: message)
+    }
+
+    /// The entries of a mapping, refusing keys not in `known`.
+    func mapping(_ value: ConfigValue, known: [String]) throws(ConfigError) -> [String: ConfigValue] {
+        guard case .mapping(let mapping) = value.node else {
+            throw fail(value, "expected a mapping of keys (\(known.joined(separator: ", ")))")
+        }
+        var out: [String: ConfigValue] = [:]
+        for (keyNode, valueNode) in mapping {
+            guard case .scalar(let key) = keyNode else {
+                throw ConfigError(file: file, line: keyNode.mark?.line, keyPath: value.path, message: "a key must be a plain name")
+            }
+            let path = value.child(key.string)
+            guard known.contains(key.string) else {
+                throw ConfigError(file: file, line: keyNode.mark?.line, keyPath: path,
+                    message: "unknown key (known keys here: \(known.joined(separator: ", ")))")
+            }
+            guard out[key.string] == nil else {
+                throw ConfigError(file: file, line: keyNode.mark?.line, keyPath: path, message: "the key is given twice")
+            }
+            out[key.string] = ConfigValue(node: valueNode, path: path)
+        }
+        return out
+    }
+
+    func string(_ value: ConfigValue) throws(ConfigError) -> String {
+        guard case .scalar(let s) = value.node, !value.isNull else { throw fail(value, "expected a text value") }
+        return s.string
+    }
+
+    func bool(_ value: ConfigValue) throws(ConfigError) -> Bool {
+        guard case .scalar(let s) = value.node else { throw fail(value, "expected true or false") }
+        switch s.string {
+        case "true": return true
+        case "false": return false
+        default: throw fail(value, "expected true or false")
+        }
+    }
+
+    func int(_ value: ConfigValue, min: Int64, max: Int64 = Int64.max) throws(ConfigError) -> Int64 {
+        guard case .scalar(let s) = value.node, let n = Int64(s.string), n >= min, n <= max else {
+            let upper = max == Int64.max ? "" : " and at most \(max)"
+            throw fail(value, "expected a whole number of at least \(min)\(upper)")
+        }
+        return n
+    }
+
+    func duration(_ value: ConfigValue) throws(ConfigError) -> ConfigDuration {
+        guard case .scalar(let s) = value.node, let d = ConfigDuration(parsing: s.string) else {
+            throw fail(value, "expected a duration like 30s, 5m, 1h or 7d")
+        }
+        return d
+    }
+
+    func list(_ value: ConfigValue) throws(ConfigError) -> [ConfigValue] {
+        if value.isNull { return [] }
+        guard case .sequence(let seq) = value.node else { throw fail(value, "expected a list") }
+        return seq.enumerated().map { ConfigValue(node: $1, path: "\(value.path)[\($0)]") }
+    }
+
+    func name(_ value: ConfigValue, what: String) throws(ConfigError) -> String {
+        let text = try string(value)
+        guard Identity.isValidName(text) else {
+            throw fail(value, "a \(what) must be 1-64 characters of A-Z a-z 0-9 . _ @ -")
+        }
+        return text
+    }
+
+    func names(_ value: ConfigValue?, what: String) throws(ConfigError) -> [String] {
+        guard let value else { return [] }
+        var out: [String] = []
+        for item in try list(value) { out.append(try name(item, what: what)) }
+        return out
+    }
+
+    func headerName(_ value: ConfigValue) throws(ConfigError) -> String {
+        let text = try string(value)
+        guard !text.isEmpty, text.utf8.count <= 128, text.utf8.allSatisfy(RequestFramingValidator.isTokenByte) else {
+            throw fail(value, "expected an HTTP header name")
+        }
+        return text
+    }
+
+    func cidr(_ value: ConfigValue) throws(ConfigError) -> CIDR {
+        let text = try string(value)
+        do {
+            return try CIDR(parsing: text)
+        } catch {
+            switch error {
+            case .badAddress: throw fail(value, "'\(text)' is not an IPv4 or IPv6 address or CIDR block")
+            case .badPrefix: throw fail(value, "'\(text)' has a prefix length out of range")
+            case .hostBitsSet: throw fail(value, "'\(text)' has host bits set; did you mean the network address?")
+            }
+        }
+    }
+
+    static let topLevelKeys = [
+        "listen", "upstream", "identity_headers", "strip_headers", "forward_credentials", "query_api_key",
+        "public_paths", "api_keys", "trusted_networks", "trusted_proxies", "timeouts", "limits", "access_log",
+    ]
+
+    func read(_ root: ConfigValue) throws(ConfigError) -> GatehouseConfig {
+        let top = try mapping(root, known: Self.topLevelKeys)
+        var config = GatehouseConfig()
+        if let v = top["listen"] {
+            guard let listen = ListenAddress(parsing: try string(v)) else {
+                throw fail(v, "expected host:port or [v6]:port, like 0.0.0.0:8080")
+            }
+            config.listen = listen
+        }
+        if let v = top["upstream"] {
+            guard let upstream = UpstreamAddress(parsing: try string(v)) else {
+                throw fail(v, "expected http://host:port or unix:/path/to.sock")
+            }
+            config.upstream = upstream
+        }
+        if let v = top["identity_headers"] {
+            let m = try mapping(v, known: ["user", "roles", "method"])
+            if let u = m["user"] { config.identityHeaders.user = try headerName(u) }
+            if let r = m["roles"] { config.identityHeaders.roles = try headerName(r) }
+            if let x = m["method"] { config.identityHeaders.method = try headerName(x) }
+            let canonical = Set(config.identityHeaders.all.map(UpstreamHeaderPolicy.canonicalName))
+            guard canonical.count == 3 else { throw fail(v, "the three identity headers must have different names") }
+        }
+        if let v = top["strip_headers"] {
+            for item in try list(v) { config.stripHeaders.append(try headerName(item)) }
+        }
+        if let v = top["forward_credentials"] { config.forwardCredentials = try bool(v) }
+        if let v = top["query_api_key"] { config.queryAPIKey = try bool(v) }
+        if let v = top["access_log"] { config.accessLog = try bool(v) }
+        if let v = top["public_paths"] {
+            for item in try list(v) {
+                let p = try string(item)
+                guard p.hasPrefix("/"), PublicPaths.isCanonical(p) else {
+                    throw fail(item, "expected a path starting with / without dot segments, // or escapes")
+                }
+                config.publicPaths.append(p)
+            }
+        }
+        if let v = top["api_keys"] { config.apiKeys = try apiKeys(v) }
+        if let v = top["trusted_networks"] {
+            for item in try list(v) {
+                let m = try mapping(item, known: ["cidr", "user", "roles"])
+                guard let c = m["cidr"], let u = m["user"] else { throw fail(item, "needs cidr and user") }
+                config.trustedNetworks.append(
+                    TrustedNetwork(cidr: try cidr(c), user: try name(u, what: "user name"), roles: try names(m["roles"], what: "role")))
+            }
+        }
+        if let v = top["trusted_proxies"] {
+            for item in try list(v) { config.trustedProxies.append(try cidr(item)) }
+        }
+        if let v = top["timeouts"] {
+            let m = try mapping(v, known: ["upstream_connect", "upstream_response", "client_header", "idle", "drain"])
+            if let x = m["upstream_connect"] { config.timeouts.upstreamConnect = try positive(duration(x), x) }
+            if let x = m["upstream_response"] { config.timeouts.upstreamResponse = try positive(duration(x), x) }
+            if let x = m["client_header"] { config.timeouts.clientHeader = try positive(duration(x), x) }
+            if let x = m["idle"] { config.timeouts.idle = try positive(duration(x), x) }
+            if let x = m["drain"] { config.timeouts.drain = try duration(x) }
+        }
+        if let v = top["limits"] {
+            let m = try mapping(v, known: ["max_head_bytes", "max_headers", "max_uri_bytes", "max_body_bytes"])
+            if let x = m["max_head_bytes"] { config.limits.maxHeadBytes = Int(try int(x, min: 1024, max: 1 << 24)) }
+            if let x = m["max_headers"] { config.limits.maxHeaders = Int(try int(x, min: 8, max: 10000)) }
+            if let x = m["max_uri_bytes"] { config.limits.maxURIBytes = Int(try int(x, min: 256, max: 1 << 24)) }
+            if let x = m["max_body_bytes"] { config.limits.maxBodyBytes = try int(x, min: 0) }
+        }
+        return config
+    }
+
+    private func positive(_ d: ConfigDuration, _ value: ConfigValue) throws(ConfigError) -> ConfigDuration {
+        guard d.seconds > 0 else { throw fail(value, "must be longer than 0") }
+        return d
+    }
+
+    private func apiKeys(_ value: ConfigValue) throws(ConfigError) -> [APIKeyRecord] {
+        var out: [APIKeyRecord] = []
+        var keyNames: Set<String> = []
+        var digests: Set<SecretDigest> = []
+        let dateParser = ISO8601DateFormatter()
+        dateParser.formatOptions = [.withInternetDateTime]
+        for item in try list(value) {
+            let m = try mapping(item, known: ["name", "user", "roles", "hash", "read_only", "expires", "disabled"])
+            guard let n = m["name"], let u = m["user"], let h = m["hash"] else {
+                throw fail(item, "an API key needs name, user and hash")
+            }
+            let keyName = try name(n, what: "key name")
+            guard keyNames.insert(keyName).inserted else { throw fail(n, "another key already has the name '\(keyName)'") }
+            guard let digest = SecretDigest(parsing: try string(h)) else {
+                throw fail(h, "expected sha256: and 64 hex digits (gatehouse key generate prints one; never put the key itself here)")
+            }
+            guard digests.insert(digest).inserted else { throw fail(h, "another key already has this hash") }
+            var expires: Date?
+            if let e = m["expires"], !e.isNull {
+                guard let date = dateParser.date(from: try string(e)) else {
+                    throw fail(e, "expected a date like 2027-01-31T00:00:00Z")
+                }
+                expires = date
+            }
+            out.append(
+                APIKeyRecord(
+                    name: keyName, user: try name(u, what: "user name"), roles: try names(m["roles"], what: "role"),
+                    digest: digest, readOnly: try m["read_only"].map { v throws(ConfigError) in try bool(v) } ?? false,
+                    expires: expires, disabled: try m["disabled"].map { v throws(ConfigError) in try bool(v) } ?? false))
+        }
+        return out
+    }
+}

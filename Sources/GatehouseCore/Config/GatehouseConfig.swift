@@ -1,0 +1,77 @@
+/// The whole of Gatehouse's configuration, as typed values.
+///
+/// Guarantees: a value of this type was either built in code or passed every check of
+/// ``ConfigLoader``: every key known, every value of the right type and range, no two API keys
+/// with the same hash or name, every user and role a valid header-safe name.
+public struct GatehouseConfig: Sendable {
+    public var listen: ListenAddress
+    public var upstream: UpstreamAddress
+    public var identityHeaders: IdentityHeaderNames
+    public var stripHeaders: [String]
+    public var forwardCredentials: Bool
+    public var queryAPIKey: Bool
+    public var publicPaths: [String]
+    public var apiKeys: [APIKeyRecord]
+    public var trustedNetworks: [TrustedNetwork]
+    public var trustedProxies: [CIDR]
+    public var timeouts: Timeouts
+    public var limits: Limits
+    /// One line per request on stdout (`access_log`, default true).
+    public var accessLog: Bool = true
+
+    public init(
+        listen: ListenAddress = ListenAddress(host: "0.0.0.0", port: 8080),
+        upstream: UpstreamAddress = .tcp(host: "127.0.0.1", port: 5000),
+        identityHeaders: IdentityHeaderNames = IdentityHeaderNames(),
+        stripHeaders: [String] = [],
+        forwardCredentials: Bool = false,
+        queryAPIKey: Bool = false,
+        publicPaths: [String] = [],
+        apiKeys: [APIKeyRecord] = [],
+        trustedNetworks: [TrustedNetwork] = [],
+        trustedProxies: [CIDR] = [],
+        timeouts: Timeouts = Timeouts(),
+        limits: Limits = Limits()
+    ) {
+        self.listen = listen
+        self.upstream = upstream
+        self.identityHeaders = identityHeaders
+        self.stripHeaders = stripHeaders
+        self.forwardCredentials = forwardCredentials
+        self.queryAPIKey = queryAPIKey
+        self.publicPaths = publicPaths
+        self.apiKeys = apiKeys
+        self.trustedNetworks = trustedNetworks
+        self.trustedProxies = trustedProxies
+        self.timeouts = timeouts
+        self.limits = limits
+    }
+
+    /// `timeouts:`; each a ``ConfigDuration``.
+    public struct Timeouts: Sendable, Hashable {
+        /// Connecting to the upstream.
+        public var upstreamConnect: ConfigDuration = .seconds(5)
+        /// From the request head sent upstream to the response head received (504 after).
+        public var upstreamResponse: ConfigDuration = .seconds(60)
+        /// From a request's first byte to its complete head (slow clients are cut off).
+        public var clientHeader: ConfigDuration = .seconds(10)
+        /// An idle keep-alive connection is closed after this.
+        public var idle: ConfigDuration = .seconds(75)
+        /// On SIGTERM, how long in-flight requests may take to finish.
+        public var drain: ConfigDuration = .seconds(20)
+        public init() {}
+    }
+
+    /// `limits:`; each answered with its own status code.
+    public struct Limits: Sendable, Hashable {
+        /// Request line plus headers (431 beyond).
+        public var maxHeadBytes: Int = 32768
+        /// Header fields in one request (431 beyond).
+        public var maxHeaders: Int = 100
+        /// The request target (414 beyond).
+        public var maxURIBytes: Int = 8192
+        /// The request body; 0 is unlimited (413 beyond).
+        public var maxBodyBytes: Int64 = 0
+        public init() {}
+    }
+}

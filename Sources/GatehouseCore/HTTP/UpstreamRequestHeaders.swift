@@ -1,0 +1,121 @@
+/// The names of the headers through which Gatehouse tells the device who is calling.
+public struct IdentityHeaderNames: Sendable, Hashable {
+    public var user: String
+    public var roles: String
+    public var method: String
+
+    public init(user: String = "X-Remote-User", roles: String = "X-Remote-Roles", method: String = "X-Remote-Auth") {
+        self.user = user
+        self.roles = roles
+        self.method = method
+    }
+
+    public var all: [String] { [user, roles, method] }
+}
+
+/// Builds the header list sent to the device from the one received.
+///
+/// Guarantees:
+/// - Identity reaches the device only through headers set here: every client copy of an identity
+///   header or a `strip_headers` entry is removed first, compared case-insensitively with `_`
+///   and `-` as the same character (WSGI servers merge `X_Remote_User` into `X-Remote-User`).
+/// - Hop-by-hop headers are dropped: `Connection` and every header it names, `Keep-Alive`,
+///   `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding` and `Content-Length` (framing is set
+///   by the forwarder), and `Upgrade` unless this is a WebSocket upgrade.
+/// - The consumed credential is removed unless `forwardCredentials`.
+/// - `X-Forwarded-For` is appended to only when the peer is a trusted proxy; otherwise it is
+///   replaced by the peer, and `X-Forwarded-Proto`/`-Host`, `Forwarded` and `X-Real-IP` from an
+///   untrusted peer are dropped, so a client cannot claim to be someone it is not.
+public struct UpstreamHeaderPolicy: Sendable {
+    public let identityHeaders: IdentityHeaderNames
+    public let forwardCredentials: Bool
+    private let strippedNames: Set<String>
+
+    public init(identityHeaders: IdentityHeaderNames, stripHeaders: [String], forwardCredentials: Bool) {
+        self.identityHeaders = identityHeaders
+        self.forwardCredentials = forwardCredentials
+        self.strippedNames = Set((identityHeaders.all + stripHeaders).map(Self.canonicalName))
+    }
+
+    /// Lowercase with `_` folded into `-`: the form two header names are compared in for stripping.
+    public static func canonicalName(_ name: String) -> String {
+        String(decoding: name.utf8.map { b -> UInt8 in
+            if b == UInt8(ascii: "_") { return UInt8(ascii: "-") }
+            return (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b
+        }, as: UTF8.self)
+    }
+
+    private static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "content-length", "upgrade",
+    ]
+    private static let untrustedForwarding: Set<String> = [
+        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip",
+    ]
+
+    /// - Parameters:
+    ///   - scheme: how the client reached Gatehouse (`http`).
+    ///   - peer: the socket peer's address (nil for a unix-socket client).
+    public func headers(
+        from incoming: [(name: String, value: String)], plan: ForwardPlan, isWebSocketUpgrade: Bool,
+        scheme: String, peer: IPAddress?
+    ) -> [(name: String, value: String)] {
+        var named: Set<String> = []
+        for (name, value) in incoming where name.equalsCaseInsensitive("connection") {
+            for token in value.split(separator: ",") {
+                named.insert(Self.canonicalName(token.trimmingASCIIWhitespace()))
+            }
+        }
+        var out: [(name: String, value: String)] = []
+        out.reserveCapacity(incoming.count + 6)
+        var forwardedFor: [String] = []
+        var host: String?
+        var proto: String?
+        var forwardedHost: String?
+        for header in incoming {
+            let canonical = Self.canonicalName(header.name)
+            if canonical == "host" { host = header.value }
+            if strippedNames.contains(canonical) { continue }
+            if canonical == "upgrade" && isWebSocketUpgrade {
+                out.append(header)
+                continue
+            }
+            if Self.hopByHop.contains(canonical) || named.contains(canonical) { continue }
+            if Self.untrustedForwarding.contains(canonical) {
+                guard plan.peerIsTrustedProxy else { continue }
+                switch canonical {
+                case "x-forwarded-for": forwardedFor.append(header.value); continue
+                case "x-forwarded-proto": proto = proto ?? header.value; continue
+                case "x-forwarded-host": forwardedHost = forwardedHost ?? header.value; continue
+                default: break
+                }
+            }
+            if !forwardCredentials && isConsumedCredential(header.name, plan.consumed) { continue }
+            out.append(header)
+        }
+        if isWebSocketUpgrade { out.append((name: "Connection", value: "Upgrade")) }
+        if let peer { forwardedFor.append(peer.description) }
+        if !forwardedFor.isEmpty { out.append((name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", "))) }
+        out.append((name: "X-Forwarded-Proto", value: proto ?? scheme))
+        if let h = forwardedHost ?? host { out.append((name: "X-Forwarded-Host", value: h)) }
+        if let identity = plan.identity {
+            out.append((name: identityHeaders.user, value: identity.user))
+            out.append((name: identityHeaders.roles, value: identity.roles.joined(separator: ",")))
+            out.append((name: identityHeaders.method, value: identity.method.rawValue))
+        }
+        return out
+    }
+
+    private func isConsumedCredential(_ name: String, _ consumed: Set<CredentialSource>) -> Bool {
+        if name.equalsCaseInsensitive("x-api-key") { return consumed.contains(.apiKeyHeader) }
+        if name.equalsCaseInsensitive("authorization") {
+            return consumed.contains(.authorizationBearer) || consumed.contains(.authorizationToken)
+        }
+        return false
+    }
+
+    /// The request target sent upstream: the `apikey` parameter removed when it was consumed.
+    public func target(_ target: RequestTarget, plan: ForwardPlan) -> RequestTarget {
+        guard !forwardCredentials, plan.consumed.contains(.apiKeyQueryParameter) else { return target }
+        return RequestTarget(path: target.path, query: target.query.removing(named: "apikey"))
+    }
+}

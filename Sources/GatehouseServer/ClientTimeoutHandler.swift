@@ -1,0 +1,92 @@
+import NIOCore
+
+/// Events the proxy handler sends toward this handler to say where the connection is.
+enum ClientConnectionPhase: Sendable {
+    /// A request head was received: no client timeout applies until the exchange ends.
+    case requestHeadReceived
+    /// The response was written completely: the connection is idle again.
+    case exchangeFinished
+    /// The connection became a tunnel: its own lifetime rules apply.
+    case tunnelling
+}
+
+/// Cuts off clients that hold a connection without using it.
+///
+/// Guarantees: an idle keep-alive connection (no byte of a next request) is closed after
+/// `idle`; once the first byte of a request has arrived, its head must be complete within
+/// `clientHeader`, otherwise the connection is closed (slowloris). Sits first in the pipeline,
+/// so it sees raw bytes before the HTTP parser.
+final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = NIOAny
+
+    private enum Phase { case idle, readingHead, inExchange, tunnel }
+
+    private let idle: TimeAmount
+    private let clientHeader: TimeAmount
+    private var phase = Phase.idle
+    private var timer: Scheduled<Void>?
+
+    init(idle: TimeAmount, clientHeader: TimeAmount) {
+        self.idle = idle
+        self.clientHeader = clientHeader
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context: context, after: idle) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context: context, after: idle)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if phase == .idle {
+            phase = .readingHead
+            arm(context: context, after: clientHeader)
+        }
+        context.fireChannelRead(data)
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let event = event as? ClientConnectionPhase else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        switch event {
+        case .requestHeadReceived:
+            phase = .inExchange
+            timer?.cancel()
+            timer = nil
+        case .exchangeFinished:
+            phase = .idle
+            arm(context: context, after: idle)
+        case .tunnelling:
+            phase = .tunnel
+            timer?.cancel()
+            timer = nil
+        }
+        promise?.succeed(())
+    }
+
+    private func arm(context: ChannelHandlerContext, after delay: TimeAmount) {
+        timer?.cancel()
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: delay) {
+            channel.close(promise: nil)
+        }
+    }
+}

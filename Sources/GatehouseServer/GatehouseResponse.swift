@@ -1,0 +1,72 @@
+import GatehouseCore
+import NIOCore
+import NIOHTTP1
+
+/// A response Gatehouse writes itself (errors, health): status, a few headers, a small body.
+///
+/// Guarantees: error bodies are JSON `{"detail": "..."}` with the detail escaped, so nothing the
+/// client sent can break out of the string; every response carries its exact `Content-Length`
+/// and `Cache-Control: no-store`.
+struct GatehouseResponse {
+    var status: HTTPResponseStatus
+    var headers: HTTPHeaders
+    var body: ByteBuffer
+
+    static func json(_ status: HTTPResponseStatus, detail: String, allocator: ByteBufferAllocator) -> GatehouseResponse {
+        var body = allocator.buffer(capacity: detail.utf8.count + 16)
+        body.writeStaticString("{\"detail\": \"")
+        body.writeString(jsonEscaped(detail))
+        body.writeStaticString("\"}\n")
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        return GatehouseResponse(status: status, headers: headers, body: body)
+    }
+
+    static func text(_ status: HTTPResponseStatus, _ text: String, allocator: ByteBufferAllocator) -> GatehouseResponse {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        return GatehouseResponse(status: status, headers: headers, body: allocator.buffer(string: text))
+    }
+
+    static func refusal(_ failure: AuthenticationFailure, allocator: ByteBufferAllocator) -> GatehouseResponse {
+        var response = json(HTTPResponseStatus(statusCode: failure.status), detail: failure.detail, allocator: allocator)
+        if failure.status == 401 {
+            response.headers.add(name: "WWW-Authenticate", value: "Bearer realm=\"gatehouse\"")
+        }
+        return response
+    }
+
+    /// The head to write, framed for `version`, with `Connection: close` when `close`.
+    func head(version: HTTPVersion, close: Bool) -> HTTPResponseHead {
+        var headers = self.headers
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Cache-Control", value: "no-store")
+        if close {
+            headers.add(name: "Connection", value: "close")
+        } else if version.minor == 0 {
+            headers.add(name: "Connection", value: "keep-alive")
+        }
+        return HTTPResponseHead(version: version, status: status, headers: headers)
+    }
+}
+
+private func jsonEscaped(_ text: String) -> String {
+    var out = ""
+    out.reserveCapacity(text.utf8.count)
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out
+}

@@ -1,0 +1,153 @@
+import GatehouseCore
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+
+/// A running Gatehouse listener.
+///
+/// Guarantees: ``start(config:group:logger:)`` returns only once the socket is bound (so the
+/// port is known, even for port 0); ``shutdown(drain:)`` stops accepting at once, lets requests
+/// in flight finish for up to `drain`, then closes whatever is left. It owns no global state:
+/// several servers can run in one process (the tests do).
+public final class GatehouseServer: Sendable {
+    public let localAddress: SocketAddress
+    private let serverChannel: Channel
+    private let quiesce: ServerQuiescingHelper
+    private let pools: [UpstreamPool.Handle]
+    private let logger: Logger
+
+    private init(serverChannel: Channel, quiesce: ServerQuiescingHelper, pools: [UpstreamPool.Handle], logger: Logger) throws {
+        guard let address = serverChannel.localAddress else { throw ServerError.notBound }
+        self.localAddress = address
+        self.serverChannel = serverChannel
+        self.quiesce = quiesce
+        self.pools = pools
+        self.logger = logger
+    }
+
+    /// Errors raised while starting.
+    public enum ServerError: Error, CustomStringConvertible {
+        case notBound
+        case bindFailed(String, underlying: String)
+        public var description: String {
+            switch self {
+            case .notBound: return "the listener has no local address"
+            case .bindFailed(let address, let underlying): return "cannot listen on \(address): \(underlying)"
+            }
+        }
+    }
+
+    public var port: Int { localAddress.port ?? 0 }
+
+    public static func start(config: GatehouseConfig, group: MultiThreadedEventLoopGroup, logger: Logger) async throws -> GatehouseServer {
+        let settings = ProxySettings(config: config, logger: logger)
+        var pools: [UpstreamPool.Handle] = []
+        for loop in group.makeIterator() {
+            pools.append(try await UpstreamPool.Handle.make(eventLoop: loop, address: config.upstream, connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds)))
+        }
+        let poolList = pools
+        let quiesce = ServerQuiescingHelper(group: group)
+        let decoderLimits: NIOHTTPDecoderLimitConfiguration = {
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = config.limits.maxHeadBytes
+            limits.maxHeaderListSize = config.limits.maxHeadBytes
+            limits.maxHeaderFieldCount = config.limits.maxHeaders
+            return limits
+        }()
+        let idle = TimeAmount.seconds(config.timeouts.idle.seconds)
+        let clientHeader = TimeAmount.seconds(config.timeouts.clientHeader.seconds)
+
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let pool = poolList.first(where: { $0.eventLoop === channel.eventLoop })?.pool else {
+                        throw ServerError.notBound
+                    }
+                    let peer = channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
+                    let encoder = HTTPResponseEncoder(configuration: {
+                        var c = HTTPResponseEncoder.Configuration()
+                        c.automaticallySetFramingHeaders = false
+                        return c
+                    }())
+                    let decoder = ByteToMessageHandler(
+                        HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
+                    let pipelining = HTTPServerPipelineHandler()
+                    let validator = NIOHTTPResponseHeadersValidator()
+                    let errors = ProtocolErrorResponder()
+                    let timeouts = ClientTimeoutHandler(idle: idle, clientHeader: clientHeader)
+                    let proxy = ProxyHandler(
+                        settings: settings, pool: pool, peer: peer,
+                        httpHandlers: [timeouts, pipelining, validator, errors, encoder, decoder])
+                    try channel.pipeline.syncOperations.addHandlers([timeouts, encoder, decoder, pipelining, validator, errors, proxy])
+                }
+            }
+        let channel: Channel
+        do {
+            switch (config.listen.host, config.listen.port) {
+            case (let host, let port):
+                channel = try await bootstrap.bind(host: host, port: port).get()
+            }
+        } catch {
+            throw ServerError.bindFailed(config.listen.description, underlying: "\(error)")
+        }
+        let server = try GatehouseServer(serverChannel: channel, quiesce: quiesce, pools: pools, logger: logger)
+        logger.info("listening on \(server.localAddress), forwarding to \(config.upstream)")
+        return server
+    }
+
+    /// Stops accepting, waits up to `drain` for connections to finish, then closes the rest.
+    public func shutdown(drain: TimeAmount) async {
+        let loop = serverChannel.eventLoop
+        let done = loop.makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: done)
+        let timer = loop.scheduleTask(in: drain) { done.succeed(()) }
+        try? await done.futureResult.get()
+        timer.cancel()
+        for handle in pools { try? await handle.eventLoop.submit { handle.pool.closeIdle() }.get() }
+        logger.info("stopped")
+    }
+}
+
+extension IPAddress {
+    /// The IP of an inet/inet6 socket address; nil for a unix socket.
+    init?(socketAddress: SocketAddress) {
+        guard let ip = socketAddress.ipAddress else { return nil }
+        self.init(ip)
+    }
+}
+
+extension UpstreamPool {
+    /// A pool bound to its event loop, safe to hand to other threads because the pool itself is
+    /// only ever touched on that loop.
+    struct Handle: Sendable {
+        let eventLoop: EventLoop
+        private let bound: NIOLoopBound<UpstreamPool>
+
+        /// Creates the pool on its own loop (a loop-bound value must be made there).
+        static func make(eventLoop: EventLoop, address: UpstreamAddress, connectTimeout: TimeAmount) async throws -> Handle {
+            let bound = try await eventLoop.submit {
+                NIOLoopBound(UpstreamPool(eventLoop: eventLoop, address: address, connectTimeout: connectTimeout), eventLoop: eventLoop)
+            }.get()
+            return Handle(eventLoop: eventLoop, bound: bound)
+        }
+
+        private init(eventLoop: EventLoop, bound: NIOLoopBound<UpstreamPool>) {
+            self.eventLoop = eventLoop
+            self.bound = bound
+        }
+
+        /// Only on `eventLoop`.
+        var pool: UpstreamPool { bound.value }
+    }
+}

@@ -1,0 +1,544 @@
+import Foundation
+import GatehouseCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The last handler of a client connection: checks each request with the ``RequestGate`` and
+/// either answers it itself or forwards it to the upstream and streams the answer back.
+///
+/// Guarantees:
+/// - Nothing reaches the upstream before the gate said `forward`: the upstream connection is
+///   not even acquired for a refused request.
+/// - Bodies stream in both directions; reading from one side stops while the other side cannot
+///   take more bytes, so memory stays flat for any body size.
+/// - A response whose end did not arrive is never made to look complete: the client connection
+///   is closed instead.
+/// - One request at a time per connection (NIO's `HTTPServerPipelineHandler` in front of this
+///   handler holds pipelined requests back until the previous response is written).
+final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        /// Waiting for a request head.
+        case idle
+        /// Answered by Gatehouse itself; request body parts are dropped until `.end`.
+        case answered(Exchange)
+        /// Forwarded to the upstream.
+        case proxying(Exchange)
+        /// A byte tunnel now owns the connection.
+        case tunnel
+    }
+
+    private let settings: ProxySettings
+    private let pool: UpstreamPool
+    private let peer: IPAddress?
+    /// The connection's HTTP handlers, removed when it becomes a tunnel.
+    private let httpHandlers: [RemovableChannelHandler]
+    private var context: ChannelHandlerContext?
+    private var state = State.idle
+    private var pendingRead = false
+    private var closeWhenDone = false
+
+    init(settings: ProxySettings, pool: UpstreamPool, peer: IPAddress?, httpHandlers: [RemovableChannelHandler]) {
+        self.settings = settings
+        self.pool = pool
+        self.peer = peer
+        self.httpHandlers = httpHandlers
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): receiveHead(head, context: context)
+        case .body(let body): receiveBody(body, context: context)
+        case .end: receiveEnd(context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .proxying(let exchange) = state { exchange.upstream?.handler.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        switch state {
+        case .proxying(let exchange), .answered(let exchange):
+            // The client left mid-exchange: the upstream exchange cannot finish cleanly.
+            if !exchange.responseComplete {
+                exchange.abandon()
+                log(exchange, note: "client_closed")
+            }
+        case .idle, .tunnel:
+            break
+        }
+        state = .idle
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if case .proxying(let exchange) = state { exchange.abandon() }
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .proxying(let exchange) = state {
+            exchange.upstream?.handler.resumeReading()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Outbound read control (backpressure toward the client)
+
+    func read(context: ChannelHandlerContext) {
+        if case .proxying(let exchange) = state, !exchange.requestComplete {
+            guard let upstream = exchange.upstream, upstream.handler.isWritable else {
+                pendingRead = true
+                return
+            }
+        }
+        context.read()
+    }
+
+    fileprivate func resumeClientReads() {
+        if pendingRead, let context {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    // MARK: Request
+
+    private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        context.triggerUserOutboundEvent(ClientConnectionPhase.requestHeadReceived, promise: nil)
+        let headers = head.headers.map { (name: $0.name, value: $0.value) }
+        let target = RequestTarget(head.uri)
+        let exchange = Exchange(handler: self, head: head, target: target, eventLoop: context.eventLoop)
+        exchange.hasBody = headers.contains {
+            ($0.name.equalsCaseInsensitive("content-length") && $0.value != "0")
+                || $0.name.equalsCaseInsensitive("transfer-encoding")
+        }
+        // A request that asked to switch protocols stops NIO's parser after its head, so nothing
+        // more can be read as HTTP on this connection unless it really becomes a tunnel.
+        let asksUpgrade = head.headers.contains(name: "upgrade")
+        if asksUpgrade { closeWhenDone = true }
+        if !head.isKeepAlive { closeWhenDone = true }
+
+        if head.uri.utf8.count > settings.limits.maxURIBytes {
+            return answer(exchange, .json(.uriTooLong, detail: "The request target is longer than allowed.", allocator: context.channel.allocator), context: context)
+        }
+        if let violation = RequestFramingValidator.validate(
+            uri: head.uri, versionMajor: head.version.major, versionMinor: head.version.minor, headers: headers)
+        {
+            closeWhenDone = true
+            return answer(exchange, .json(.badRequest, detail: violation.detail, allocator: context.channel.allocator), context: context)
+        }
+        if settings.limits.maxBodyBytes > 0, let length = head.headers.first(name: "content-length").flatMap(Int64.init),
+            length > settings.limits.maxBodyBytes
+        {
+            closeWhenDone = true
+            return answer(exchange, .json(.payloadTooLarge, detail: "The request body is larger than allowed.", allocator: context.channel.allocator), context: context)
+        }
+        if target.path == "/_gatehouse" || target.path.hasPrefix("/_gatehouse/") {
+            return answer(exchange, ownEndpoint(target.path, method: head.method, allocator: context.channel.allocator), context: context)
+        }
+
+        let isWebSocket = head.method == .GET && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+            && head.headers["upgrade"].contains { $0.lowercased() == "websocket" }
+        exchange.isWebSocketUpgrade = isWebSocket
+        let facts = RequestFacts(
+            method: head.method.rawValue, target: target, headers: headers, peer: peer, isWebSocketUpgrade: isWebSocket)
+        switch settings.gate.decide(facts, now: Date()) {
+        case .refuse(let failure):
+            exchange.failure = failure
+            answer(exchange, .refusal(failure, allocator: context.channel.allocator), context: context)
+        case .forward(let plan):
+            exchange.identity = plan.identity
+            forward(exchange, plan: plan, headers: headers, context: context)
+        }
+    }
+
+    private func ownEndpoint(_ path: String, method: HTTPMethod, allocator: ByteBufferAllocator) -> GatehouseResponse {
+        switch (path, method) {
+        case ("/_gatehouse/healthz", .GET), ("/_gatehouse/healthz", .HEAD):
+            return .text(.ok, "ok\n", allocator: allocator)
+        case ("/_gatehouse/healthz", _):
+            return .json(.methodNotAllowed, detail: "Use GET.", allocator: allocator)
+        default:
+            return .json(.notFound, detail: "No such Gatehouse endpoint.", allocator: allocator)
+        }
+    }
+
+    private func receiveBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
+        guard case .proxying(let exchange) = state else { return }  // answered: dropped
+        exchange.requestBytes += Int64(body.readableBytes)
+        if settings.limits.maxBodyBytes > 0 && exchange.requestBytes > settings.limits.maxBodyBytes {
+            exchange.abandon()
+            closeWhenDone = true
+            if exchange.responseStarted {
+                context.close(promise: nil)
+            } else {
+                exchange.upstream = nil
+                answer(exchange, .json(.payloadTooLarge, detail: "The request body is larger than allowed.", allocator: context.channel.allocator), context: context)
+            }
+            return
+        }
+        exchange.sendUpstream(.body(.byteBuffer(body)))
+    }
+
+    private func receiveEnd(context: ChannelHandlerContext) {
+        switch state {
+        case .proxying(let exchange):
+            exchange.requestComplete = true
+            exchange.sendUpstream(.end(nil))
+            exchange.upstream?.handler.flush()
+            if exchange.responseComplete { finish(exchange) }
+        case .answered(let exchange):
+            exchange.requestComplete = true
+            if exchange.responseComplete { finish(exchange) }
+        case .idle, .tunnel:
+            break
+        }
+    }
+
+    // MARK: Answering
+
+    private func answer(_ exchange: Exchange, _ response: GatehouseResponse, context: ChannelHandlerContext) {
+        // A body still on its way is not read: the connection closes after the answer.
+        if exchange.hasBody && !exchange.requestComplete { closeWhenDone = true }
+        state = .answered(exchange)
+        exchange.status = Int(response.status.code)
+        exchange.responseBytes = Int64(response.body.readableBytes)
+        let version = exchange.clientVersion
+        context.write(wrapOutboundOut(.head(response.head(version: version, close: closeWhenDone))), promise: nil)
+        if exchange.head.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        }
+        exchange.responseStarted = true
+        exchange.responseComplete = true
+        let channel = context.channel
+        let close = closeWhenDone
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if close { channel.close(promise: nil) }
+        }
+        if close || exchange.requestComplete { finish(exchange) }
+    }
+
+    // MARK: Forwarding
+
+    private func forward(_ exchange: Exchange, plan: ForwardPlan, headers: [(name: String, value: String)], context: ChannelHandlerContext) {
+        state = .proxying(exchange)
+        let upstreamTarget = settings.headerPolicy.target(exchange.target, plan: plan)
+        var upstreamHeaders = HTTPHeaders(
+            settings.headerPolicy.headers(
+                from: headers, plan: plan, isWebSocketUpgrade: exchange.isWebSocketUpgrade, scheme: "http", peer: peer
+            ).map { ($0.name, $0.value) })
+        if let length = exchange.head.headers.first(name: "content-length") {
+            upstreamHeaders.add(name: "Content-Length", value: length)
+        } else if exchange.head.headers.contains(name: "transfer-encoding") {
+            upstreamHeaders.add(name: "Transfer-Encoding", value: "chunked")
+        }
+        let upstreamHead = HTTPRequestHead(
+            version: .http1_1, method: exchange.head.method, uri: upstreamTarget.uri, headers: upstreamHeaders)
+        exchange.pending.append(.head(upstreamHead))
+
+        pool.acquire().hop(to: context.eventLoop).whenComplete { [weak self] result in
+            guard let self, case .proxying(let current) = self.state, current === exchange, !exchange.abandoned else {
+                if case .success(let connection) = result { connection.handler.close() }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                exchange.attach(connection, timeout: self.settings.upstreamResponseTimeout)
+                self.resumeClientReads()
+            case .failure(let error):
+                self.settings.logger.warning("upstream unavailable: \(error)")
+                self.upstreamGaveNoResponse(exchange, status: .badGateway, detail: "The device behind Gatehouse is not reachable.")
+            }
+        }
+    }
+
+    /// The upstream failed or timed out before any response head: answer 502/504 ourselves.
+    fileprivate func upstreamGaveNoResponse(_ exchange: Exchange, status: HTTPResponseStatus, detail: String) {
+        guard let context, case .proxying(let current) = state, current === exchange else { return }
+        exchange.abandon()
+        if !exchange.requestComplete { closeWhenDone = true }
+        if exchange.responseStarted {
+            closeAbruptly(exchange)
+            return
+        }
+        answer(exchange, .json(status, detail: detail, allocator: context.channel.allocator), context: context)
+    }
+
+    fileprivate func writeResponseHead(_ exchange: Exchange, _ upstreamHead: HTTPResponseHead) {
+        guard let context else { return }
+        if upstreamHead.status.code < 200 && upstreamHead.status.code != 101 {
+            // 100 Continue and other interim answers pass straight through.
+            var interim = HTTPResponseHead(version: exchange.clientVersion, status: upstreamHead.status)
+            interim.headers = HTTPHeaders(DownstreamResponseHeaders.clean(upstreamHead.headers.map { ($0.name, $0.value) }, isSwitchingProtocols: false).map { ($0.name, $0.value) })
+            if exchange.clientVersion.minor >= 1 { context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil) }
+            return
+        }
+        exchange.status = Int(upstreamHead.status.code)
+        if upstreamHead.status == .switchingProtocols {
+            guard exchange.isWebSocketUpgrade else {
+                exchange.abandon()
+                return upstreamGaveNoResponse(exchange, status: .badGateway, detail: "The device switched protocols unasked.")
+            }
+            return becomeTunnel(exchange, head: upstreamHead, context: context)
+        }
+        var headers = HTTPHeaders(DownstreamResponseHeaders.clean(upstreamHead.headers.map { ($0.name, $0.value) }, isSwitchingProtocols: false).map { ($0.name, $0.value) })
+        let noBody = exchange.head.method == .HEAD || upstreamHead.status.code == 204 || upstreamHead.status.code == 304
+        if noBody {
+            exchange.responseFraming = .none
+        } else if upstreamHead.headers.contains(name: "content-length") {
+            exchange.responseFraming = .contentLength
+        } else if exchange.clientVersion.minor >= 1 {
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+            exchange.responseFraming = .chunked
+        } else {
+            // An HTTP/1.0 client: the end of the body is marked by closing the connection.
+            exchange.responseFraming = .untilClose
+            closeWhenDone = true
+        }
+        if !upstreamHead.isKeepAlive && exchange.responseFraming == .untilClose { closeWhenDone = true }
+        if closeWhenDone {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if exchange.clientVersion.minor == 0 {
+            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
+        exchange.responseStarted = true
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientVersion, status: upstreamHead.status, headers: headers))), promise: nil)
+    }
+
+    fileprivate func writeResponseBody(_ exchange: Exchange, _ body: ByteBuffer) {
+        guard let context, exchange.responseFraming != .none else { return }
+        exchange.responseBytes += Int64(body.readableBytes)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+    }
+
+    fileprivate func flushResponse() { context?.flush() }
+
+    fileprivate func writeResponseEnd(_ exchange: Exchange) {
+        guard let context else { return }
+        exchange.responseComplete = true
+        if !exchange.requestComplete {
+            // The device answered before the request body was finished; that body will not be
+            // read any further, so neither connection can be reused.
+            exchange.abandon()
+            closeWhenDone = true
+        }
+        let channel = context.channel
+        let close = closeWhenDone
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if close { channel.close(promise: nil) }
+        }
+        exchange.releaseUpstream(to: pool)
+        finish(exchange)
+    }
+
+    /// The upstream failed after the response began: the client must not take a truncated body
+    /// for a complete one, so its connection is closed without the final chunk.
+    fileprivate func closeAbruptly(_ exchange: Exchange) {
+        exchange.abandon()
+        log(exchange, note: "upstream_reset")
+        state = .idle
+        context?.close(promise: nil)
+    }
+
+    private func finish(_ exchange: Exchange) {
+        guard let context else { return }
+        switch state {
+        case .answered(let current) where current === exchange, .proxying(let current) where current === exchange:
+            break
+        default:
+            return
+        }
+        guard exchange.requestComplete || closeWhenDone else { return }
+        log(exchange, note: nil)
+        state = .idle
+        if !closeWhenDone {
+            context.triggerUserOutboundEvent(ClientConnectionPhase.exchangeFinished, promise: nil)
+        }
+    }
+
+    // MARK: Tunnel
+
+    private func becomeTunnel(_ exchange: Exchange, head upstreamHead: HTTPResponseHead, context: ChannelHandlerContext) {
+        guard let upstream = exchange.upstream else { return }
+        exchange.cancelTimeout()
+        var headers = HTTPHeaders(DownstreamResponseHeaders.clean(upstreamHead.headers.map { ($0.name, $0.value) }, isSwitchingProtocols: true).map { ($0.name, $0.value) })
+        headers.replaceOrAdd(name: "Connection", value: "Upgrade")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        exchange.responseStarted = true
+        exchange.responseComplete = true
+        log(exchange, note: "tunnel")
+        state = .tunnel
+        context.triggerUserOutboundEvent(ClientConnectionPhase.tunnelling, promise: nil)
+
+        let (clientSide, upstreamSide) = ByteTunnelHandler.pair()
+        do {
+            try upstream.handler.becomeTunnel(upstreamSide, httpHandlers: upstream.httpHandlers)
+            let pipeline = context.pipeline.syncOperations
+            try pipeline.addHandler(clientSide)
+            for handler in httpHandlers where !(handler is HTTPRequestDecoderHandle) {
+                pipeline.removeHandler(handler, promise: nil)
+            }
+            // The decoder goes last: bytes the client sent after its request head are handed to
+            // the tunnel as it leaves.
+            for handler in httpHandlers where handler is HTTPRequestDecoderHandle {
+                pipeline.removeHandler(handler, promise: nil)
+            }
+            pipeline.removeHandler(context: context, promise: nil)
+        } catch {
+            upstream.handler.close()
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Access log
+
+    private func log(_ exchange: Exchange, note: String?) {
+        guard settings.accessLog, !exchange.logged else { return }
+        exchange.logged = true
+        let elapsed = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1_000_000
+        let path = exchange.target.path.utf8.count > 256 ? String(exchange.target.path.prefix(256)) + "…" : exchange.target.path
+        var line = "\(exchange.head.method.rawValue) \(path) \(exchange.status)"
+        line += " user=\(exchange.identity?.user ?? "-") auth=\(exchange.identity?.method.rawValue ?? "-")"
+        if let failure = exchange.failure { line += " reason=\(failure.code)" }
+        line += " in=\(exchange.requestBytes) out=\(exchange.responseBytes)"
+        line += " ms=\(String(format: "%.2f", elapsed))"
+        if let note { line += " note=\(note)" }
+        settings.logger.info("\(line)")
+    }
+
+    fileprivate var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+}
+
+/// Marks the request decoder among a connection's HTTP handlers (it must be removed last).
+protocol HTTPRequestDecoderHandle {}
+extension ByteToMessageHandler: HTTPRequestDecoderHandle where Decoder == HTTPRequestDecoder {}
+
+/// How the body of a response is delimited toward the client.
+enum ResponseFraming { case none, contentLength, chunked, untilClose }
+
+/// One request/response exchange on a client connection.
+///
+/// Guarantees: its upstream connection is given back to the pool only after a clean exchange,
+/// and closed in every other case (``abandon()``); it never outlives its client connection's
+/// interest in it (the handler compares identities before acting on late callbacks).
+final class Exchange: UpstreamResponseReceiver {
+    unowned let handler: ProxyHandler
+    let head: HTTPRequestHead
+    let target: RequestTarget
+    let eventLoop: EventLoop
+    let started = NIODeadline.now()
+    var clientVersion: HTTPVersion { HTTPVersion(major: 1, minor: head.version.minor == 0 ? 0 : 1) }
+
+    var identity: Identity?
+    var failure: AuthenticationFailure?
+    var isWebSocketUpgrade = false
+    var hasBody = false
+    var pending: [HTTPClientRequestPart] = []
+    var upstream: UpstreamPool.Connection?
+    var requestComplete = false
+    var responseStarted = false
+    var responseComplete = false
+    var responseFraming = ResponseFraming.none
+    var abandoned = false
+    var logged = false
+    var status = 0
+    var requestBytes: Int64 = 0
+    var responseBytes: Int64 = 0
+    private var timeout: Scheduled<Void>?
+
+    init(handler: ProxyHandler, head: HTTPRequestHead, target: RequestTarget, eventLoop: EventLoop) {
+        self.handler = handler
+        self.head = head
+        self.target = target
+        self.eventLoop = eventLoop
+    }
+
+    func attach(_ connection: UpstreamPool.Connection, timeout: TimeAmount) {
+        upstream = connection
+        connection.handler.begin(receiver: self)
+        for part in pending { connection.handler.send(part, flush: false) }
+        pending.removeAll()
+        connection.handler.flush()
+        self.timeout = eventLoop.scheduleTask(in: timeout) { [weak self] in
+            guard let self, !self.responseStarted else { return }
+            self.handler.upstreamGaveNoResponse(self, status: .gatewayTimeout, detail: "The device behind Gatehouse did not answer in time.")
+        }
+    }
+
+    func sendUpstream(_ part: HTTPClientRequestPart) {
+        guard !abandoned else { return }
+        if let upstream {
+            upstream.handler.send(part, flush: false)
+        } else {
+            pending.append(part)
+        }
+    }
+
+    func cancelTimeout() {
+        timeout?.cancel()
+        timeout = nil
+    }
+
+    /// Ends the upstream side for good: the connection is closed, never pooled.
+    func abandon() {
+        cancelTimeout()
+        abandoned = true
+        pending.removeAll()
+        if let upstream {
+            upstream.handler.receiver = nil
+            upstream.handler.close()
+        }
+        upstream = nil
+    }
+
+    func releaseUpstream(to pool: UpstreamPool) {
+        cancelTimeout()
+        if let upstream { pool.release(upstream) }
+        upstream = nil
+    }
+
+    // MARK: UpstreamResponseReceiver
+
+    func upstreamResponseHead(_ head: HTTPResponseHead) {
+        if head.status.code >= 200 || head.status.code == 101 { cancelTimeout() }
+        handler.writeResponseHead(self, head)
+    }
+
+    func upstreamResponseBody(_ body: ByteBuffer) { handler.writeResponseBody(self, body) }
+
+    func upstreamResponseEnd() { handler.writeResponseEnd(self) }
+
+    func upstreamReadComplete() { handler.flushResponse() }
+
+    func upstreamBecameWritable() { handler.resumeClientReads() }
+
+    func upstreamFailed(_ failure: UpstreamFailure) {
+        upstream = nil
+        if responseStarted {
+            if responseFraming == .untilClose {
+                // The end of the connection is the end of the body for an HTTP/1.0 client.
+                handler.writeResponseEnd(self)
+            } else {
+                handler.closeAbruptly(self)
+            }
+        } else {
+            handler.upstreamGaveNoResponse(self, status: .badGateway, detail: "The device behind Gatehouse closed the connection.")
+        }
+    }
+
+    var clientIsWritable: Bool { handler.clientIsWritable }
+}

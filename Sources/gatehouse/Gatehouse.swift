@@ -1,0 +1,166 @@
+import ArgumentParser
+import Foundation
+import GatehouseCore
+import GatehouseServer
+import Logging
+import NIOCore
+import NIOPosix
+
+@main
+struct Gatehouse: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gatehouse",
+        abstract: "An authentication sidecar: lets through to a device only the requests it can attribute to someone.",
+        subcommands: [Serve.self, Demo.self, CheckConfig.self, Key.self]
+    )
+}
+
+/// Logs to stdout, one line per event.
+func makeLogger() -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardOutput(label: label)
+        handler.logLevel = .info
+        return handler
+    }
+    return Logger(label: "gatehouse")
+}
+
+func loadConfig(_ path: String) throws -> GatehouseConfig {
+    do {
+        return try ConfigLoader.load(path: path)
+    } catch {
+        throw ValidationError(error.description)
+    }
+}
+
+/// Runs a server until SIGTERM or SIGINT, then drains and returns.
+func runUntilSignalled(config: GatehouseConfig, logger: Logger, group: MultiThreadedEventLoopGroup) async throws {
+    let server = try await GatehouseServer.start(config: config, group: group, logger: logger)
+    let (signals, continuation) = AsyncStream<Int32>.makeStream()
+    var sources: [DispatchSourceSignal] = []
+    for sig in [SIGTERM, SIGINT] {
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler { continuation.yield(sig) }
+        source.resume()
+        sources.append(source)
+    }
+    for await sig in signals {
+        logger.info("received signal \(sig), draining for up to \(config.timeouts.drain)")
+        break
+    }
+    for source in sources { source.cancel() }
+    await server.shutdown(drain: .seconds(config.timeouts.drain.seconds))
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run Gatehouse in front of the configured upstream.")
+
+    @Option(name: .long, help: "The YAML configuration file.")
+    var config: String = "config.yml"
+
+    @Option(name: .long, help: "Event loop threads (default: one per core).")
+    var threads: Int = System.coreCount
+
+    func run() async throws {
+        let cfg = try loadConfig(config)
+        let logger = makeLogger()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        try await runUntilSignalled(config: cfg, logger: logger, group: group)
+        try await group.shutdownGracefully()
+    }
+}
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run Gatehouse in front of a built-in echo upstream, with a fresh demo API key.")
+
+    @Option(name: .long, help: "Port for Gatehouse on 127.0.0.1.")
+    var port: Int = 8080
+
+    func run() async throws {
+        let logger = makeLogger()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let echo = try await EchoUpstream.start(group: group)
+        let key = APIKeyGenerator.generate()
+        var config = GatehouseConfig()
+        config.listen = ListenAddress(host: "127.0.0.1", port: port)
+        config.upstream = .tcp(host: "127.0.0.1", port: echo.port)
+        config.apiKeys = [APIKeyRecord(name: "demo", user: "demo", roles: ["admin"], digest: SecretDigest.of(key))]
+        config.timeouts.drain = .seconds(1)
+        print("""
+            Gatehouse demo: an echo upstream on 127.0.0.1:\(echo.port) that shows what the device receives.
+            This demo key works until you stop the demo (Ctrl-C):
+
+              curl -i http://127.0.0.1:\(port)/api/printer                       # 401, never reaches the device
+              curl -i -H 'X-Api-Key: \(key)' http://127.0.0.1:\(port)/api/printer  # 200, identity injected
+
+            """)
+        try await runUntilSignalled(config: config, logger: logger, group: group)
+        await echo.stop()
+        try await group.shutdownGracefully()
+    }
+}
+
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config", abstract: "Validate a configuration file without starting.")
+
+    @Option(name: .long, help: "The YAML configuration file.")
+    var config: String = "config.yml"
+
+    func run() throws {
+        let cfg = try loadConfig(config)
+        print("\(config): OK — listen \(cfg.listen), upstream \(cfg.upstream), \(cfg.apiKeys.count) API key(s), \(cfg.trustedNetworks.count) trusted network(s)")
+    }
+}
+
+struct Key: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage API keys.", subcommands: [Generate.self])
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a new random API key once, and the YAML entry holding only its hash.")
+
+        @Option(name: .long, help: "The user the key speaks for.")
+        var user: String
+
+        @Option(name: .long, help: "A name for the key (default: the user name).")
+        var name: String?
+
+        @Option(name: .long, parsing: .upToNextOption, help: "Roles of the key.")
+        var roles: [String] = []
+
+        @Flag(name: .long, help: "Allow only GET, HEAD and OPTIONS.")
+        var readOnly = false
+
+        @Option(name: .long, help: "Expiry, like 2027-01-31T00:00:00Z.")
+        var expires: String?
+
+        func validate() throws {
+            guard Identity.isValidName(user) else { throw ValidationError("--user: 1-64 characters of A-Z a-z 0-9 . _ @ -") }
+            if let name, !Identity.isValidName(name) { throw ValidationError("--name: 1-64 characters of A-Z a-z 0-9 . _ @ -") }
+            for role in roles where !Identity.isValidName(role) { throw ValidationError("--roles: '\(role)' is not a valid role name") }
+            if let expires {
+                let parser = ISO8601DateFormatter()
+                guard parser.date(from: expires) != nil else { throw ValidationError("--expires: expected a date like 2027-01-31T00:00:00Z") }
+            }
+        }
+
+        func run() throws {
+            let key = APIKeyGenerator.generate()
+            var entry = "  - {name: \(name ?? user), user: \(user), roles: [\(roles.joined(separator: ", "))], hash: \"\(SecretDigest.of(key))\""
+            if readOnly { entry += ", read_only: true" }
+            if let expires { entry += ", expires: \"\(expires)\"" }
+            entry += "}"
+            print("""
+                API key (shown once; store it now, Gatehouse keeps only its hash):
+                \(key)
+
+                Add under api_keys: in your config:
+                \(entry)
+                """)
+        }
+    }
+}
