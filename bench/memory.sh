@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Streams a 1 GiB upload and a 1 GiB download through Gatehouse and reports Gatehouse's peak
+# RSS (VmHWM), which must stay under 64 MiB: bodies are streamed, never buffered whole.
+# The upstream is nginx serving a sparse 1 GiB file and discarding uploads.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+work=/tmp/gh-bench-memory
+SIZE_MIB=${SIZE_MIB:-1024}
+mkdir -p "$work/files"
+truncate -s "${SIZE_MIB}M" "$work/files/big.bin"
+cd "$root"
+swift build -c release --product gatehouse >&2
+KEY=bench-key-0123456789abcdef0123456789abcdef
+sed -e "s#18080#18086#" "$here/gatehouse-bench.yml" > "$work/gatehouse.yml"
+sed -e "s#@WORK@#$work#g" "$here/upstream-files.conf" > "$work/nginx.conf"
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+nginx -c "$work/nginx.conf" & pids+=($!)
+"$root/.build/release/gatehouse" serve --threads 1 --config "$work/gatehouse.yml" > "$work/gatehouse.out" 2>&1 & gh=$!; pids+=($gh)
+for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:18084/ && break; sleep 0.1; done
+rss() { awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$gh/status; }
+echo "| step | bytes through | seconds | Gatehouse peak RSS MiB |"
+echo "|---|---|---|---|"
+echo "| started | 0 | - | $(rss) |"
+start=$(date +%s.%N)
+down=$(curl -s -o /dev/null -w '%{size_download}' -H "X-Api-Key: $KEY" http://127.0.0.1:18084/files/big.bin)
+t=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
+echo "| ${SIZE_MIB} MiB download | $down | $t | $(rss) |"
+start=$(date +%s.%N)
+up=$(curl -s -o /dev/null -w '%{size_upload}' -H "X-Api-Key: $KEY" -H 'Expect:' --data-binary "@$work/files/big.bin" http://127.0.0.1:18084/upload)
+t=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
+echo "| ${SIZE_MIB} MiB upload (Content-Length) | $up | $t | $(rss) |"
+start=$(date +%s.%N)
+up=$(head -c "$((SIZE_MIB * 1048576))" /dev/zero | curl -s -o /dev/null -w '%{size_upload}' -H "X-Api-Key: $KEY" -H 'Expect:' -T - http://127.0.0.1:18084/upload)
+t=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
+echo "| ${SIZE_MIB} MiB upload (chunked) | $up | $t | $(rss) |"
