@@ -1,0 +1,265 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// What the upstream saw of one request.
+struct RecordedRequest: Sendable {
+    let method: String
+    let uri: String
+    let version: String
+    let headers: [(name: String, value: String)]
+    var bodyBytes: Int
+    var bodySHA: String?
+    let connectionID: Int
+
+    /// Every value of `name`, compared case-insensitively and with `_` folded into `-`, the way a
+    /// WSGI device would merge them.
+    func values(_ name: String) -> [String] {
+        let wanted = fold(name)
+        return headers.filter { fold($0.name) == wanted }.map(\.value)
+    }
+}
+
+private func fold(_ s: String) -> String { s.lowercased().replacingOccurrences(of: "_", with: "-") }
+
+/// A real HTTP/1.1 server on 127.0.0.1 (or a unix socket) that records every request it receives
+/// and answers according to the path:
+///
+/// - `/slow`            never answers (504 tests)
+/// - `/reset`           sends a head promising 1000 bytes, 10 of them, then closes (truncation)
+/// - `/download?bytes=N[&chunked=1]`  N bytes of body, Content-Length or chunked
+/// - `/mjpeg`           an endless multipart stream until the connection closes
+/// - `/ws`              with `Upgrade: websocket`: answers 101, then echoes raw bytes
+/// - `/status/N`        an empty response with status N
+/// - anything else      200 with a small JSON body; the request body is counted and hashed
+final class RecordingUpstream: @unchecked Sendable {
+    // @unchecked: all mutable state is behind `lock`.
+    private let lock = NIOLock()
+    private var _requests: [RecordedRequest] = []
+    private var _connections = 0
+    private var _openMJPEG = 0
+    private var _closedMJPEG = 0
+    private var _tunnelsClosed = 0
+    private(set) var channel: Channel!
+
+    var requests: [RecordedRequest] { lock.withLock { _requests } }
+    var connectionsAccepted: Int { lock.withLock { _connections } }
+    var mjpegStreamsClosed: Int { lock.withLock { _closedMJPEG } }
+    var tunnelsClosed: Int { lock.withLock { _tunnelsClosed } }
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    func reset() { lock.withLock { _requests.removeAll() } }
+
+    static func start(group: EventLoopGroup, unixSocket: String? = nil) async throws -> RecordingUpstream {
+        let upstream = RecordingUpstream()
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                let id = upstream.lock.withLock { () -> Int in
+                    upstream._connections += 1
+                    return upstream._connections
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true)
+                    try channel.pipeline.syncOperations.addHandler(UpstreamRequestHandler(upstream: upstream, connectionID: id))
+                }
+            }
+        if let unixSocket {
+            try? FileManager.default.removeItem(atPath: unixSocket)
+            upstream.channel = try await bootstrap.bind(unixDomainSocketPath: unixSocket).get()
+        } else {
+            upstream.channel = try await bootstrap.bind(host: "127.0.0.1", port: 0).get()
+        }
+        return upstream
+    }
+
+    func stop() async { try? await channel.close() }
+
+    fileprivate func record(_ r: RecordedRequest) { lock.withLock { _requests.append(r) } }
+    fileprivate func updateLast(connectionID: Int, bytes: Int, sha: String?) {
+        lock.withLock {
+            if let i = _requests.lastIndex(where: { $0.connectionID == connectionID }) {
+                _requests[i].bodyBytes = bytes
+                _requests[i].bodySHA = sha
+            }
+        }
+    }
+    fileprivate func mjpegClosed() { lock.withLock { _closedMJPEG += 1 } }
+    fileprivate func tunnelClosed() { lock.withLock { _tunnelsClosed += 1 } }
+}
+
+import Crypto
+
+private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let upstream: RecordingUpstream
+    let connectionID: Int
+    var head: HTTPRequestHead?
+    var bodyBytes = 0
+    var hasher = SHA256()
+    var streamingMJPEG = false
+
+    init(upstream: RecordingUpstream, connectionID: Int) {
+        self.upstream = upstream
+        self.connectionID = connectionID
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            bodyBytes = 0
+            hasher = SHA256()
+            upstream.record(RecordedRequest(
+                method: head.method.rawValue, uri: head.uri, version: "\(head.version.major).\(head.version.minor)",
+                headers: head.headers.map { ($0.name, $0.value) }, bodyBytes: 0, bodySHA: nil, connectionID: connectionID))
+            if head.uri.hasPrefix("/ws") && head.headers["upgrade"].first?.lowercased() == "websocket" {
+                upgrade(context: context)
+            }
+        case .body(var body):
+            bodyBytes += body.readableBytes
+            if let bytes = body.readBytes(length: body.readableBytes) { hasher.update(data: bytes) }
+        case .end:
+            guard let head else { return }
+            let sha = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            upstream.updateLast(connectionID: connectionID, bytes: bodyBytes, sha: bodyBytes > 0 ? sha : nil)
+            respond(to: head, context: context, sha: sha)
+        }
+    }
+
+    private func upgrade(context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Upgrade", value: "websocket")
+        headers.add(name: "Connection", value: "Upgrade")
+        headers.add(name: "Sec-WebSocket-Accept", value: "test")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let pipeline = context.pipeline
+        let upstream = self.upstream
+        pipeline.context(handlerType: HTTPResponseEncoder.self).whenSuccess { _ in }
+        context.eventLoop.execute {
+            let sync = pipeline.syncOperations
+            try? sync.addHandler(RawEchoHandler(onClose: { upstream.tunnelClosed() }), position: .first)
+            for type in [HTTPResponseEncoder.self] as [Any.Type] { _ = type }
+            if let encoder = try? sync.handler(type: HTTPResponseEncoder.self) { sync.removeHandler(encoder, promise: nil) }
+            if let pipelining = try? sync.handler(type: HTTPServerPipelineHandler.self) { sync.removeHandler(pipelining, promise: nil) }
+            if let errors = try? sync.handler(type: HTTPServerProtocolErrorHandler.self) { sync.removeHandler(errors, promise: nil) }
+            if let validator = try? sync.handler(type: NIOHTTPResponseHeadersValidator.self) { sync.removeHandler(validator, promise: nil) }
+            if let decoder = try? sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) { sync.removeHandler(decoder, promise: nil) }
+            sync.removeHandler(self, promise: nil)
+        }
+    }
+
+    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext, sha: String) {
+        let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
+        let query = head.uri.split(separator: "?").dropFirst().first.map(String.init) ?? ""
+        var params: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            params[String(kv[0])] = kv.count > 1 ? String(kv[1]) : ""
+        }
+        switch path {
+        case "/slow":
+            return
+        case "/reset":
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Length", value: "1000")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: "0123456789")))), promise: nil)
+            let channel = context.channel
+            context.eventLoop.scheduleTask(in: .milliseconds(50)) { channel.close(promise: nil) }
+            return
+        case "/download":
+            let total = Int(params["bytes"] ?? "0") ?? 0
+            var headers = HTTPHeaders()
+            if params["chunked"] == "1" {
+                headers.add(name: "Transfer-Encoding", value: "chunked")
+            } else {
+                headers.add(name: "Content-Length", value: String(total))
+            }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            streamDownload(remaining: total, context: context)
+            return
+        case "/mjpeg":
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "multipart/x-mixed-replace; boundary=frame")
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            streamingMJPEG = true
+            sendFrame(context: context)
+            return
+        default:
+            break
+        }
+        var status = HTTPResponseStatus.ok
+        if path.hasPrefix("/status/"), let code = Int(path.dropFirst("/status/".count)) {
+            status = HTTPResponseStatus(statusCode: code)
+        }
+        let body = "{\"path\":\"\(path)\",\"received\":\(bodyBytes),\"sha256\":\"\(bodyBytes > 0 ? sha : "")\"}"
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "X-Upstream-Connection", value: String(connectionID))
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        if head.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    /// Writes the download in 64 KiB pieces, each only after the previous one was flushed, so the
+    /// upstream itself never buffers the whole body.
+    private func streamDownload(remaining: Int, context: ChannelHandlerContext) {
+        if remaining == 0 {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
+        let n = min(remaining, 65536)
+        let buffer = context.channel.allocator.buffer(repeating: UInt8(ascii: "x"), count: n)
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer)))).whenSuccess {
+            handler.value.streamDownload(remaining: remaining - n, context: loopContext.value)
+        }
+    }
+
+    private func sendFrame(context: ChannelHandlerContext) {
+        guard streamingMJPEG, context.channel.isActive else { return }
+        let frame = "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: 4\r\n\r\nJPEG\r\n"
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: frame))))).whenComplete { result in
+            guard case .success = result else { return }
+            loopContext.value.eventLoop.scheduleTask(in: .milliseconds(20)) {
+                handler.value.sendFrame(context: loopContext.value)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if streamingMJPEG {
+            streamingMJPEG = false
+            upstream.mjpegClosed()
+        }
+        context.fireChannelInactive()
+    }
+}
+
+/// After the 101: echoes every byte back, raw.
+private final class RawEchoHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let onClose: () -> Void
+    init(onClose: @escaping () -> Void) { self.onClose = onClose }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.writeAndFlush(data, promise: nil)
+    }
+    func channelInactive(context: ChannelHandlerContext) {
+        onClose()
+        context.fireChannelInactive()
+    }
+}
