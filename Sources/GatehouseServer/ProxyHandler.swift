@@ -223,12 +223,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         exchange.responseStarted = true
         exchange.responseComplete = true
-        let channel = context.channel
+        // Finish before writing `.end`: NIO's pipelining handler hands over the next pipelined
+        // request from inside that write, and it must find this connection idle.
         let close = closeWhenDone
+        if close || exchange.requestComplete { finish(exchange) }
+        let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             if close { channel.close(promise: nil) }
         }
-        if close || exchange.requestComplete { finish(exchange) }
     }
 
     // MARK: Forwarding
@@ -335,13 +337,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.abandon()
             closeWhenDone = true
         }
-        let channel = context.channel
+        exchange.releaseUpstream(to: pool)
         let close = closeWhenDone
+        finish(exchange)  // before `.end`, for the same reason as in `answer`
+        let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             if close { channel.close(promise: nil) }
         }
-        exchange.releaseUpstream(to: pool)
-        finish(exchange)
     }
 
     /// The upstream failed after the response began: the client must not take a truncated body
@@ -436,7 +438,8 @@ enum ResponseFraming { case none, contentLength, chunked, untilClose }
 /// and closed in every other case (``abandon()``); it never outlives its client connection's
 /// interest in it (the handler compares identities before acting on late callbacks).
 final class Exchange: UpstreamResponseReceiver {
-    unowned let handler: ProxyHandler
+    /// Weak: a late upstream callback or timer must find nothing rather than a freed handler.
+    weak var handler: ProxyHandler?
     let head: HTTPRequestHead
     let target: RequestTarget
     let eventLoop: EventLoop
@@ -475,7 +478,7 @@ final class Exchange: UpstreamResponseReceiver {
         connection.handler.flush()
         self.timeout = eventLoop.scheduleTask(in: timeout) { [weak self] in
             guard let self, !self.responseStarted else { return }
-            self.handler.upstreamGaveNoResponse(self, status: .gatewayTimeout, detail: "The device behind Gatehouse did not answer in time.")
+            self.handler?.upstreamGaveNoResponse(self, status: .gatewayTimeout, detail: "The device behind Gatehouse did not answer in time.")
         }
     }
 
@@ -515,30 +518,30 @@ final class Exchange: UpstreamResponseReceiver {
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
         if head.status.code >= 200 || head.status.code == 101 { cancelTimeout() }
-        handler.writeResponseHead(self, head)
+        handler?.writeResponseHead(self, head)
     }
 
-    func upstreamResponseBody(_ body: ByteBuffer) { handler.writeResponseBody(self, body) }
+    func upstreamResponseBody(_ body: ByteBuffer) { handler?.writeResponseBody(self, body) }
 
-    func upstreamResponseEnd() { handler.writeResponseEnd(self) }
+    func upstreamResponseEnd() { handler?.writeResponseEnd(self) }
 
-    func upstreamReadComplete() { handler.flushResponse() }
+    func upstreamReadComplete() { handler?.flushResponse() }
 
-    func upstreamBecameWritable() { handler.resumeClientReads() }
+    func upstreamBecameWritable() { handler?.resumeClientReads() }
 
     func upstreamFailed(_ failure: UpstreamFailure) {
         upstream = nil
         if responseStarted {
             if responseFraming == .untilClose {
                 // The end of the connection is the end of the body for an HTTP/1.0 client.
-                handler.writeResponseEnd(self)
+                handler?.writeResponseEnd(self)
             } else {
-                handler.closeAbruptly(self)
+                handler?.closeAbruptly(self)
             }
         } else {
-            handler.upstreamGaveNoResponse(self, status: .badGateway, detail: "The device behind Gatehouse closed the connection.")
+            handler?.upstreamGaveNoResponse(self, status: .badGateway, detail: "The device behind Gatehouse closed the connection.")
         }
     }
 
-    var clientIsWritable: Bool { handler.clientIsWritable }
+    var clientIsWritable: Bool { handler?.clientIsWritable ?? false }
 }

@@ -86,7 +86,11 @@ public struct RequestGate: Sendable {
 
         switch extractor.extract(headers: request.headers, query: request.target.query) {
         case .failure(let failure):
-            return isPublic ? .forward(plan(nil, Set(CredentialSource.allHeaderSources))) : .refuse(failure)
+            // Unusable credentials on a public path: forwarded anonymously, every place Gatehouse
+            // reads a credential from emptied, so a working key next to a broken one never leaks.
+            var everywhere = Set(CredentialSource.allHeaderSources)
+            if extractor.queryAPIKeyEnabled { everywhere.insert(.apiKeyQueryParameter) }
+            return isPublic ? .forward(plan(nil, everywhere)) : .refuse(failure)
         case .success(let credentials) where !credentials.isEmpty:
             let consumed = Set(credentials.map(\.source))
             switch apiKeys.authenticate(key: credentials[0].secret, now: now) {

@@ -35,6 +35,8 @@ public enum ConfigLoader {
         switch error {
         case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
         case .duplicatedKeysInMapping(_, let context): return context.mark.line
+        case .reader(_, let offset?, _, let yaml):
+            return yaml.utf8.prefix(offset).reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
         default: return nil
         }
     }
@@ -42,8 +44,10 @@ public enum ConfigLoader {
     private static func yamlProblem(_ error: YamlError) -> String {
         switch error {
         case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _): return problem
+        case .reader(let problem, _, _, _): return problem
         case .duplicatedKeysInMapping(let duplicates, _): return "duplicated keys \(duplicates.joined(separator: ", "))"
-        default: return "\(error)"
+        // Never Yams's full description: it quotes the offending line, which may hold a secret.
+        default: return "the YAML cannot be read"
         }
     }
 }

@@ -1,8 +1,9 @@
 /// An address block such as `192.168.1.0/24`, `10.0.0.7` (a /32) or `fd00::/8`.
 ///
-/// Guarantees: an IPv4 block matches IPv4 peers and their IPv4-mapped IPv6 forms and nothing
-/// else; an IPv6 block never matches an IPv4 peer unless it covers `::ffff:0:0/96`. A block
-/// with host bits set (`192.168.1.7/24`) is refused at parse time, because it usually means a typo.
+/// Guarantees: a block written in IPv4 notation matches IPv4 peers and their IPv4-mapped IPv6
+/// forms and nothing else; a block written in IPv6 notation has an IPv6 prefix length (0–128),
+/// so it never matches an IPv4 peer unless it covers part of `::ffff:0:0/96`. A block with host
+/// bits set (`192.168.1.7/24`) is refused at parse time, because it usually means a typo.
 public struct CIDR: Sendable, Hashable, CustomStringConvertible {
     public let network: IPAddress
     /// Prefix length counted over the 128-bit (IPv4-mapped) form.
@@ -21,7 +22,8 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
         guard parts.count == 1 || parts.count == 2, let address = IPAddress(String(parts[0])) else {
             throw .badAddress(text)
         }
-        let maxPrefix = address.isIPv4 ? 32 : 128
+        let writtenAsIPv4 = !parts[0].contains(":")
+        let maxPrefix = writtenAsIPv4 ? 32 : 128
         var prefix = maxPrefix
         if parts.count == 2 {
             guard parts[1].count <= 3, parts[1].allSatisfy({ $0.isASCII && $0.isNumber }),
@@ -29,7 +31,7 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
             else { throw .badPrefix(text) }
             prefix = p
         }
-        let prefix128 = address.isIPv4 ? prefix + 96 : prefix
+        let prefix128 = writtenAsIPv4 ? prefix + 96 : prefix
         guard CIDR.mask(address.bytes, prefix128) == address.bytes else { throw .hostBitsSet(text) }
         self.network = address
         self.prefixLength128 = prefix128

@@ -1,0 +1,48 @@
+import Foundation
+import XCTest
+
+@testable import GatehouseCore
+
+/// Small builders shared by the GatehouseCore tests.
+enum Fixture {
+    static func ip(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> IPAddress {
+        guard let address = IPAddress(text) else {
+            XCTFail("'\(text)' should parse as an IP address", file: file, line: line)
+            return IPAddress(bytes: [0, 0, 0, 0])!
+        }
+        return address
+    }
+
+    static func cidr(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> CIDR {
+        do {
+            return try CIDR(parsing: text)
+        } catch {
+            XCTFail("'\(text)' should parse as a CIDR block: \(error)", file: file, line: line)
+            return try! CIDR(parsing: "0.0.0.0/0")
+        }
+    }
+
+    static func date(_ text: String) -> Date {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)!
+    }
+
+    static func plan(
+        identity: Identity? = nil, consumed: Set<CredentialSource> = [], clientAddress: IPAddress? = nil,
+        peerIsTrustedProxy: Bool = false
+    ) -> ForwardPlan {
+        ForwardPlan(identity: identity, consumed: consumed, clientAddress: clientAddress, peerIsTrustedProxy: peerIsTrustedProxy)
+    }
+}
+
+/// The values of every header whose name equals `name` ASCII-case-insensitively.
+func values(_ headers: [(name: String, value: String)], _ name: String) -> [String] {
+    headers.filter { $0.name.lowercased() == name.lowercased() }.map(\.value)
+}
+
+/// The headers whose name equals `name` after lowercasing and folding `_` into `-`.
+func foldedMatches(_ headers: [(name: String, value: String)], _ name: String) -> [(name: String, value: String)] {
+    func fold(_ s: String) -> String { s.lowercased().replacingOccurrences(of: "_", with: "-") }
+    return headers.filter { fold($0.name) == fold(name) }
+}
