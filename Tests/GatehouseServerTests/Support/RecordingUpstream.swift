@@ -102,6 +102,8 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
     var bodyBytes = 0
     var hasher = SHA256()
     var streamingMJPEG = false
+    /// After a 101 the `.end` of the upgrade request must not be answered a second time.
+    var upgraded = false
 
     init(upstream: RecordingUpstream, connectionID: Int) {
         self.upstream = upstream
@@ -124,7 +126,7 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
             bodyBytes += body.readableBytes
             if let bytes = body.readBytes(length: body.readableBytes) { hasher.update(data: bytes) }
         case .end:
-            guard let head else { return }
+            guard let head, !upgraded else { return }
             let sha = hasher.finalize().map { String(format: "%02x", $0) }.joined()
             upstream.updateLast(connectionID: connectionID, bytes: bodyBytes, sha: bodyBytes > 0 ? sha : nil)
             respond(to: head, context: context, sha: sha)
@@ -132,6 +134,7 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
     }
 
     private func upgrade(context: ChannelHandlerContext) {
+        upgraded = true
         var headers = HTTPHeaders()
         headers.add(name: "Upgrade", value: "websocket")
         headers.add(name: "Connection", value: "Upgrade")
@@ -140,11 +143,9 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         let pipeline = context.pipeline
         let upstream = self.upstream
-        pipeline.context(handlerType: HTTPResponseEncoder.self).whenSuccess { _ in }
         context.eventLoop.execute {
             let sync = pipeline.syncOperations
             try? sync.addHandler(RawEchoHandler(onClose: { upstream.tunnelClosed() }), position: .first)
-            for type in [HTTPResponseEncoder.self] as [Any.Type] { _ = type }
             if let encoder = try? sync.handler(type: HTTPResponseEncoder.self) { sync.removeHandler(encoder, promise: nil) }
             if let pipelining = try? sync.handler(type: HTTPServerPipelineHandler.self) { sync.removeHandler(pipelining, promise: nil) }
             if let errors = try? sync.handler(type: HTTPServerProtocolErrorHandler.self) { sync.removeHandler(errors, promise: nil) }
