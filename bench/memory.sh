@@ -10,14 +10,14 @@ SIZE_MIB=${SIZE_MIB:-1024}
 mkdir -p "$work/files"
 truncate -s "${SIZE_MIB}M" "$work/files/big.bin"
 cd "$root"
-swift build -c release --product gatehouse >&2
+swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
 KEY=bench-key-0123456789abcdef0123456789abcdef
 sed -e "s#18080#18086#" "$here/gatehouse-bench.yml" > "$work/gatehouse.yml"
 sed -e "s#@WORK@#$work#g" "$here/upstream-files.conf" > "$work/nginx.conf"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
 nginx -c "$work/nginx.conf" & pids+=($!)
-"$root/.build/release/gatehouse" serve --threads 1 --config "$work/gatehouse.yml" > "$work/gatehouse.out" 2>&1 & gh=$!; pids+=($gh)
+"$root/.build-release/release/gatehouse" serve --threads 1 --config "$work/gatehouse.yml" > "$work/gatehouse.out" 2>&1 & gh=$!; pids+=($gh)
 for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:18084/ && break; sleep 0.1; done
 rss() { awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$gh/status; }
 echo "| step | bytes through | seconds | Gatehouse peak RSS MiB |"

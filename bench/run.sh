@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 compare=${COMPARE:-$root/../shared/bench/compare.sh}
 cd "$root"
-swift build -c release --product gatehouse >&2
+swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
 # One event loop thread: the proxy gets one core, as the peers do.
-GATEHOUSE_CMD="$root/.build/release/gatehouse serve --threads 1 --config $here/gatehouse-bench.yml" \
+GATEHOUSE_CMD="$root/.build-release/release/gatehouse serve --threads 1 --config $here/gatehouse-bench.yml" \
   bash "$compare"

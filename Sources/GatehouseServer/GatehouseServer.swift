@@ -1,5 +1,6 @@
 import GatehouseCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOHTTP1
@@ -9,12 +10,15 @@ import NIOPosix
 ///
 /// Guarantees: ``start(config:group:logger:)`` returns only once the socket is bound (so the
 /// port is known, even for port 0); ``shutdown(drain:)`` stops accepting at once, lets requests
-/// in flight finish for up to `drain`, then closes whatever is left. It owns no global state:
+/// in flight finish for up to `drain`, then closes whatever is left; once it returns, the event
+/// loop group may be shut down before the server is released. It owns no global state:
 /// several servers can run in one process (the tests do).
 public final class GatehouseServer: Sendable {
     public let localAddress: SocketAddress
     private let serverChannel: Channel
-    private let quiesce: ServerQuiescingHelper
+    /// Dropped by ``shutdown(drain:)``: the helper touches its event loop when it is released,
+    /// so it must go while the loops still run, not whenever the last reference to the server does.
+    private let quiesce: NIOLockedValueBox<ServerQuiescingHelper?>
     private let pools: [UpstreamPool.Handle]
     private let logger: Logger
 
@@ -22,7 +26,7 @@ public final class GatehouseServer: Sendable {
         guard let address = serverChannel.localAddress else { throw ServerError.notBound }
         self.localAddress = address
         self.serverChannel = serverChannel
-        self.quiesce = quiesce
+        self.quiesce = NIOLockedValueBox(quiesce)
         self.pools = pools
         self.logger = logger
     }
@@ -109,8 +113,9 @@ public final class GatehouseServer: Sendable {
     /// Stops accepting, waits up to `drain` for connections to finish, then closes the rest.
     public func shutdown(drain: TimeAmount) async {
         let loop = serverChannel.eventLoop
+        guard let helper = quiesce.withLockedValue({ helper in defer { helper = nil }; return helper }) else { return }
         let done = loop.makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: done)
+        helper.initiateShutdown(promise: done)
         let timer = loop.scheduleTask(in: drain) { done.succeed(()) }
         try? await done.futureResult.get()
         timer.cancel()

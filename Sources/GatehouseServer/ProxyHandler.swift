@@ -294,7 +294,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 exchange.abandon()
                 return upstreamGaveNoResponse(exchange, status: .badGateway, detail: "The device switched protocols unasked.")
             }
-            return becomeTunnel(exchange, head: upstreamHead, context: context)
+            // The hand-over waits for the 101's `.end`: NIO's response decoder emits it right
+            // after the head, and it must reach this handler, never the byte tunnel.
+            exchange.switchingProtocolsHead = upstreamHead
+            return
         }
         var headers = HTTPHeaders(DownstreamResponseHeaders.clean(upstreamHead.headers.map { ($0.name, $0.value) }, isSwitchingProtocols: false).map { ($0.name, $0.value) })
         let noBody = exchange.head.method == .HEAD || upstreamHead.status.code == 204 || upstreamHead.status.code == 304
@@ -330,6 +333,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     fileprivate func writeResponseEnd(_ exchange: Exchange) {
         guard let context else { return }
+        if let switching = exchange.switchingProtocolsHead {
+            return becomeTunnel(exchange, head: switching, context: context)
+        }
         exchange.responseComplete = true
         if !exchange.requestComplete {
             // The device answered before the request body was finished; that body will not be
@@ -394,12 +400,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             for handler in httpHandlers where !(handler is HTTPRequestDecoderHandle) {
                 pipeline.removeHandler(handler, promise: nil)
             }
-            // The decoder goes last: bytes the client sent after its request head are handed to
-            // the tunnel as it leaves.
+            pipeline.removeHandler(context: context, promise: nil)
+            // The decoder goes last, after this handler: bytes the client sent after its request
+            // head are handed on as it leaves, and only the tunnel may receive them.
             for handler in httpHandlers where handler is HTTPRequestDecoderHandle {
                 pipeline.removeHandler(handler, promise: nil)
             }
-            pipeline.removeHandler(context: context, promise: nil)
         } catch {
             upstream.handler.close()
             context.close(promise: nil)
@@ -456,6 +462,8 @@ final class Exchange: UpstreamResponseReceiver {
     var responseStarted = false
     var responseComplete = false
     var responseFraming = ResponseFraming.none
+    /// The device's 101, held until its `.end` arrives and the connection can become a tunnel.
+    var switchingProtocolsHead: HTTPResponseHead?
     var abandoned = false
     var logged = false
     var status = 0
