@@ -11,31 +11,9 @@ final class ConfigCommandTests: XCTestCase {
         var output: String { stdout + stderr }
     }
 
-    /// `<package root>/.build/debug/gatehouse`. The package root is three levels above this file
-    /// (Tests/GatehouseServerTests/ConfigCommandTests.swift); the test bundle's own directory is
-    /// tried first, since it is the build directory the tests were built into.
-    private func binaryPath(file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        var candidates: [String] = []
-        if let bundleDir = Bundle.main.executableURL?.deletingLastPathComponent() {
-            candidates.append(bundleDir.appendingPathComponent("gatehouse").path)
-        }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(root.appendingPathComponent(".build/debug/gatehouse").path)
-        for path in candidates {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
-                FileManager.default.isExecutableFile(atPath: path)
-            {
-                return path
-            }
-        }
-        XCTFail("the gatehouse binary was not found (looked at \(candidates)); run `swift build` first", file: file, line: line)
-        throw CocoaError(.fileNoSuchFile)
-    }
-
     private func run(_ arguments: [String]) throws -> Run {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binaryPath())
+        process.executableURL = URL(fileURLWithPath: try GatehouseBinary.path())
         process.arguments = arguments
         let out = Pipe()
         let err = Pipe()
@@ -165,21 +143,3 @@ final class ConfigCommandTests: XCTestCase {
     }
 }
 
-/// Reads a pipe to its end on its own thread, so two pipes of one child can be drained at once.
-private final class PipeDrain: @unchecked Sendable {
-    // @unchecked: `data` is written once before `done` is signalled and read only after it.
-    private var data = Data()
-    private let done = DispatchSemaphore(value: 0)
-
-    init(_ handle: FileHandle) {
-        Thread.detachNewThread { [self] in
-            self.data = handle.readDataToEndOfFile()
-            self.done.signal()
-        }
-    }
-
-    func wait() -> Data {
-        done.wait()
-        return data
-    }
-}
