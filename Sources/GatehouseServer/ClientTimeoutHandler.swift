@@ -26,7 +26,8 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let idle: TimeAmount
     private let clientHeader: TimeAmount
     private var phase = Phase.idle
-    private var timer: Scheduled<Void>?
+    private var timer: DeadlineTimer?
+    private var context: ChannelHandlerContext?
 
     init(idle: TimeAmount, clientHeader: TimeAmount) {
         self.idle = idle
@@ -34,7 +35,10 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { arm(context: context, after: idle) }
+        self.context = context
+        let channel = context.channel
+        timer = DeadlineTimer(eventLoop: context.eventLoop) { [weak channel] in channel?.close(promise: nil) }
+        if channel.isActive { arm(context: context, after: idle) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -44,13 +48,13 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
-        timer = nil
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -66,27 +70,33 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
             context.triggerUserOutboundEvent(event, promise: promise)
             return
         }
+        enter(event, context: context)
+        promise?.succeed(())
+    }
+
+    /// The same as sending `phase` as an outbound user event, without the trip through the
+    /// pipeline: the proxy handler of the same connection calls it once or twice per request.
+    func enter(_ phase: ClientConnectionPhase) {
+        guard let context else { return }
+        enter(phase, context: context)
+    }
+
+    private func enter(_ event: ClientConnectionPhase, context: ChannelHandlerContext) {
         switch event {
         case .requestHeadReceived:
             phase = .inExchange
-            timer?.cancel()
-            timer = nil
+            timer?.clear()
         case .exchangeFinished:
             phase = .idle
             arm(context: context, after: idle)
         case .tunnelling:
             phase = .tunnel
             timer?.cancel()
-            timer = nil
         }
-        promise?.succeed(())
     }
 
     private func arm(context: ChannelHandlerContext, after delay: TimeAmount) {
-        timer?.cancel()
-        let channel = context.channel
-        timer = context.eventLoop.scheduleTask(in: delay) {
-            channel.close(promise: nil)
-        }
+        guard context.channel.isActive else { return }
+        timer?.set(in: delay)
     }
 }

@@ -41,17 +41,41 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var state = State.idle
     private var pendingRead = false
     private var closeWhenDone = false
+    /// The current exchange's deadline for the device's response head (`upstream_response`).
+    private var responseTimer: DeadlineTimer?
 
     init(settings: ProxySettings, pool: UpstreamPool, peer: IPAddress?, httpHandlers: [RemovableChannelHandler]) {
         self.settings = settings
         self.pool = pool
         self.peer = peer
         self.httpHandlers = httpHandlers
+        self.clientTimeouts = httpHandlers.lazy.compactMap { $0 as? ClientTimeoutHandler }.first
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    /// The connection's timeout handler, told directly where the connection is; without one
+    /// (handler tests), the phase travels as an outbound user event.
+    private let clientTimeouts: ClientTimeoutHandler?
 
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    private func enter(_ phase: ClientConnectionPhase, context: ChannelHandlerContext) {
+        if let clientTimeouts {
+            clientTimeouts.enter(phase)
+        } else {
+            context.triggerUserOutboundEvent(phase, promise: nil)
+        }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        responseTimer = DeadlineTimer(eventLoop: context.eventLoop) { [weak self] in
+            guard let self, case .proxying(let exchange) = self.state, !exchange.responseStarted else { return }
+            self.upstreamGaveNoResponse(exchange, status: .gatewayTimeout, detail: "The device behind Gatehouse did not answer in time.")
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        responseTimer?.cancel()
+        self.context = nil
+    }
 
     // MARK: Inbound
 
@@ -117,7 +141,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Request
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        context.triggerUserOutboundEvent(ClientConnectionPhase.requestHeadReceived, promise: nil)
+        enter(.requestHeadReceived, context: context)
         let headers = head.headers.map { (name: $0.name, value: $0.value) }
         let target = RequestTarget(head.uri)
         let exchange = Exchange(handler: self, head: head, target: target, eventLoop: context.eventLoop)
@@ -373,7 +397,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         log(exchange, note: nil)
         state = .idle
         if !closeWhenDone {
-            context.triggerUserOutboundEvent(ClientConnectionPhase.exchangeFinished, promise: nil)
+            enter(.exchangeFinished, context: context)
         }
     }
 
@@ -390,7 +414,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.responseComplete = true
         log(exchange, note: "tunnel")
         state = .tunnel
-        context.triggerUserOutboundEvent(ClientConnectionPhase.tunnelling, promise: nil)
+        enter(.tunnelling, context: context)
 
         let (clientSide, upstreamSide) = ByteTunnelHandler.pair()
         do {
@@ -429,6 +453,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     fileprivate var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+
+    fileprivate func startResponseTimer(for exchange: Exchange, in delay: TimeAmount) {
+        guard case .proxying(let current) = state, current === exchange else { return }
+        responseTimer?.set(in: delay)
+    }
+
+    fileprivate func stopResponseTimer(for exchange: Exchange) {
+        guard case .proxying(let current) = state, current === exchange else { return }
+        responseTimer?.clear()
+    }
 }
 
 /// Marks the request decoder among a connection's HTTP handlers (it must be removed last).
@@ -469,7 +503,6 @@ final class Exchange: UpstreamResponseReceiver {
     var status = 0
     var requestBytes: Int64 = 0
     var responseBytes: Int64 = 0
-    private var timeout: Scheduled<Void>?
 
     init(handler: ProxyHandler, head: HTTPRequestHead, target: RequestTarget, eventLoop: EventLoop) {
         self.handler = handler
@@ -484,10 +517,7 @@ final class Exchange: UpstreamResponseReceiver {
         for part in pending { connection.handler.send(part, flush: false) }
         pending.removeAll()
         connection.handler.flush()
-        self.timeout = eventLoop.scheduleTask(in: timeout) { [weak self] in
-            guard let self, !self.responseStarted else { return }
-            self.handler?.upstreamGaveNoResponse(self, status: .gatewayTimeout, detail: "The device behind Gatehouse did not answer in time.")
-        }
+        handler?.startResponseTimer(for: self, in: timeout)
     }
 
     func sendUpstream(_ part: HTTPClientRequestPart) {
@@ -500,8 +530,7 @@ final class Exchange: UpstreamResponseReceiver {
     }
 
     func cancelTimeout() {
-        timeout?.cancel()
-        timeout = nil
+        handler?.stopResponseTimer(for: self)
     }
 
     /// Ends the upstream side for good: the connection is closed, never pooled.

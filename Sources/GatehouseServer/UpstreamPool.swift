@@ -74,14 +74,16 @@ final class UpstreamPool {
         }())
         let decoder = ByteToMessageHandler(
             HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward))
-        let validator = NIOHTTPRequestHeadersValidator()
-        let httpHandlers: [RemovableChannelHandler] = [validator, decoder, encoder]
+        // No NIOHTTPRequestHeadersValidator here: every header sent upstream is either a client
+        // header that RequestFramingValidator already checked, or one Gatehouse set from the
+        // validated configuration and identity.
+        let httpHandlers: [RemovableChannelHandler] = [decoder, encoder]
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([encoder, decoder, validator, handler])
+                    try channel.pipeline.syncOperations.addHandlers([encoder, decoder, handler])
                 }
             }
         let connected: EventLoopFuture<Channel>
