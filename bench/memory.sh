@@ -28,7 +28,7 @@ down=$(curl -s -o /dev/null -w '%{size_download}' -H "X-Api-Key: $KEY" http://12
 t=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
 echo "| ${SIZE_MIB} MiB download | $down | $t | $(rss) |"
 start=$(date +%s.%N)
-up=$(curl -s -o /dev/null -w '%{size_upload}' -H "X-Api-Key: $KEY" -H 'Expect:' --data-binary "@$work/files/big.bin" http://127.0.0.1:18084/upload)
+up=$(curl -s -o /dev/null -w '%{size_upload}' -H "X-Api-Key: $KEY" -H 'Expect:' -X POST -T "$work/files/big.bin" http://127.0.0.1:18084/upload)
 t=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
 echo "| ${SIZE_MIB} MiB upload (Content-Length) | $up | $t | $(rss) |"
 start=$(date +%s.%N)
