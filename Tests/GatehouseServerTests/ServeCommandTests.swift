@@ -30,10 +30,23 @@ final class ServeCommandTests: XCTestCase {
         return process
     }
 
-    func testAccessLogHasOneLinePerRequestWithoutQueryOrCredential() async throws {
+    /// Runs `body` with a recording upstream on loopback, always stopped afterwards.
+    private func withUpstream(_ body: (RecordingUpstream) async throws -> Void) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let upstream = try await RecordingUpstream.start(group: group)
         do {
+            try await body(upstream)
+        } catch {
+            await upstream.stop()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        await upstream.stop()
+        try await group.shutdownGracefully()
+    }
+
+    func testAccessLogHasOneLinePerRequestWithoutQueryOrCredential() async throws {
+        try await withUpstream { upstream in
             let serve = try startServe(upstreamPort: upstream.port)
             let port = try XCTUnwrap(serve.waitForListeningPort(), serve.output)
 
@@ -53,19 +66,11 @@ final class ServeCommandTests: XCTestCase {
             XCTAssertFalse(log.contains("secret-looking-ref"), "the query string was logged:\n\(log)")
             serve.terminate()
             XCTAssertEqual(serve.waitForExit(seconds: 10), 0, serve.output)
-        } catch {
-            await upstream.stop()
-            try? await group.shutdownGracefully()
-            throw error
         }
-        await upstream.stop()
-        try await group.shutdownGracefully()
     }
 
     func testSIGTERMLetsTheRequestInFlightFinishThenExitsZero() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let upstream = try await RecordingUpstream.start(group: group)
-        do {
+        try await withUpstream { upstream in
             let serve = try startServe(upstreamPort: upstream.port)
             let port = try XCTUnwrap(serve.waitForListeningPort(), serve.output)
             // A 64 MiB download not read until after the signal: still in flight when it arrives,
@@ -82,13 +87,7 @@ final class ServeCommandTests: XCTestCase {
             XCTAssertEqual(serve.waitForExit(seconds: 10), 0, serve.output)
             // After the exit nothing listens any more.
             XCTAssertThrowsError(try RawClient(port: port))
-        } catch {
-            await upstream.stop()
-            try? await group.shutdownGracefully()
-            throw error
         }
-        await upstream.stop()
-        try await group.shutdownGracefully()
     }
 }
 
