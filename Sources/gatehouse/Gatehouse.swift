@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GatehouseCore
 import GatehouseServer
+import GatehouseStore
 import Logging
 import NIOCore
 import NIOPosix
@@ -11,7 +12,7 @@ struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "An authentication sidecar: lets through to a device only the requests it can attribute to someone.",
-        subcommands: [Serve.self, Demo.self, CheckConfig.self, Key.self]
+        subcommands: [Serve.self, Demo.self, CheckConfig.self, Key.self, UserCommand.self]
     )
 }
 
@@ -53,6 +54,28 @@ func runUntilSignalled(config: GatehouseConfig, logger: Logger, group: MultiThre
     await server.shutdown(drain: .seconds(config.timeouts.drain.seconds))
 }
 
+/// Opens the store (a lost, damaged or newer store stops the start) and, when it has no users,
+/// creates `admin`.
+func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, logger: Logger) throws {
+    let store: SQLiteStore
+    do { store = try SQLiteStore(path: config.storePath) } catch { throw CommandFailure(error.description) }
+    let given = ProcessInfo.processInfo.environment["GATEHOUSE_ADMIN_PASSWORD"]
+    let outcome: AdminBootstrap.Outcome
+    do {
+        outcome = try AdminBootstrap.ensureAdmin(in: store, policy: config.passwordPolicy, givenPassword: given)
+    } catch {
+        throw CommandFailure(error.description)
+    }
+    let change = "change it with: gatehouse user passwd admin --config \(configPath)"
+    switch outcome {
+    case .usersExist: break
+    case .createdWithGivenPassword:
+        logger.notice("created user admin with the password from GATEHOUSE_ADMIN_PASSWORD; \(change)")
+    case .createdWithRandomPassword(let password):
+        logger.notice("created user admin with password \(password) (shown this once); \(change)")
+    }
+}
+
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run Gatehouse in front of the configured upstream.")
 
@@ -65,6 +88,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let cfg = try loadConfig(config)
         let logger = makeLogger()
+        try openStoreAndBootstrapAdmin(cfg, configPath: config, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         try await runUntilSignalled(config: cfg, logger: logger, group: group)
         try await group.shutdownGracefully()

@@ -96,10 +96,11 @@ final class ServeProcess: Sendable {
     private let process: Process
     private let collected = NIOLockedValueBox(Data())
 
-    init(arguments: [String]) throws {
+    init(arguments: [String], environment: [String: String] = [:]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try GatehouseBinary.path())
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

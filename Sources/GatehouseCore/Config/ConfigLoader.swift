@@ -15,7 +15,12 @@ public enum ConfigLoader {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(file: name, line: nil, keyPath: "", message: "the file is not UTF-8 text")
         }
-        return try parse(yaml: text, fileName: name)
+        var config = try parse(yaml: text, fileName: name)
+        if !config.storePath.hasPrefix("/") {
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+            config.storePath = directory.appendingPathComponent(config.storePath).standardizedFileURL.path
+        }
+        return config
     }
 
     public static func parse(yaml: String, fileName: String = "config.yml") throws(ConfigError) -> GatehouseConfig {
@@ -172,6 +177,7 @@ struct ConfigReader {
     static let topLevelKeys = [
         "listen", "upstream", "identity_headers", "strip_headers", "forward_credentials", "query_api_key",
         "public_paths", "api_keys", "trusted_networks", "trusted_proxies", "timeouts", "limits", "access_log",
+        "store", "passwords",
     ]
 
     func read(_ root: ConfigValue) throws(ConfigError) -> GatehouseConfig {
@@ -238,6 +244,18 @@ struct ConfigReader {
             if let x = m["max_headers"] { config.limits.maxHeaders = Int(try int(x, min: 8, max: 10000)) }
             if let x = m["max_uri_bytes"] { config.limits.maxURIBytes = Int(try int(x, min: 256, max: 1 << 24)) }
             if let x = m["max_body_bytes"] { config.limits.maxBodyBytes = try int(x, min: 0) }
+        }
+        if let v = top["store"] {
+            let m = try mapping(v, known: ["path"])
+            if let x = m["path"] {
+                let path = try string(x)
+                guard !path.isEmpty, !path.hasSuffix("/") else { throw fail(x, "expected a file path, like ./gatehouse.db") }
+                config.storePath = path
+            }
+        }
+        if let v = top["passwords"] {
+            let m = try mapping(v, known: ["min_length"])
+            if let x = m["min_length"] { config.passwordPolicy.minimumLength = Int(try int(x, min: 1, max: 256)) }
         }
         return config
     }

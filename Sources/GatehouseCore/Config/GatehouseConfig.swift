@@ -18,6 +18,11 @@ public struct GatehouseConfig: Sendable {
     public var limits: Limits
     /// One line per request on stdout (`access_log`, default true).
     public var accessLog: Bool = true
+    /// The store file (`store.path`, default `./gatehouse.db`). `ConfigLoader.load(path:)`
+    /// resolves a relative path against the config file's directory.
+    public var storePath: String = "./gatehouse.db"
+    /// Rules for user passwords (`passwords.min_length`, default 10).
+    public var passwordPolicy = PasswordPolicy()
 
     public init(
         listen: ListenAddress = ListenAddress(host: "0.0.0.0", port: 8080),

@@ -1,0 +1,189 @@
+import ArgumentParser
+import Foundation
+import GatehouseCore
+import GatehouseStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A command that failed for a reason other than its arguments: printed as `Error: …`, exit 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Where a command finds the store: `--store PATH`, or `store.path` of `--config F`.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "The YAML configuration file whose store.path to use.")
+    var config: String = "config.yml"
+
+    @Option(name: .long, help: "The store file (overrides the config's store.path).")
+    var store: String?
+
+    func open() throws -> (SQLiteStore, PasswordPolicy) {
+        if let store {
+            return (try openStore(store), PasswordPolicy())
+        }
+        let cfg = try loadConfig(config)
+        return (try openStore(cfg.storePath), cfg.passwordPolicy)
+    }
+
+    private func openStore(_ path: String) throws -> SQLiteStore {
+        do { return try SQLiteStore(path: path) } catch { throw CommandFailure(error.description) }
+    }
+}
+
+/// Reads a password: from standard input when it is not a terminal (or `--password-stdin`),
+/// otherwise from a prompt that does not echo, asked twice. Never from an argument.
+struct PasswordReader {
+    var fromStdin: Bool
+
+    func read(prompt: String, confirm: Bool) throws -> String {
+        if fromStdin || isatty(STDIN_FILENO) == 0 {
+            guard let line = readLine(strippingNewline: true) else { throw ValidationError("no password on standard input") }
+            return line.hasSuffix("\r") ? String(line.dropLast()) : line
+        }
+        let first = try promptWithoutEcho(prompt)
+        if confirm {
+            let second = try promptWithoutEcho("Again: ")
+            guard first == second else { throw CommandFailure("the two passwords differ") }
+        }
+        return first
+    }
+
+    private func promptWithoutEcho(_ prompt: String) throws -> String {
+        FileHandle.standardError.write(Data(prompt.utf8))
+        var saved = termios()
+        guard tcgetattr(STDIN_FILENO, &saved) == 0 else { throw ValidationError("cannot switch off the terminal's echo") }
+        var quiet = saved
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        guard tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0 else { throw ValidationError("cannot switch off the terminal's echo") }
+        defer {
+            var restore = saved
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &restore)
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
+        guard let line = readLine(strippingNewline: true) else { throw ValidationError("no password entered") }
+        return line
+    }
+}
+
+func validUsername(_ name: String) throws -> String {
+    guard Identity.isValidName(name) else { throw ValidationError("user name: 1-64 characters of A-Z a-z 0-9 . _ @ -") }
+    return name
+}
+
+func storeCall<T>(_ body: () throws(StoreError) -> T) throws -> T {
+    do { return try body() } catch { throw CommandFailure(error.description) }
+}
+
+func newPasswordHash(_ password: String, policy: PasswordPolicy) throws -> PasswordHash {
+    do {
+        try policy.check(password)
+        return try PasswordHash.make(password)
+    } catch {
+        throw CommandFailure(error.description)
+    }
+}
+
+struct UserCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "user", abstract: "Manage the users in the store.",
+        subcommands: [Add.self, List.self, Delete.self, Passwd.self, Disable.self, Enable.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a user; the password is read from a prompt or standard input.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The user name.") var username: String
+        @Option(name: .long, parsing: .upToNextOption, help: "Roles of the user.") var roles: [String] = []
+        @Flag(name: .long, help: "Read the password from standard input even on a terminal.") var passwordStdin = false
+
+        func run() throws {
+            let name = try validUsername(username)
+            for role in roles where !Identity.isValidName(role) { throw ValidationError("--roles: '\(role)' is not a valid role name") }
+            let (db, policy) = try store.open()
+            let password = try PasswordReader(fromStdin: passwordStdin).read(prompt: "Password for \(name): ", confirm: true)
+            let hash = try newPasswordHash(password, policy: policy)
+            try storeCall { () throws(StoreError) in try db.addUser(UserRecord(username: name, passwordHash: hash, roles: roles, created: Date())) }
+            print("added user \(name)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List users (never their passwords).")
+        @OptionGroup var store: StoreOptions
+
+        func run() throws {
+            let (db, _) = try store.open()
+            let users = try storeCall { () throws(StoreError) in try db.users() }
+            let formatter = ISO8601DateFormatter()
+            print("USER\tROLES\tCREATED\tSTATE")
+            for user in users {
+                print("\(user.username)\t\(user.roles.joined(separator: ","))\t\(formatter.string(from: user.created))\t\(user.disabled ? "disabled" : "enabled")")
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a user and everything issued to them.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The user name.") var username: String
+
+        func run() throws {
+            let (db, _) = try store.open()
+            guard try storeCall({ () throws(StoreError) in try db.deleteUser(named: username) }) else {
+                throw CommandFailure("no user named '\(username)'")
+            }
+            print("deleted user \(username)")
+        }
+    }
+
+    struct Passwd: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a user's password (read from a prompt or standard input).")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The user name.") var username: String
+        @Flag(name: .long, help: "Read the password from standard input even on a terminal.") var passwordStdin = false
+
+        func run() throws {
+            let (db, policy) = try store.open()
+            guard try storeCall({ () throws(StoreError) in try db.user(named: username) }) != nil else {
+                throw CommandFailure("no user named '\(username)'")
+            }
+            let password = try PasswordReader(fromStdin: passwordStdin).read(prompt: "New password for \(username): ", confirm: true)
+            let hash = try newPasswordHash(password, policy: policy)
+            guard try storeCall({ () throws(StoreError) in try db.setPassword(hash, forUser: username) }) else {
+                throw CommandFailure("no user named '\(username)'")
+            }
+            print("password changed for \(username)")
+        }
+    }
+
+    struct Disable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop a user from signing in (nothing is deleted).")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The user name.") var username: String
+
+        func run() throws {
+            let (db, _) = try store.open()
+            guard try storeCall({ () throws(StoreError) in try db.setDisabled(true, forUser: username) }) else {
+                throw CommandFailure("no user named '\(username)'")
+            }
+            print("disabled user \(username)")
+        }
+    }
+
+    struct Enable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let a disabled user sign in again.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The user name.") var username: String
+
+        func run() throws {
+            let (db, _) = try store.open()
+            guard try storeCall({ () throws(StoreError) in try db.setDisabled(false, forUser: username) }) else {
+                throw CommandFailure("no user named '\(username)'")
+            }
+            print("enabled user \(username)")
+        }
+    }
+}
