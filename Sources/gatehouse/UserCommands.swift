@@ -87,6 +87,18 @@ func newPasswordHash(_ password: String, policy: PasswordPolicy) throws -> Passw
     }
 }
 
+/// Applies one change to a named user and reports it; fails when there is no such user.
+func changeUser(
+    _ username: String, in options: StoreOptions, done: String,
+    _ change: (SQLiteStore, String) throws(StoreError) -> Bool
+) throws {
+    let (db, _) = try options.open()
+    guard try storeCall({ () throws(StoreError) in try change(db, username) }) else {
+        throw CommandFailure("no user named '\(username)'")
+    }
+    print("\(done) user \(username)")
+}
+
 struct UserCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user", abstract: "Manage the users in the store.",
@@ -131,11 +143,7 @@ struct UserCommand: ParsableCommand {
         @Argument(help: "The user name.") var username: String
 
         func run() throws {
-            let (db, _) = try store.open()
-            guard try storeCall({ () throws(StoreError) in try db.deleteUser(named: username) }) else {
-                throw CommandFailure("no user named '\(username)'")
-            }
-            print("deleted user \(username)")
+            try changeUser(username, in: store, done: "deleted") { db, name throws(StoreError) in try db.deleteUser(named: name) }
         }
     }
 
@@ -165,11 +173,7 @@ struct UserCommand: ParsableCommand {
         @Argument(help: "The user name.") var username: String
 
         func run() throws {
-            let (db, _) = try store.open()
-            guard try storeCall({ () throws(StoreError) in try db.setDisabled(true, forUser: username) }) else {
-                throw CommandFailure("no user named '\(username)'")
-            }
-            print("disabled user \(username)")
+            try changeUser(username, in: store, done: "disabled") { db, name throws(StoreError) in try db.setDisabled(true, forUser: name) }
         }
     }
 
@@ -179,11 +183,7 @@ struct UserCommand: ParsableCommand {
         @Argument(help: "The user name.") var username: String
 
         func run() throws {
-            let (db, _) = try store.open()
-            guard try storeCall({ () throws(StoreError) in try db.setDisabled(false, forUser: username) }) else {
-                throw CommandFailure("no user named '\(username)'")
-            }
-            print("enabled user \(username)")
+            try changeUser(username, in: store, done: "enabled") { db, name throws(StoreError) in try db.setDisabled(false, forUser: name) }
         }
     }
 }
