@@ -144,7 +144,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         enter(.requestHeadReceived, context: context)
         let headers = head.headers.map { (name: $0.name, value: $0.value) }
         let target = RequestTarget(head.uri)
-        let exchange = Exchange(handler: self, head: head, target: target, eventLoop: context.eventLoop)
+        let exchange = Exchange(handler: self, head: head, target: target)
         exchange.hasBody = headers.contains {
             ($0.name.equalsCaseInsensitive("content-length") && $0.value != "0")
                 || $0.name.equalsCaseInsensitive("transfer-encoding")
@@ -482,7 +482,6 @@ final class Exchange: UpstreamResponseReceiver {
     weak var handler: ProxyHandler?
     let head: HTTPRequestHead
     let target: RequestTarget
-    let eventLoop: EventLoop
     let started = NIODeadline.now()
     var clientVersion: HTTPVersion { HTTPVersion(major: 1, minor: head.version.minor == 0 ? 0 : 1) }
 
@@ -504,11 +503,10 @@ final class Exchange: UpstreamResponseReceiver {
     var requestBytes: Int64 = 0
     var responseBytes: Int64 = 0
 
-    init(handler: ProxyHandler, head: HTTPRequestHead, target: RequestTarget, eventLoop: EventLoop) {
+    init(handler: ProxyHandler, head: HTTPRequestHead, target: RequestTarget) {
         self.handler = handler
         self.head = head
         self.target = target
-        self.eventLoop = eventLoop
     }
 
     func attach(_ connection: UpstreamPool.Connection, timeout: TimeAmount) {
