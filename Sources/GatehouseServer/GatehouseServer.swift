@@ -45,8 +45,12 @@ public final class GatehouseServer: Sendable {
 
     public var port: Int { localAddress.port ?? 0 }
 
-    public static func start(config: GatehouseConfig, group: MultiThreadedEventLoopGroup, logger: Logger) async throws -> GatehouseServer {
-        let settings = ProxySettings(config: config, logger: logger)
+    /// - Parameter accounts: users, sessions, tokens and run-time keys from the store; without it
+    ///   only config-file keys and trusted networks are accepted and no sign-in page is served.
+    public static func start(
+        config: GatehouseConfig, group: MultiThreadedEventLoopGroup, logger: Logger, accounts: AccountService? = nil
+    ) async throws -> GatehouseServer {
+        let settings = ProxySettings(config: config, logger: logger, accounts: accounts)
         var pools: [UpstreamPool.Handle] = []
         for loop in group.makeIterator() {
             pools.append(try await UpstreamPool.Handle.make(eventLoop: loop, address: config.upstream, connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds)))

@@ -26,6 +26,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case idle
         /// Answered by Gatehouse itself; request body parts are dropped until `.end`.
         case answered(Exchange)
+        /// For one of Gatehouse's own endpoints: the (small) body is collected, then answered.
+        case ownEndpoint(Exchange)
         /// Forwarded to the upstream.
         case proxying(Exchange)
         /// A byte tunnel now owns the connection.
@@ -94,7 +96,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         switch state {
-        case .proxying(let exchange), .answered(let exchange):
+        case .proxying(let exchange), .answered(let exchange), .ownEndpoint(let exchange):
             // The client left mid-exchange: the upstream exchange cannot finish cleanly.
             if !exchange.responseComplete {
                 exchange.abandon()
@@ -171,7 +173,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return answer(exchange, .json(.payloadTooLarge, detail: "The request body is larger than allowed.", allocator: context.channel.allocator), context: context)
         }
         if target.path == "/_gatehouse" || target.path.hasPrefix("/_gatehouse/") {
-            return answer(exchange, ownEndpoint(target.path, method: head.method, allocator: context.channel.allocator), context: context)
+            if settings.endpoints == nil || target.path == "/_gatehouse/healthz" || asksUpgrade {
+                return answer(exchange, ownEndpoint(target.path, method: head.method, allocator: context.channel.allocator), context: context)
+            }
+            exchange.headers = headers
+            state = .ownEndpoint(exchange)
+            return
         }
 
         let isWebSocket = head.method == .GET && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
@@ -179,14 +186,82 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.isWebSocketUpgrade = isWebSocket
         let facts = RequestFacts(
             method: head.method.rawValue, target: target, headers: headers, peer: peer, isWebSocketUpgrade: isWebSocket)
-        switch settings.gate.decide(facts, now: Date()) {
+        exchange.headers = headers
+        act(on: settings.gate.decide(facts, now: settings.credentials?.now() ?? Date()), exchange, context: context)
+    }
+
+    private func act(on decision: GateDecision, _ exchange: Exchange, context: ChannelHandlerContext) {
+        switch decision {
         case .refuse(let failure):
-            exchange.failure = failure
-            answer(exchange, .refusal(failure, allocator: context.channel.allocator), context: context)
+            refuse(exchange, failure, context: context)
         case .forward(let plan):
             exchange.identity = plan.identity
-            forward(exchange, plan: plan, headers: headers, context: context)
+            forward(exchange, plan: plan, context: context)
+        case .lookUp(let pending):
+            lookUp(pending, exchange, context: context)
         }
+    }
+
+    /// Asks the store about a credential off the event loop. Meanwhile the exchange counts as
+    /// proxying without an upstream: body parts wait in `pending` and client reads are paused.
+    private func lookUp(_ pending: PendingAuthentication, _ exchange: Exchange, context: ChannelHandlerContext) {
+        guard let credentials = settings.credentials else { return refuse(exchange, .storeUnavailable, context: context) }
+        state = .proxying(exchange)
+        let promise = context.eventLoop.makePromise(of: Result<Identity, AuthenticationFailure>.self)
+        promise.completeWithTask { await credentials.authenticate(pending.kind, secret: pending.secret, now: credentials.now()) }
+        promise.futureResult.assumeIsolated().whenSuccess { result in
+            self.lookUpFinished(pending, result, exchange)
+        }
+    }
+
+    private func lookUpFinished(_ pending: PendingAuthentication, _ result: Result<Identity, AuthenticationFailure>, _ exchange: Exchange) {
+        guard let context = self.context, case .proxying(let current) = self.state, current === exchange,
+            !exchange.abandoned
+        else { return }
+        self.act(on: self.settings.gate.complete(pending, with: result), exchange, context: context)
+        self.resumeClientReads()
+    }
+
+    /// Answers a refused request: a browser navigation that lacks a credential goes to the
+    /// sign-in page instead of seeing a bare 401.
+    private func refuse(_ exchange: Exchange, _ failure: AuthenticationFailure, context: ChannelHandlerContext) {
+        exchange.failure = failure
+        exchange.pending.removeAll()
+        let allocator = context.channel.allocator
+        guard failure.status == 401, settings.endpoints != nil,
+            LoginRedirect.isBrowserNavigation(method: exchange.head.method.rawValue, headers: exchange.headers)
+        else {
+            return answer(exchange, .refusal(failure, allocator: allocator), context: context)
+        }
+        var response = GatehouseResponse(status: .found, headers: HTTPHeaders(), body: allocator.buffer(capacity: 0))
+        response.headers.add(name: "Location", value: LoginRedirect.location(returningTo: exchange.target.uri))
+        if failure == .invalidSession {
+            response.headers.add(name: "Set-Cookie", value: SessionCookie.clearing(secure: false))
+        }
+        answer(exchange, response, context: context)
+    }
+
+    /// Runs one of Gatehouse's own endpoints once its body is complete.
+    private func dispatchOwnEndpoint(_ exchange: Exchange, context: ChannelHandlerContext) {
+        guard let endpoints = settings.endpoints else { return }
+        let request = OwnRequest(
+            method: exchange.head.method.rawValue, target: exchange.target, headers: exchange.headers,
+            body: exchange.ownBody, peer: peer)
+        exchange.ownBody = []
+        let promise = context.eventLoop.makePromise(of: OwnResponse.self)
+        promise.completeWithTask { await endpoints.respond(request, now: endpoints.accounts.credentials.now()) }
+        promise.futureResult.assumeIsolated().whenSuccess { response in
+            self.ownEndpointAnswered(response, exchange)
+        }
+    }
+
+    private func ownEndpointAnswered(_ response: OwnResponse, _ exchange: Exchange) {
+        guard let context = self.context, case .ownEndpoint(let current) = self.state, current === exchange else { return }
+        var buffer = context.channel.allocator.buffer(capacity: response.body.count)
+        buffer.writeBytes(response.body)
+        var headers = HTTPHeaders()
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
+        self.answer(exchange, GatehouseResponse(status: HTTPResponseStatus(statusCode: response.status), headers: headers, body: buffer), context: context)
     }
 
     private func ownEndpoint(_ path: String, method: HTTPMethod, allocator: ByteBufferAllocator) -> GatehouseResponse {
@@ -201,6 +276,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func receiveBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
+        if case .ownEndpoint(let exchange) = state {
+            exchange.requestBytes += Int64(body.readableBytes)
+            guard exchange.ownBody.count + body.readableBytes <= OwnEndpoints.maxBodyBytes else {
+                closeWhenDone = true
+                return answer(exchange, .json(.payloadTooLarge, detail: "The request body is larger than this endpoint takes.", allocator: context.channel.allocator), context: context)
+            }
+            exchange.ownBody += body.readableBytesView
+            return
+        }
         guard case .proxying(let exchange) = state else { return }  // answered: dropped
         exchange.requestBytes += Int64(body.readableBytes)
         if settings.limits.maxBodyBytes > 0 && exchange.requestBytes > settings.limits.maxBodyBytes {
@@ -227,6 +311,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .answered(let exchange):
             exchange.requestComplete = true
             if exchange.responseComplete { finish(exchange) }
+        case .ownEndpoint(let exchange):
+            exchange.requestComplete = true
+            dispatchOwnEndpoint(exchange, context: context)
         case .idle, .tunnel:
             break
         }
@@ -259,8 +346,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Forwarding
 
-    private func forward(_ exchange: Exchange, plan: ForwardPlan, headers: [(name: String, value: String)], context: ChannelHandlerContext) {
+    private func forward(_ exchange: Exchange, plan: ForwardPlan, context: ChannelHandlerContext) {
         state = .proxying(exchange)
+        let headers = exchange.headers
         let upstreamTarget = settings.headerPolicy.target(exchange.target, plan: plan)
         var upstreamHeaders = HTTPHeaders(
             settings.headerPolicy.headers(
@@ -273,21 +361,27 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let upstreamHead = HTTPRequestHead(
             version: .http1_1, method: exchange.head.method, uri: upstreamTarget.uri, headers: upstreamHeaders)
-        exchange.pending.append(.head(upstreamHead))
+        // Body parts that arrived while a stored credential was looked up wait behind the head.
+        exchange.pending.insert(.head(upstreamHead), at: 0)
 
-        pool.acquire().hop(to: context.eventLoop).whenComplete { [weak self] result in
-            guard let self, case .proxying(let current) = self.state, current === exchange, !exchange.abandoned else {
-                if case .success(let connection) = result { connection.handler.close() }
-                return
-            }
-            switch result {
-            case .success(let connection):
-                exchange.attach(connection, timeout: self.settings.upstreamResponseTimeout)
-                self.resumeClientReads()
-            case .failure(let error):
-                self.settings.logger.warning("upstream unavailable: \(error)")
-                self.upstreamGaveNoResponse(exchange, status: .badGateway, detail: "The device behind Gatehouse is not reachable.")
-            }
+        // The pool belongs to this connection's event loop, so its future completes here.
+        pool.acquire().assumeIsolated().whenComplete { result in
+            self.upstreamAcquired(result, for: exchange)
+        }
+    }
+
+    private func upstreamAcquired(_ result: Result<UpstreamPool.Connection, Error>, for exchange: Exchange) {
+        guard case .proxying(let current) = self.state, current === exchange, !exchange.abandoned else {
+            if case .success(let connection) = result { connection.handler.close() }
+            return
+        }
+        switch result {
+        case .success(let connection):
+            exchange.attach(connection, timeout: self.settings.upstreamResponseTimeout)
+            self.resumeClientReads()
+        case .failure(let error):
+            self.settings.logger.warning("upstream unavailable: \(error)")
+            self.upstreamGaveNoResponse(exchange, status: .badGateway, detail: "The device behind Gatehouse is not reachable.")
         }
     }
 
@@ -487,6 +581,10 @@ final class Exchange: UpstreamResponseReceiver {
 
     var identity: Identity?
     var failure: AuthenticationFailure?
+    /// The request's headers as parsed, kept for the decision that may finish after a lookup.
+    var headers: [(name: String, value: String)] = []
+    /// The body of a request to an own endpoint (at most `OwnEndpoints.maxBodyBytes`).
+    var ownBody: [UInt8] = []
     var isWebSocketUpgrade = false
     var hasBody = false
     var pending: [HTTPClientRequestPart] = []

@@ -13,9 +13,16 @@ struct ProxySettings: Sendable {
     let upstreamResponseTimeout: TimeAmount
     let accessLog: Bool
     let logger: Logger
+    /// The sign-in page and JSON API; nil without a store (then only `healthz` is served).
+    let endpoints: OwnEndpoints?
+    /// Looks up stored credentials; nil without a store.
+    let credentials: StoredCredentialAuthenticator?
 
-    init(config: GatehouseConfig, logger: Logger) {
-        self.gate = RequestGate(config: config)
+    init(config: GatehouseConfig, logger: Logger, accounts: AccountService? = nil) {
+        let gate = RequestGate(config: config, storeBacked: accounts != nil)
+        self.gate = gate
+        self.endpoints = accounts.map { OwnEndpoints(accounts: $0, gate: gate) }
+        self.credentials = accounts?.credentials
         self.headerPolicy = UpstreamHeaderPolicy(
             identityHeaders: config.identityHeaders, stripHeaders: config.stripHeaders,
             forwardCredentials: config.forwardCredentials)

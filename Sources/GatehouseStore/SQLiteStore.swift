@@ -19,7 +19,7 @@ import Glibc
 ///   nothing that was committed and never leaves half a change.
 /// - Several processes may use the file at once (the server and the CLI): writers wait for
 ///   each other for up to five seconds.
-public final class SQLiteStore: UserStore {
+public final class SQLiteStore: CredentialStore {
     public let path: String
     private let pool: DatabasePool
 
@@ -34,6 +34,42 @@ public final class SQLiteStore: UserStore {
                 t.column("roles", .text).notNull()
                 t.column("created", .double).notNull()
                 t.column("disabled", .boolean).notNull().defaults(to: false)
+            }
+        }
+        migrator.registerMigration("v2-credentials") { db in
+            try db.create(table: "sessions") { t in
+                t.primaryKey("digest", .text)
+                t.column("username", .text).notNull().indexed()
+                    .references("users", column: "username", onDelete: .cascade)
+                t.column("created", .double).notNull()
+                t.column("last_seen", .double).notNull()
+                t.column("expires", .double).notNull()
+                t.column("remember", .boolean).notNull()
+                t.column("origin", .text).notNull()
+            }
+            try db.create(table: "api_keys") { t in
+                t.primaryKey("name", .text)
+                t.column("digest", .text).notNull().unique()
+                t.column("username", .text).notNull().indexed()
+                    .references("users", column: "username", onDelete: .cascade)
+                t.column("roles", .text)
+                t.column("read_only", .boolean).notNull()
+                t.column("expires", .double)
+                t.column("created", .double).notNull()
+                t.column("last_used", .double)
+                t.column("description", .text).notNull()
+            }
+            try db.create(table: "tokens") { t in
+                t.primaryKey("jti", .text)
+                t.column("username", .text).notNull().indexed()
+                    .references("users", column: "username", onDelete: .cascade)
+                t.column("kind", .text).notNull()
+                t.column("family", .text).indexed()
+                t.column("created", .double).notNull()
+                t.column("expires", .double)
+                t.column("revoked", .boolean).notNull()
+                t.column("used", .boolean).notNull()
+                t.column("description", .text).notNull()
             }
         }
         return migrator
@@ -79,7 +115,7 @@ public final class SQLiteStore: UserStore {
             guard info.st_mode & S_IFMT == S_IFREG else { throw .cannotOpen(path: path, reason: "not a regular file") }
             let mode = info.st_mode & 0o777
             guard mode & 0o077 == 0 else { throw .insecurePermissions(path: path, mode: String(mode, radix: 8)) }
-            if !fm.fileExists(atPath: marker) { fm.createFile(atPath: marker, contents: Data(), attributes: [.posixPermissions: 0o600]) }
+            if !fm.fileExists(atPath: marker) { _ = fm.createFile(atPath: marker, contents: Data(), attributes: [.posixPermissions: 0o600]) }
             return
         }
         guard errno == ENOENT else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
@@ -201,5 +237,236 @@ public final class SQLiteStore: UserStore {
             username: username, passwordHash: hash,
             roles: roles.split(separator: ",").map(String.init),
             created: Date(timeIntervalSince1970: row["created"]), disabled: row["disabled"])
+    }
+
+    private func userRecord(_ row: Row, prefix: String) throws -> UserRecord {
+        var scoped: [String: DatabaseValue] = [:]
+        for (column, value) in row where column.hasPrefix(prefix) { scoped[String(column.dropFirst(prefix.count))] = value }
+        return try userRecord(Row(scoped))
+    }
+
+    private static let userColumns = "u.username AS u_username, u.password_hash AS u_password_hash, u.roles AS u_roles, u.created AS u_created, u.disabled AS u_disabled"
+
+    // MARK: Sessions
+
+    public func addSession(_ session: SessionRecord) throws(StoreError) {
+        try write { db in
+            try db.execute(
+                sql: "INSERT INTO sessions (digest, username, created, last_seen, expires, remember, origin) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [session.digest.description, session.username, session.created.timeIntervalSince1970,
+                            session.lastSeen.timeIntervalSince1970, session.expires.timeIntervalSince1970, session.remember, session.origin])
+        }
+    }
+
+    public func session(digest: SecretDigest) throws(StoreError) -> (SessionRecord, UserRecord)? {
+        try read { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT s.*, \(Self.userColumns) FROM sessions s JOIN users u ON u.username = s.username WHERE s.digest = ?",
+                arguments: [digest.description])
+            else { return nil }
+            return (try sessionRecord(row), try userRecord(row, prefix: "u_"))
+        }
+    }
+
+    public func touchSession(digest: SecretDigest, at: Date) throws(StoreError) {
+        try write { db in
+            try db.execute(sql: "UPDATE sessions SET last_seen = ? WHERE digest = ?", arguments: [at.timeIntervalSince1970, digest.description])
+        }
+    }
+
+    public func deleteSession(digest: SecretDigest) throws(StoreError) -> Bool {
+        try write { db in
+            try db.execute(sql: "DELETE FROM sessions WHERE digest = ?", arguments: [digest.description])
+            return db.changesCount > 0
+        }
+    }
+
+    public func sessions(publicIDPrefix prefix: String) throws(StoreError) -> [SessionRecord] {
+        guard !prefix.isEmpty, prefix.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else { return [] }
+        return try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE digest LIKE ?", arguments: ["sha256:\(prefix)%"]).map(sessionRecord)
+        }
+    }
+
+    public func sessions(ofUser username: String?) throws(StoreError) -> [SessionRecord] {
+        try read { db in
+            if let username {
+                return try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE username = ? ORDER BY created DESC", arguments: [username]).map(sessionRecord)
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM sessions ORDER BY created DESC").map(sessionRecord)
+        }
+    }
+
+    public func deleteSessions(ofUser username: String) throws(StoreError) -> Int {
+        try write { db in
+            try db.execute(sql: "DELETE FROM sessions WHERE username = ?", arguments: [username])
+            return db.changesCount
+        }
+    }
+
+    private func sessionRecord(_ row: Row) throws -> SessionRecord {
+        SessionRecord(
+            digest: try digest(row["digest"]), username: row["username"],
+            created: Date(timeIntervalSince1970: row["created"]), lastSeen: Date(timeIntervalSince1970: row["last_seen"]),
+            expires: Date(timeIntervalSince1970: row["expires"]), remember: row["remember"], origin: row["origin"])
+    }
+
+    private func digest(_ text: String) throws -> SecretDigest {
+        guard let digest = SecretDigest(parsing: text) else {
+            throw StoreError.corrupt(path: path, reason: "a stored digest is not in the sha256:<hex> form")
+        }
+        return digest
+    }
+
+    // MARK: API keys
+
+    public func addAPIKey(_ key: StoredAPIKey) throws(StoreError) {
+        try write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM api_keys WHERE name = ?", arguments: [key.name]) == true {
+                throw StoreError.conflict("an API key named '\(key.name)' exists already")
+            }
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE username = ?", arguments: [key.username]) != true {
+                throw StoreError.conflict("there is no user named '\(key.username)'")
+            }
+            try db.execute(
+                sql: "INSERT INTO api_keys (name, digest, username, roles, read_only, expires, created, last_used, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                arguments: [key.name, key.digest.description, key.username, key.roles?.joined(separator: ","), key.readOnly,
+                            key.expires?.timeIntervalSince1970, key.created.timeIntervalSince1970, key.lastUsed?.timeIntervalSince1970, key.description])
+        }
+    }
+
+    public func apiKey(digest: SecretDigest) throws(StoreError) -> (StoredAPIKey, UserRecord)? {
+        try read { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT k.*, \(Self.userColumns) FROM api_keys k JOIN users u ON u.username = k.username WHERE k.digest = ?",
+                arguments: [digest.description])
+            else { return nil }
+            return (try apiKeyRecord(row), try userRecord(row, prefix: "u_"))
+        }
+    }
+
+    public func apiKeys(ofUser username: String?) throws(StoreError) -> [StoredAPIKey] {
+        try read { db in
+            if let username {
+                return try Row.fetchAll(db, sql: "SELECT * FROM api_keys WHERE username = ? ORDER BY name", arguments: [username]).map(apiKeyRecord)
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM api_keys ORDER BY name").map(apiKeyRecord)
+        }
+    }
+
+    public func deleteAPIKey(named name: String) throws(StoreError) -> Bool {
+        try write { db in
+            try db.execute(sql: "DELETE FROM api_keys WHERE name = ?", arguments: [name])
+            return db.changesCount > 0
+        }
+    }
+
+    public func touchAPIKey(named name: String, at: Date) throws(StoreError) {
+        try write { db in
+            try db.execute(sql: "UPDATE api_keys SET last_used = ? WHERE name = ?", arguments: [at.timeIntervalSince1970, name])
+        }
+    }
+
+    private func apiKeyRecord(_ row: Row) throws -> StoredAPIKey {
+        let roles: String? = row["roles"]
+        let expires: Double? = row["expires"]
+        let lastUsed: Double? = row["last_used"]
+        return StoredAPIKey(
+            name: row["name"], username: row["username"], roles: roles.map { $0.split(separator: ",").map(String.init) },
+            digest: try digest(row["digest"]), readOnly: row["read_only"], expires: expires.map(Date.init(timeIntervalSince1970:)),
+            created: Date(timeIntervalSince1970: row["created"]), lastUsed: lastUsed.map(Date.init(timeIntervalSince1970:)),
+            description: row["description"])
+    }
+
+    // MARK: Tokens
+
+    public func addToken(_ token: IssuedToken) throws(StoreError) {
+        try write { db in
+            try db.execute(
+                sql: "INSERT INTO tokens (jti, username, kind, family, created, expires, revoked, used, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                arguments: [token.jti, token.username, token.kind.rawValue, token.family, token.created.timeIntervalSince1970,
+                            token.expires?.timeIntervalSince1970, token.revoked, token.used, token.description])
+        }
+    }
+
+    public func token(jti: String) throws(StoreError) -> (IssuedToken, UserRecord)? {
+        try read { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT t.*, \(Self.userColumns) FROM tokens t JOIN users u ON u.username = t.username WHERE t.jti = ?",
+                arguments: [jti])
+            else { return nil }
+            return (try tokenRecord(row), try userRecord(row, prefix: "u_"))
+        }
+    }
+
+    public func tokens(ofUser username: String?) throws(StoreError) -> [IssuedToken] {
+        try read { db in
+            if let username {
+                return try Row.fetchAll(db, sql: "SELECT * FROM tokens WHERE username = ? ORDER BY created DESC", arguments: [username]).map(tokenRecord)
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM tokens ORDER BY created DESC").map(tokenRecord)
+        }
+    }
+
+    public func revokeToken(jti: String) throws(StoreError) -> Bool {
+        try write { db in
+            try db.execute(sql: "UPDATE tokens SET revoked = 1 WHERE jti = ?", arguments: [jti])
+            return db.changesCount > 0
+        }
+    }
+
+    public func revokeTokens(family: String) throws(StoreError) -> Int {
+        try write { db in
+            try db.execute(sql: "UPDATE tokens SET revoked = 1 WHERE family = ? AND revoked = 0", arguments: [family])
+            return db.changesCount
+        }
+    }
+
+    public func exchangeRefreshToken(jti: String) throws(StoreError) -> RefreshExchange {
+        try write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT kind, family, revoked, used FROM tokens WHERE jti = ?", arguments: [jti]) else {
+                return .refused
+            }
+            let kind: String = row["kind"]
+            let family: String? = row["family"]
+            guard kind == IssuedTokenKind.refresh.rawValue else { return .refused }
+            let revoked: Bool = row["revoked"]
+            let used: Bool = row["used"]
+            if used {
+                if let family {
+                    try db.execute(sql: "UPDATE tokens SET revoked = 1 WHERE family = ?", arguments: [family])
+                } else {
+                    try db.execute(sql: "UPDATE tokens SET revoked = 1 WHERE jti = ?", arguments: [jti])
+                }
+                return .reused(family: family)
+            }
+            if revoked { return .refused }
+            try db.execute(sql: "UPDATE tokens SET used = 1 WHERE jti = ?", arguments: [jti])
+            return .accepted
+        }
+    }
+
+    public func purgeExpired(now: Date) throws(StoreError) -> Int {
+        try write { db in
+            let t = now.timeIntervalSince1970
+            try db.execute(sql: "DELETE FROM sessions WHERE expires <= ?", arguments: [t])
+            var count = db.changesCount
+            // A spent refresh token stays until its family's end: its reuse must still be detected.
+            try db.execute(sql: "DELETE FROM tokens WHERE expires IS NOT NULL AND expires <= ?", arguments: [t])
+            count += db.changesCount
+            return count
+        }
+    }
+
+    private func tokenRecord(_ row: Row) throws -> IssuedToken {
+        let kindText: String = row["kind"]
+        guard let kind = IssuedTokenKind(rawValue: kindText) else {
+            throw StoreError.corrupt(path: path, reason: "a token has the unknown kind '\(kindText)'")
+        }
+        let expires: Double? = row["expires"]
+        return IssuedToken(
+            jti: row["jti"], username: row["username"], kind: kind, family: row["family"],
+            created: Date(timeIntervalSince1970: row["created"]), expires: expires.map(Date.init(timeIntervalSince1970:)),
+            revoked: row["revoked"], used: row["used"], description: row["description"])
     }
 }

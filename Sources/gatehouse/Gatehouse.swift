@@ -35,8 +35,10 @@ func loadConfig(_ path: String) throws -> GatehouseConfig {
 }
 
 /// Runs a server until SIGTERM or SIGINT, then drains and returns.
-func runUntilSignalled(config: GatehouseConfig, logger: Logger, group: MultiThreadedEventLoopGroup) async throws {
-    let server = try await GatehouseServer.start(config: config, group: group, logger: logger)
+func runUntilSignalled(
+    config: GatehouseConfig, logger: Logger, group: MultiThreadedEventLoopGroup, accounts: AccountService? = nil
+) async throws {
+    let server = try await GatehouseServer.start(config: config, group: group, logger: logger, accounts: accounts)
     let (signals, continuation) = AsyncStream<Int32>.makeStream()
     var sources: [DispatchSourceSignal] = []
     for sig in [SIGTERM, SIGINT] {
@@ -56,7 +58,7 @@ func runUntilSignalled(config: GatehouseConfig, logger: Logger, group: MultiThre
 
 /// Opens the store (a lost, damaged or newer store stops the start) and, when it has no users,
 /// creates `admin`.
-func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, logger: Logger) throws {
+func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, logger: Logger) throws -> SQLiteStore {
     let store: SQLiteStore
     do { store = try SQLiteStore(path: config.storePath) } catch { throw CommandFailure(error.description) }
     let given = ProcessInfo.processInfo.environment["GATEHOUSE_ADMIN_PASSWORD"]
@@ -74,6 +76,18 @@ func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, l
     case .createdWithRandomPassword(let password):
         logger.notice("created user admin with password \(password) (shown this once); \(change)")
     }
+    if let purged = try? store.purgeExpired(now: Date()), purged > 0 { logger.info("removed \(purged) expired sessions and tokens") }
+    return store
+}
+
+/// Everything sign-ins, tokens and run-time keys need, over the opened store.
+func makeAccounts(_ config: GatehouseConfig, store: SQLiteStore, threadPool: NIOThreadPool) throws -> AccountService {
+    let secret: [UInt8]
+    do { secret = try JWTSecretFile.loadOrCreate(path: config.jwt.secretFile) } catch { throw CommandFailure(error.description) }
+    let credentials = StoredCredentialAuthenticator(
+        store: store, executor: ThreadPoolStoreExecutor(pool: threadPool), tokens: TokenAuthority(secret: secret, settings: config.jwt),
+        sessions: config.sessions, oneShotTokens: OneShotTokens())
+    return AccountService(credentials: credentials, throttle: LoginThrottle(policy: config.loginThrottle), passwordPolicy: config.passwordPolicy)
 }
 
 struct Serve: AsyncParsableCommand {
@@ -88,10 +102,15 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let cfg = try loadConfig(config)
         let logger = makeLogger()
-        try openStoreAndBootstrapAdmin(cfg, configPath: config, logger: logger)
+        let store = try openStoreAndBootstrapAdmin(cfg, configPath: config, logger: logger)
+        // Store calls and scrypt run here, never on an event loop.
+        let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
+        threadPool.start()
+        let accounts = try makeAccounts(cfg, store: store, threadPool: threadPool)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        try await runUntilSignalled(config: cfg, logger: logger, group: group)
+        try await runUntilSignalled(config: cfg, logger: logger, group: group, accounts: accounts)
         try await group.shutdownGracefully()
+        try await threadPool.shutdownGracefully()
     }
 }
 

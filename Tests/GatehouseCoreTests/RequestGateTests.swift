@@ -41,6 +41,9 @@ final class RequestGateTests: XCTestCase {
         case .refuse(let failure):
             XCTFail("expected the request to be forwarded, it was refused: \(failure)", file: file, line: line)
             return nil
+        case .lookUp(let pending):
+            XCTFail("expected the request to be forwarded, it needs a store lookup (\(pending.kind))", file: file, line: line)
+            return nil
         }
     }
 
@@ -49,6 +52,9 @@ final class RequestGateTests: XCTestCase {
         case .refuse(let failure): return failure
         case .forward(let plan):
             XCTFail("expected the request to be refused, it was forwarded as \(String(describing: plan.identity))", file: file, line: line)
+            return nil
+        case .lookUp(let pending):
+            XCTFail("expected the request to be refused, it needs a store lookup (\(pending.kind))", file: file, line: line)
             return nil
         }
     }

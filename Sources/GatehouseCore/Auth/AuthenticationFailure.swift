@@ -10,15 +10,31 @@ public enum AuthenticationFailure: Error, Sendable, Hashable {
     case conflictingCredentials
     case readOnlyCredential(method: String)
     case readOnlyUpgrade
+    /// The session cookie names no live session (unknown, logged out, idle too long, past its end).
+    case invalidSession
+    /// A JSON Web Token was refused; `reason` says which check failed (never the token).
+    case invalidToken(reason: String)
+    /// The one-shot token is unknown, spent or older than its few seconds.
+    case invalidOneShotToken
+    /// The credential is fine but its user was disabled.
+    case disabledUser
+    /// A state-changing request authenticated by the session cookie came from another site.
+    case crossSiteRequest
+    /// The store could not be read; the request is refused rather than guessed at.
+    case storeUnavailable
 
-    /// 401 when no valid credential was presented; 403 when the caller is known but not allowed.
+    /// 401 when no valid credential was presented; 403 when the caller is known but not allowed;
+    /// 503 when the store cannot be read (never a guess).
     public var status: Int {
         switch self {
         case .missingCredential, .unknownAPIKey, .expiredAPIKey, .disabledAPIKey, .malformedAuthorization,
-            .unsupportedAuthorizationScheme, .conflictingCredentials:
+            .unsupportedAuthorizationScheme, .conflictingCredentials, .invalidSession, .invalidToken, .invalidOneShotToken,
+            .disabledUser:
             return 401
-        case .readOnlyCredential, .readOnlyUpgrade:
+        case .readOnlyCredential, .readOnlyUpgrade, .crossSiteRequest:
             return 403
+        case .storeUnavailable:
+            return 503
         }
     }
 
@@ -34,12 +50,18 @@ public enum AuthenticationFailure: Error, Sendable, Hashable {
         case .conflictingCredentials: return "conflicting_credentials"
         case .readOnlyCredential: return "read_only"
         case .readOnlyUpgrade: return "read_only_upgrade"
+        case .invalidSession: return "invalid_session"
+        case .invalidToken: return "invalid_token"
+        case .invalidOneShotToken: return "invalid_oneshot_token"
+        case .disabledUser: return "disabled_user"
+        case .crossSiteRequest: return "cross_site"
+        case .storeUnavailable: return "store_unavailable"
         }
     }
 
     public var detail: String {
         switch self {
-        case .missingCredential: return "Authentication required: send an API key in the X-Api-Key header."
+        case .missingCredential: return "Authentication required: sign in, or send an API key or token."
         case .unknownAPIKey: return "The API key is not valid."
         case .expiredAPIKey: return "The API key has expired."
         case .disabledAPIKey: return "The API key is disabled."
@@ -49,6 +71,12 @@ public enum AuthenticationFailure: Error, Sendable, Hashable {
         case .conflictingCredentials: return "More than one different credential was presented."
         case .readOnlyCredential(let method): return "This credential is read-only; \(method) is not allowed."
         case .readOnlyUpgrade: return "This credential is read-only; it cannot open a WebSocket."
+        case .invalidSession: return "The session has ended; sign in again."
+        case .invalidToken(let reason): return "The token is not valid: \(reason)."
+        case .invalidOneShotToken: return "The one-shot token is not valid (unknown, used, or expired)."
+        case .disabledUser: return "The user is disabled."
+        case .crossSiteRequest: return "Cross-site request refused: a request signed in by cookie must come from this site."
+        case .storeUnavailable: return "Gatehouse cannot read its store right now."
         }
     }
 }

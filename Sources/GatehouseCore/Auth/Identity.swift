@@ -3,6 +3,12 @@
 public enum AuthenticationMethod: String, Sendable, Hashable {
     case apiKey = "api_key"
     case trustedNetwork = "trusted_network"
+    /// The `gatehouse_session` cookie of a browser sign-in.
+    case session = "session"
+    /// A JSON Web Token Gatehouse issued (`Authorization: Bearer`).
+    case jwt = "jwt"
+    /// A single-use token in `?token=`.
+    case oneShotToken = "oneshot_token"
 }
 
 /// Who a request was attributed to.

@@ -5,6 +5,10 @@ public enum CredentialSource: String, Sendable, Hashable {
     case authorizationBearer = "Authorization: Bearer"
     case authorizationToken = "Authorization: Token"
     case apiKeyQueryParameter = "apikey"
+    /// A one-shot token in `?token=`.
+    case oneShotQueryParameter = "token"
+    /// The `gatehouse_session` cookie.
+    case sessionCookie = "gatehouse_session"
 }
 
 /// A credential a request carries, before it is checked.
@@ -17,7 +21,9 @@ public struct PresentedCredential: Sendable, Hashable {
 ///
 /// Guarantees: the places are read in one fixed order — `X-Api-Key`, then `Authorization`
 /// (`Bearer` or `Token`, scheme case-insensitive), then the `apikey` query parameter (only when
-/// enabled). Several copies carrying *different* secrets are refused as a whole
+/// enabled), then the `token` query parameter (one-shot tokens). The `gatehouse_session` cookie
+/// counts only when none of these is present: a browser that is signed in may still call with an
+/// explicit key, and the key decides. Several copies carrying *different* secrets are refused as a whole
 /// (``AuthenticationFailure/conflictingCredentials``) rather than letting one win: a proxy and its
 /// device must never disagree on who is calling. An `Authorization` header with another scheme
 /// (Basic, Digest…) or no token is a presented-but-unusable credential, never ignored.
@@ -47,8 +53,20 @@ public struct CredentialExtractor: Sendable {
                 found.append(PresentedCredential(secret: value, source: .apiKeyQueryParameter))
             }
         }
+        for value in query.values(named: "token") {
+            guard !value.isEmpty else { return .failure(.malformedAuthorization(reason: "token is empty")) }
+            found.append(PresentedCredential(secret: value, source: .oneShotQueryParameter))
+        }
         if let first = found.first, found.contains(where: { $0.secret != first.secret }) {
             return .failure(.conflictingCredentials)
+        }
+        if found.isEmpty {
+            let cookies = SessionCookie.values(in: headers)
+            if let first = cookies.first {
+                guard cookies.allSatisfy({ $0 == first }) else { return .failure(.conflictingCredentials) }
+                // An empty cookie (a cleared one) is no credential at all.
+                if !first.isEmpty { found.append(PresentedCredential(secret: first, source: .sessionCookie)) }
+            }
         }
         return .success(found)
     }

@@ -35,17 +35,47 @@ public struct ForwardPlan: Sendable {
 public enum GateDecision: Sendable {
     case forward(ForwardPlan)
     case refuse(AuthenticationFailure)
+    /// The credential is one the store knows (a session, a JSON Web Token, a run-time API key, a
+    /// one-shot token): look it up off the event loop, then ask ``RequestGate/complete(_:with:)``.
+    case lookUp(PendingAuthentication)
 }
 
-/// Decides, as a pure function of the request and the clock, whether a request may reach the
-/// device and as whom.
+/// What kind of store lookup a credential needs.
+public enum StoredCredentialKind: Sendable, Hashable {
+    case apiKey
+    case jsonWebToken
+    case session
+    case oneShotToken
+}
+
+/// A credential waiting for its store lookup, with everything the gate needs to finish deciding.
+public struct PendingAuthentication: Sendable {
+    public let kind: StoredCredentialKind
+    public let secret: String
+    fileprivate let consumed: Set<CredentialSource>
+    fileprivate let isPublic: Bool
+    fileprivate let method: String
+    fileprivate let isWebSocketUpgrade: Bool
+    fileprivate let sameOrigin: Bool
+    fileprivate let clientAddress: IPAddress?
+    fileprivate let peerIsTrustedProxy: Bool
+
+    /// The client address after `X-Forwarded-For` processing (for the access log and lockouts).
+    public var client: IPAddress? { clientAddress }
+}
+
+/// Decides, as a pure function of the request, the clock and (for stored credentials) the
+/// store's answer, whether a request may reach the device and as whom.
 ///
 /// The order is fixed and documented in README:
 /// 1. Credentials are extracted (``CredentialExtractor``). A presented credential decides: valid →
-///    its identity; invalid → 401, even if a trusted network would have matched.
+///    its identity; invalid → 401, even if a trusted network would have matched. Config-file API
+///    keys are checked here; every other credential becomes ``GateDecision/lookUp(_:)``.
 /// 2. With no credential, a trusted network may grant an identity.
 /// 3. With no identity, a public path passes anonymously; anything else is 401.
 /// 4. A read-only identity may use GET, HEAD and OPTIONS only, and may not open a WebSocket.
+/// 5. An identity from the session cookie may change state (any other method, or a WebSocket)
+///    only from the same site (``CrossSiteCheck``); otherwise 403.
 ///
 /// On a public path a bad credential does not block the request: it is forwarded anonymously
 /// (identity headers stripped, credential removed), because the path needs no credential at all.
@@ -55,13 +85,17 @@ public struct RequestGate: Sendable {
     public let trustedNetworks: TrustedNetworkAuthenticator
     public let clientAddresses: ClientAddressResolver
     public let publicPaths: PublicPaths
+    /// Whether a store stands behind the gate; without one, every credential not in the config
+    /// is refused at once.
+    public let storeBacked: Bool
 
-    public init(config: GatehouseConfig) {
+    public init(config: GatehouseConfig, storeBacked: Bool = false) {
         self.extractor = CredentialExtractor(queryAPIKeyEnabled: config.queryAPIKey)
         self.apiKeys = APIKeyAuthenticator(keys: config.apiKeys)
         self.trustedNetworks = TrustedNetworkAuthenticator(networks: config.trustedNetworks)
         self.clientAddresses = ClientAddressResolver(trustedProxies: config.trustedProxies)
         self.publicPaths = PublicPaths(prefixes: config.publicPaths)
+        self.storeBacked = storeBacked
     }
 
     public func decide(_ request: RequestFacts, now: Date) -> GateDecision {
@@ -74,35 +108,97 @@ public struct RequestGate: Sendable {
         func plan(_ identity: Identity?, _ consumed: Set<CredentialSource>) -> ForwardPlan {
             ForwardPlan(identity: identity, consumed: consumed, clientAddress: client, peerIsTrustedProxy: peerIsTrustedProxy)
         }
-        func authorize(_ identity: Identity, _ consumed: Set<CredentialSource>) -> GateDecision {
-            if identity.readOnly {
-                if request.isWebSocketUpgrade { return .refuse(.readOnlyUpgrade) }
-                if !["GET", "HEAD", "OPTIONS"].contains(request.method) {
-                    return .refuse(.readOnlyCredential(method: request.method))
-                }
-            }
-            return .forward(plan(identity, consumed))
-        }
 
         switch extractor.extract(headers: request.headers, query: request.target.query) {
         case .failure(let failure):
             // Unusable credentials on a public path: forwarded anonymously, every place Gatehouse
             // reads a credential from emptied, so a working key next to a broken one never leaks.
             var everywhere = Set(CredentialSource.allHeaderSources)
+            everywhere.insert(.oneShotQueryParameter)
             if extractor.queryAPIKeyEnabled { everywhere.insert(.apiKeyQueryParameter) }
             return isPublic ? .forward(plan(nil, everywhere)) : .refuse(failure)
         case .success(let credentials) where !credentials.isEmpty:
             let consumed = Set(credentials.map(\.source))
-            switch apiKeys.authenticate(key: credentials[0].secret, now: now) {
-            case .success(let identity): return authorize(identity, consumed)
-            case .failure(let failure): return isPublic ? .forward(plan(nil, consumed)) : .refuse(failure)
+            let credential = credentials[0]
+            let kind: StoredCredentialKind
+            switch credential.source {
+            case .sessionCookie: kind = .session
+            case .oneShotQueryParameter: kind = .oneShotToken
+            case .apiKeyHeader, .authorizationToken, .apiKeyQueryParameter, .authorizationBearer:
+                let result = apiKeys.authenticate(key: credential.secret, now: now)
+                if case .success(let identity) = result {
+                    return Self.authorize(identity, request: request, sameOrigin: true, plan: plan(identity, consumed))
+                }
+                if case .failure(.unknownAPIKey) = result, storeBacked {
+                    kind = credential.source == .authorizationBearer && JSONWebTokenShape.matches(credential.secret)
+                        ? .jsonWebToken : .apiKey
+                } else {
+                    guard case .failure(let failure) = result else { return .refuse(.unknownAPIKey) }
+                    return isPublic ? .forward(plan(nil, consumed)) : .refuse(failure)
+                }
             }
+            guard storeBacked else {
+                return isPublic ? .forward(plan(nil, consumed)) : .refuse(kind == .oneShotToken ? .invalidOneShotToken : .invalidSession)
+            }
+            return .lookUp(
+                PendingAuthentication(
+                    kind: kind, secret: credential.secret, consumed: consumed, isPublic: isPublic, method: request.method,
+                    isWebSocketUpgrade: request.isWebSocketUpgrade,
+                    sameOrigin: CrossSiteCheck.isSameSite(headers: request.headers, peerIsTrustedProxy: peerIsTrustedProxy),
+                    clientAddress: client, peerIsTrustedProxy: peerIsTrustedProxy))
         case .success:
             if let identity = trustedNetworks.authenticate(client: client) {
-                return authorize(identity, [])
+                return Self.authorize(identity, request: request, sameOrigin: true, plan: plan(identity, []))
             }
             return isPublic ? .forward(plan(nil, [])) : .refuse(.missingCredential)
         }
+    }
+
+    /// Finishes a decision once the store answered for a ``GateDecision/lookUp(_:)``.
+    public func complete(_ pending: PendingAuthentication, with result: Result<Identity, AuthenticationFailure>) -> GateDecision {
+        switch result {
+        case .success(let identity):
+            let plan = ForwardPlan(
+                identity: identity, consumed: pending.consumed, clientAddress: pending.clientAddress,
+                peerIsTrustedProxy: pending.peerIsTrustedProxy)
+            return Self.authorize(
+                identity, method: pending.method, isWebSocketUpgrade: pending.isWebSocketUpgrade,
+                sameOrigin: pending.sameOrigin, plan: plan)
+        case .failure(let failure):
+            guard pending.isPublic, failure != .storeUnavailable else { return .refuse(failure) }
+            return .forward(
+                ForwardPlan(identity: nil, consumed: pending.consumed, clientAddress: pending.clientAddress,
+                            peerIsTrustedProxy: pending.peerIsTrustedProxy))
+        }
+    }
+
+    private static func authorize(_ identity: Identity, request: RequestFacts, sameOrigin: Bool, plan: ForwardPlan) -> GateDecision {
+        authorize(identity, method: request.method, isWebSocketUpgrade: request.isWebSocketUpgrade, sameOrigin: sameOrigin, plan: plan)
+    }
+
+    private static func authorize(
+        _ identity: Identity, method: String, isWebSocketUpgrade: Bool, sameOrigin: Bool, plan: ForwardPlan
+    ) -> GateDecision {
+        let safe = ["GET", "HEAD", "OPTIONS"].contains(method) && !isWebSocketUpgrade
+        if identity.readOnly && !safe {
+            return .refuse(isWebSocketUpgrade ? .readOnlyUpgrade : .readOnlyCredential(method: method))
+        }
+        if identity.method == .session && !safe && !sameOrigin { return .refuse(.crossSiteRequest) }
+        return .forward(plan)
+    }
+}
+
+/// Whether a bearer credential has the shape of a JSON Web Token (three base64url parts), so it
+/// is checked as one instead of being looked up as an API key.
+public enum JSONWebTokenShape {
+    public static func matches(_ secret: String) -> Bool {
+        var dots = 0
+        for b in secret.utf8 {
+            if b == UInt8(ascii: ".") { dots += 1; continue }
+            let ok = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F
+            if !ok { return false }
+        }
+        return dots == 2
     }
 }
 

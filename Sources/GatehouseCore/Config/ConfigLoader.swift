@@ -16,9 +16,12 @@ public enum ConfigLoader {
             throw ConfigError(file: name, line: nil, keyPath: "", message: "the file is not UTF-8 text")
         }
         var config = try parse(yaml: text, fileName: name)
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         if !config.storePath.hasPrefix("/") {
-            let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
             config.storePath = directory.appendingPathComponent(config.storePath).standardizedFileURL.path
+        }
+        if !config.jwt.secretFile.hasPrefix("/") {
+            config.jwt.secretFile = directory.appendingPathComponent(config.jwt.secretFile).standardizedFileURL.path
         }
         return config
     }
@@ -177,7 +180,7 @@ struct ConfigReader {
     static let topLevelKeys = [
         "listen", "upstream", "identity_headers", "strip_headers", "forward_credentials", "query_api_key",
         "public_paths", "api_keys", "trusted_networks", "trusted_proxies", "timeouts", "limits", "access_log",
-        "store", "passwords",
+        "store", "passwords", "sessions", "jwt", "login",
     ]
 
     func read(_ root: ConfigValue) throws(ConfigError) -> GatehouseConfig {
@@ -257,7 +260,37 @@ struct ConfigReader {
             let m = try mapping(v, known: ["min_length"])
             if let x = m["min_length"] { config.passwordPolicy.minimumLength = Int(try int(x, min: 1, max: 256)) }
         }
+        if let v = top["sessions"] {
+            let m = try mapping(v, known: ["idle_timeout", "lifetime", "short_lifetime"])
+            if let x = m["idle_timeout"] { config.sessions.idleTimeout = try positive(duration(x), x) }
+            if let x = m["lifetime"] { config.sessions.rememberLifetime = try positive(duration(x), x) }
+            if let x = m["short_lifetime"] { config.sessions.shortLifetime = try positive(duration(x), x) }
+        }
+        if let v = top["jwt"] {
+            let m = try mapping(v, known: ["secret_file", "issuer", "audience", "access_expiry", "refresh_expiry"])
+            if let x = m["secret_file"] {
+                let path = try string(x)
+                guard !path.isEmpty, !path.hasSuffix("/") else { throw fail(x, "expected a file path, like ./jwt.secret") }
+                config.jwt.secretFile = path
+            }
+            if let x = m["issuer"] { config.jwt.issuer = try nonEmpty(x) }
+            if let x = m["audience"] { config.jwt.audience = try nonEmpty(x) }
+            if let x = m["access_expiry"] { config.jwt.accessExpiry = try duration(x) }
+            if let x = m["refresh_expiry"] { config.jwt.refreshExpiry = try duration(x) }
+        }
+        if let v = top["login"] {
+            let m = try mapping(v, known: ["max_failures", "window", "lockout"])
+            if let x = m["max_failures"] { config.loginThrottle.maxFailures = Int(try int(x, min: 1, max: 1000)) }
+            if let x = m["window"] { config.loginThrottle.window = try positive(duration(x), x) }
+            if let x = m["lockout"] { config.loginThrottle.lockout = try positive(duration(x), x) }
+        }
         return config
+    }
+
+    private func nonEmpty(_ value: ConfigValue) throws(ConfigError) -> String {
+        let text = try string(value)
+        guard !text.isEmpty, text.utf8.count <= 256 else { throw fail(value, "expected a non-empty text of at most 256 bytes") }
+        return text
     }
 
     private func positive(_ d: ConfigDuration, _ value: ConfigValue) throws(ConfigError) -> ConfigDuration {

@@ -23,6 +23,13 @@ public struct GatehouseConfig: Sendable {
     public var storePath: String = "./gatehouse.db"
     /// Rules for user passwords (`passwords.min_length`, default 10).
     public var passwordPolicy = PasswordPolicy()
+    /// Browser sign-ins (`sessions:`).
+    public var sessions = SessionPolicy()
+    /// JSON Web Tokens (`jwt:`). `ConfigLoader.load(path:)` resolves a relative `secret_file`
+    /// against the config file's directory.
+    public var jwt = JWTSettings()
+    /// Lockouts after failed sign-ins (`login:`).
+    public var loginThrottle = LoginThrottlePolicy()
 
     public init(
         listen: ListenAddress = ListenAddress(host: "0.0.0.0", port: 8080),

@@ -22,7 +22,8 @@ public struct IdentityHeaderNames: Sendable, Hashable {
 /// - Hop-by-hop headers are dropped: `Connection` and every header it names, `Keep-Alive`,
 ///   `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding` and `Content-Length` (framing is set
 ///   by the forwarder), and `Upgrade` unless this is a WebSocket upgrade.
-/// - The consumed credential is removed unless `forwardCredentials`.
+/// - The consumed credential is removed unless `forwardCredentials`; the `gatehouse_session`
+///   cookie is always removed from `Cookie` (other cookies pass).
 /// - `X-Forwarded-For` is appended to only when the peer is a trusted proxy; otherwise it is
 ///   replaced by the peer, and `X-Forwarded-Proto`/`-Host`, `Forwarded` and `X-Real-IP` from an
 ///   untrusted peer are dropped, so a client cannot claim to be someone it is not.
@@ -90,6 +91,11 @@ public struct UpstreamHeaderPolicy: Sendable {
                 }
             }
             if !forwardCredentials && isConsumedCredential(header.name, plan.consumed) { continue }
+            if canonical == "cookie" {
+                // Gatehouse's own cookie never reaches the device, whatever else is configured.
+                if let rest = SessionCookie.removing(from: header.value) { out.append((name: header.name, value: rest)) }
+                continue
+            }
             out.append(header)
         }
         if isWebSocketUpgrade { out.append((name: "Connection", value: "Upgrade")) }
@@ -113,9 +119,14 @@ public struct UpstreamHeaderPolicy: Sendable {
         return false
     }
 
-    /// The request target sent upstream: the `apikey` parameter removed when it was consumed.
+    /// The request target sent upstream: the `apikey` and `token` parameters removed when they
+    /// were consumed.
     public func target(_ target: RequestTarget, plan: ForwardPlan) -> RequestTarget {
-        guard !forwardCredentials, plan.consumed.contains(.apiKeyQueryParameter) else { return target }
-        return RequestTarget(path: target.path, query: target.query.removing(named: "apikey"))
+        guard !forwardCredentials else { return target }
+        var query = target.query
+        if plan.consumed.contains(.apiKeyQueryParameter) { query = query.removing(named: "apikey") }
+        if plan.consumed.contains(.oneShotQueryParameter) { query = query.removing(named: "token") }
+        if query == target.query { return target }
+        return RequestTarget(path: target.path, query: query)
     }
 }

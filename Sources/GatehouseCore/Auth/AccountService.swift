@@ -1,0 +1,319 @@
+import Foundation
+
+/// Why an account operation was refused; each maps to one HTTP status.
+public enum AccountError: Error, Equatable, Sendable {
+    /// Wrong user name or password (never says which): 401.
+    case invalidCredentials
+    /// Too many failures for this name or address: 429 with `Retry-After`.
+    case lockedOut(retryAfter: Int)
+    /// The request itself is malformed; the text names the field: 400.
+    case badRequest(String)
+    /// The caller may not do this: 403.
+    case forbidden(String)
+    case notFound(String)
+    case conflict(String)
+    /// The credential presented to this endpoint is not valid: 401.
+    case unauthenticated(AuthenticationFailure)
+    /// The store could not be used: 503.
+    case unavailable
+
+    public var status: Int {
+        switch self {
+        case .invalidCredentials, .unauthenticated: return 401
+        case .lockedOut: return 429
+        case .badRequest: return 400
+        case .forbidden: return 403
+        case .notFound: return 404
+        case .conflict: return 409
+        case .unavailable: return 503
+        }
+    }
+
+    public var detail: String {
+        switch self {
+        case .invalidCredentials: return "Wrong user name or password."
+        case .lockedOut(let seconds): return "Too many failed sign-ins; try again in \(seconds) seconds."
+        case .badRequest(let text), .forbidden(let text), .notFound(let text), .conflict(let text): return text
+        case .unauthenticated(let failure): return failure.detail
+        case .unavailable: return "Gatehouse cannot use its store right now."
+        }
+    }
+}
+
+/// A pair of tokens handed out at sign-in or refresh.
+public struct TokenPair: Sendable {
+    public let access: String
+    public let refresh: String
+}
+
+/// A session just opened: the cookie value (shown once) and its record.
+public struct OpenedSession: Sendable {
+    public let secret: String
+    public let record: SessionRecord
+}
+
+/// A key just created: the key itself (shown once) and its record.
+public struct CreatedKey: Sendable {
+    public let key: String
+    public let record: StoredAPIKey
+}
+
+/// What users can do with their accounts: sign in and out, refresh tokens, manage keys, and
+/// what admins can do with users. Used by the login page and the JSON API alike.
+///
+/// Guarantees:
+/// - A password is checked with scrypt off the event loop; an unknown user name costs one scrypt
+///   run too, so timing does not tell whether a name exists; a disabled user's right password is
+///   refused with the same answer as a wrong one.
+/// - Failed attempts count toward ``LoginThrottle``; a locked-out name or address is refused
+///   before its password is even checked.
+/// - Every secret it creates (session id, token id, key) is 256 random bits, stored as a digest.
+/// - A refresh token is exchanged at most once (``CredentialStore/exchangeRefreshToken(jti:)``);
+///   its reuse revokes its family, and the answer is 401.
+public struct AccountService: Sendable {
+    public let credentials: StoredCredentialAuthenticator
+    public let throttle: LoginThrottle
+    public let passwordPolicy: PasswordPolicy
+    /// Compared against when the user does not exist, so that case costs one scrypt run too.
+    private let decoyHash: PasswordHash?
+
+    public init(credentials: StoredCredentialAuthenticator, throttle: LoginThrottle, passwordPolicy: PasswordPolicy) {
+        self.credentials = credentials
+        self.throttle = throttle
+        self.passwordPolicy = passwordPolicy
+        self.decoyHash = try? PasswordHash.make(RandomSecret.make())
+    }
+
+    private var store: any CredentialStore { credentials.store }
+    private var executor: any StoreExecutor { credentials.executor }
+
+    private func run<T: Sendable>(_ body: @escaping @Sendable (any CredentialStore) throws -> T) async throws(AccountError) -> T {
+        let store = self.store
+        do {
+            return try await executor.run { try body(store) }
+        } catch let error as StoreError {
+            switch error {
+            case .conflict(let what): throw .conflict(what)
+            default: throw .unavailable
+            }
+        } catch {
+            throw .unavailable
+        }
+    }
+
+    // MARK: Signing in
+
+    /// The user whose name and password these are.
+    public func checkPassword(username: String, password: String, client: IPAddress?, now: Date) async throws(AccountError) -> UserRecord {
+        if let seconds = throttle.retryAfter(username: username, client: client, now: now) { throw .lockedOut(retryAfter: seconds) }
+        let decoy = decoyHash
+        let user = try await run { store -> UserRecord? in
+            let user = Identity.isValidName(username) ? try store.user(named: username) : nil
+            guard let user else {
+                _ = decoy?.verify(password)
+                return nil
+            }
+            return user.passwordHash.verify(password) ? user : nil
+        }
+        guard let user, !user.disabled else {
+            throttle.recordFailure(username: username, client: client, now: now)
+            throw .invalidCredentials
+        }
+        throttle.recordSuccess(username: username)
+        if user.passwordHash.needsRehash(), let hash = try? PasswordHash.make(password) {
+            _ = try? await run { store in try store.setPassword(hash, forUser: username) }
+        }
+        return user
+    }
+
+    public func openSession(for user: UserRecord, remember: Bool, client: IPAddress?, now: Date) async throws(AccountError) -> OpenedSession {
+        let secret = RandomSecret.make()
+        let record = SessionRecord(
+            digest: SecretDigest.of(secret), username: user.username, created: now, lastSeen: now,
+            expires: now.addingTimeInterval(credentials.sessions.lifetime(remember: remember)), remember: remember,
+            origin: client?.description ?? "local")
+        try await run { store in try store.addSession(record) }
+        return OpenedSession(secret: secret, record: record)
+    }
+
+    /// Ends the session this cookie value names, at once. True when there was one.
+    @discardableResult
+    public func closeSession(secret: String) async throws(AccountError) -> Bool {
+        let digest = SecretDigest.of(secret)
+        return try await run { store in try store.deleteSession(digest: digest) }
+    }
+
+    /// A new access and refresh token of a new family (at sign-in).
+    public func issueTokens(for user: UserRecord, now: Date) async throws(AccountError) -> TokenPair {
+        try await issueTokens(username: user.username, roles: user.roles, family: RandomSecret.make(), now: now)
+    }
+
+    private func issueTokens(username: String, roles: [String], family: String, now: Date) async throws(AccountError) -> TokenPair {
+        let tokens = credentials.tokens
+        let access: SignedToken
+        let refresh: SignedToken
+        do {
+            access = try await tokens.issue(kind: .access, username: username, roles: roles, family: family, now: now)
+            refresh = try await tokens.issue(kind: .refresh, username: username, roles: roles, family: family, now: now)
+        } catch {
+            throw .unavailable
+        }
+        try await run { store in
+            try store.addToken(access.record)
+            try store.addToken(refresh.record)
+        }
+        return TokenPair(access: access.token, refresh: refresh.token)
+    }
+
+    /// A long-lived access token (`gatehouse token issue`); `lifetime` nil never expires.
+    public func issueLongLivedToken(for username: String, lifetime: TimeInterval?, description: String, now: Date) async throws(AccountError) -> SignedToken {
+        guard let user = try await run({ store in try store.user(named: username) }) else {
+            throw .notFound("There is no user named '\(username)'.")
+        }
+        let signed: SignedToken
+        do {
+            signed = try await credentials.tokens.issue(
+                kind: .longLived, username: user.username, roles: user.roles, family: nil, now: now,
+                lifetime: .some(lifetime), description: description)
+        } catch {
+            throw .unavailable
+        }
+        try await run { store in try store.addToken(signed.record) }
+        return signed
+    }
+
+    /// Exchanges a refresh token for a new pair of the same family.
+    public func refresh(_ refreshToken: String, now: Date) async throws(AccountError) -> (UserRecord, TokenPair) {
+        let honoured: (VerifiedToken, IssuedToken, UserRecord)
+        do {
+            switch try await credentials.honouredToken(refreshToken, now: now) {
+            case .success(let value): honoured = value
+            case .failure(let failure): throw AccountError.unauthenticated(failure)
+            }
+        } catch let error as AccountError {
+            throw error
+        } catch {
+            throw .unavailable
+        }
+        let (verified, record, user) = honoured
+        guard verified.kind == .refresh, record.kind == .refresh else {
+            throw .unauthenticated(.invalidToken(reason: "this is not a refresh token"))
+        }
+        let jti = record.jti
+        switch try await run({ store in try store.exchangeRefreshToken(jti: jti) }) {
+        case .accepted:
+            let pair = try await issueTokens(username: user.username, roles: user.roles, family: record.family ?? RandomSecret.make(), now: now)
+            return (user, pair)
+        case .reused:
+            throw .unauthenticated(.invalidToken(reason: "this refresh token was used before; all tokens of its sign-in are now revoked"))
+        case .refused:
+            throw .unauthenticated(.invalidToken(reason: "it has been revoked"))
+        }
+    }
+
+    /// Logs a token holder out: the token's whole family (the sign-in it came from) is revoked.
+    public func revokeTokenFamily(_ token: String, now: Date) async throws(AccountError) {
+        guard case .success(let (_, record, _))? = try? await credentials.honouredToken(token, now: now) else { return }
+        if let family = record.family {
+            _ = try await run { store in try store.revokeTokens(family: family) }
+        } else {
+            let jti = record.jti
+            _ = try await run { store in try store.revokeToken(jti: jti) }
+        }
+    }
+
+    /// A one-shot token standing for `identity`.
+    public func oneShotToken(for identity: Identity, now: Date) throws(AccountError) -> String {
+        guard let token = credentials.oneShotTokens.issue(for: identity, now: now) else {
+            throw .lockedOut(retryAfter: Int(credentials.oneShotTokens.lifetime.rounded(.up)))
+        }
+        return token
+    }
+
+    // MARK: Users
+
+    public func user(named username: String) async throws(AccountError) -> UserRecord? {
+        try await run { store in try store.user(named: username) }
+    }
+
+    public func users() async throws(AccountError) -> [UserRecord] {
+        try await run { store in try store.users() }
+    }
+
+    public func createUser(username: String, password: String, roles: [String], now: Date) async throws(AccountError) -> UserRecord {
+        guard Identity.isValidName(username) else {
+            throw .badRequest("username: must be 1-64 characters of A-Z a-z 0-9 . _ @ -")
+        }
+        guard roles.allSatisfy(Identity.isValidName) else { throw .badRequest("roles: each must be 1-64 characters of A-Z a-z 0-9 . _ @ -") }
+        let hash = try makeHash(password, field: "password")
+        let record = UserRecord(username: username, passwordHash: hash, roles: roles, created: now)
+        try await run { store in try store.addUser(record) }
+        return record
+    }
+
+    public func deleteUser(named username: String) async throws(AccountError) {
+        guard try await run({ store in try store.deleteUser(named: username) }) else {
+            throw .notFound("There is no user named '\(username)'.")
+        }
+    }
+
+    /// Changes a password after checking the current one; every session of the user ends.
+    public func changePassword(username: String, current: String, new: String, client: IPAddress?, now: Date) async throws(AccountError) {
+        _ = try await checkPassword(username: username, password: current, client: client, now: now)
+        let hash = try makeHash(new, field: "new_password")
+        try await run { store in
+            _ = try store.setPassword(hash, forUser: username)
+            _ = try store.deleteSessions(ofUser: username)
+        }
+    }
+
+    private func makeHash(_ password: String, field: String) throws(AccountError) -> PasswordHash {
+        do {
+            try passwordPolicy.check(password)
+            return try PasswordHash.make(password)
+        } catch {
+            throw .badRequest("\(field): \(error)")
+        }
+    }
+
+    // MARK: API keys
+
+    public func createKey(
+        owner: String, name: String?, roles: [String]?, readOnly: Bool, expires: Date?, description: String, now: Date
+    ) async throws(AccountError) -> CreatedKey {
+        let keyName = name ?? "key-" + String(RandomSecret.make().prefix(8)).replacingOccurrences(of: "-", with: "x").replacingOccurrences(of: "_", with: "x")
+        guard Identity.isValidName(keyName) else { throw .badRequest("name: must be 1-64 characters of A-Z a-z 0-9 . _ @ -") }
+        if let roles, !roles.allSatisfy(Identity.isValidName) { throw .badRequest("roles: each must be 1-64 characters of A-Z a-z 0-9 . _ @ -") }
+        guard description.utf8.count <= 200 else { throw .badRequest("description: at most 200 bytes") }
+        if let expires, expires <= now { throw .badRequest("expires: must be in the future") }
+        let key = APIKeyGenerator.generate()
+        let record = StoredAPIKey(
+            name: keyName, username: owner, roles: roles, digest: SecretDigest.of(key), readOnly: readOnly,
+            expires: expires, created: now, description: description)
+        try await run { store in try store.addAPIKey(record) }
+        return CreatedKey(key: key, record: record)
+    }
+
+    public func keys(ofUser username: String?) async throws(AccountError) -> [StoredAPIKey] {
+        try await run { store in try store.apiKeys(ofUser: username) }
+    }
+
+    /// Revokes a key; only its owner or an admin may.
+    public func revokeKey(named name: String, by caller: Identity) async throws(AccountError) {
+        let isAdmin = caller.roles.contains("admin")
+        let removed = try await run { store -> Bool? in
+            guard let key = try store.apiKeys(ofUser: isAdmin ? nil : caller.user).first(where: { $0.name == name }) else { return nil }
+            return try store.deleteAPIKey(named: key.name)
+        }
+        guard removed == true else { throw .notFound("There is no key named '\(name)' that you may revoke.") }
+    }
+
+    /// NetBox's token provisioning: a user name and password buy an API key.
+    public func provision(
+        username: String, password: String, expires: Date?, writeEnabled: Bool, description: String, client: IPAddress?, now: Date
+    ) async throws(AccountError) -> CreatedKey {
+        let user = try await checkPassword(username: username, password: password, client: client, now: now)
+        return try await createKey(
+            owner: user.username, name: nil, roles: nil, readOnly: !writeEnabled, expires: expires, description: description, now: now)
+    }
+}

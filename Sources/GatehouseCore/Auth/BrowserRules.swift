@@ -1,0 +1,90 @@
+import Foundation
+
+/// The same-site rule for requests a browser sends with the session cookie (as OctoPrint's CSRF
+/// protection does for its cookie sessions).
+///
+/// Guarantees: a request counts as same-site only when the browser said so — `Sec-Fetch-Site`
+/// is `same-origin` or `none` (typed into the address bar), or, without that header, `Origin`
+/// names this very host. A request carrying neither header is *not* same-site: every browser
+/// of the last years sends one of them on a state-changing request, so their absence means a
+/// client Gatehouse cannot vouch for.
+public enum CrossSiteCheck {
+    public static func isSameSite(headers: [(name: String, value: String)], peerIsTrustedProxy: Bool) -> Bool {
+        var fetchSite: String?
+        var origin: String?
+        var host: String?
+        var forwardedHost: String?
+        for (name, value) in headers {
+            if name.equalsCaseInsensitive("sec-fetch-site") {
+                if fetchSite != nil { return false }
+                fetchSite = value.trimmingASCIIWhitespace().lowercased()
+            } else if name.equalsCaseInsensitive("origin") {
+                if origin != nil { return false }
+                origin = value.trimmingASCIIWhitespace().lowercased()
+            } else if name.equalsCaseInsensitive("host") {
+                host = host ?? value.trimmingASCIIWhitespace().lowercased()
+            } else if peerIsTrustedProxy && name.equalsCaseInsensitive("x-forwarded-host") {
+                forwardedHost = forwardedHost ?? value.trimmingASCIIWhitespace().lowercased()
+            }
+        }
+        if let fetchSite { return fetchSite == "same-origin" || fetchSite == "none" }
+        guard let origin, let siteHost = forwardedHost ?? host, !siteHost.isEmpty else { return false }
+        for scheme in ["https://", "http://"] where origin.hasPrefix(scheme) {
+            return String(origin.dropFirst(scheme.count)) == siteHost
+        }
+        return false
+    }
+}
+
+/// Where a browser goes when it needs to sign in, and where it may return to.
+public enum LoginRedirect {
+    public static let loginPath = "/_gatehouse/login"
+
+    /// A browser navigation: GET or HEAD whose `Accept` lists `text/html` with a weight no lower
+    /// than any other type's (browsers' page loads; `fetch()` sends `*/*` and gets 401).
+    public static func isBrowserNavigation(method: String, headers: [(name: String, value: String)]) -> Bool {
+        guard method == "GET" || method == "HEAD" else { return false }
+        var html: Double?
+        var best = 0.0
+        for (name, value) in headers where name.equalsCaseInsensitive("accept") {
+            for item in value.split(separator: ",") {
+                let parts = item.split(separator: ";").map { $0.trimmingASCIIWhitespace().lowercased() }
+                guard let type = parts.first, !type.isEmpty else { continue }
+                var q = 1.0
+                for p in parts.dropFirst() where p.hasPrefix("q=") { q = Double(p.dropFirst(2)) ?? 0 }
+                if type == "text/html" { html = max(html ?? 0, q) }
+                best = max(best, q)
+            }
+        }
+        guard let html, html > 0 else { return false }
+        return html >= best
+    }
+
+    /// The login page's address for a browser that wanted `pathAndQuery`.
+    public static func location(returningTo pathAndQuery: String) -> String {
+        let next = safeReturnPath(pathAndQuery)
+        if next == "/" { return loginPath }
+        return loginPath + "?next=" + percentEncode(next)
+    }
+
+    /// `next` if it is a path on this site, else `/`. Refused: anything not starting with one
+    /// `/` (`//evil.example`, `/\evil`, `https://…`, `javascript:`), any backslash or control or
+    /// non-ASCII byte (browsers turn `\` into `/`), and Gatehouse's own sign-in pages.
+    public static func safeReturnPath(_ next: String?) -> String {
+        guard let next, next.utf8.count <= 2048, next.hasPrefix("/") else { return "/" }
+        let bytes = Array(next.utf8)
+        if bytes.count > 1 && (bytes[1] == UInt8(ascii: "/") || bytes[1] == UInt8(ascii: "\\")) { return "/" }
+        guard bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) else { return "/" }
+        // An encoded slash or backslash right after the first one is decoded by some servers.
+        let lowered = next.lowercased()
+        if lowered.hasPrefix("/%2f") || lowered.hasPrefix("/%5c") { return "/" }
+        if next == loginPath || next.hasPrefix(loginPath + "?") || next.hasPrefix("/_gatehouse/logout") { return "/" }
+        return next
+    }
+
+    static func percentEncode(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~/")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? "/"
+    }
+}

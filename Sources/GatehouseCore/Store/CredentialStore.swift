@@ -1,0 +1,153 @@
+import Foundation
+
+/// A browser sign-in, kept server-side. The cookie holds a 256-bit random id; the store holds
+/// only its ``digest``.
+public struct SessionRecord: Sendable, Hashable {
+    public var digest: SecretDigest
+    public var username: String
+    public var created: Date
+    /// The last request that used it (written at most once a minute; see ``SessionPolicy``).
+    public var lastSeen: Date
+    /// The absolute end, however active the session is.
+    public var expires: Date
+    /// Chosen with "remember me": the cookie outlives the browser and the long lifetime applies.
+    public var remember: Bool
+    /// Where it was opened from (client address), for `gatehouse session list`.
+    public var origin: String
+
+    public init(digest: SecretDigest, username: String, created: Date, lastSeen: Date, expires: Date, remember: Bool, origin: String) {
+        self.digest = digest
+        self.username = username
+        self.created = created
+        self.lastSeen = lastSeen
+        self.expires = expires
+        self.remember = remember
+        self.origin = origin
+    }
+
+    /// A short public name for listing and revoking: the first 12 hex digits of the digest (the
+    /// digest of a 256-bit random value; its prefix says nothing about the cookie).
+    public var publicID: String { String(digest.description.dropFirst("sha256:".count).prefix(12)) }
+}
+
+/// An API key created at run time (`POST /_gatehouse/api/keys`, `gatehouse key create`).
+/// Keys from the config file stay valid beside these.
+public struct StoredAPIKey: Sendable, Hashable {
+    public var name: String
+    public var username: String
+    /// Nil: the key carries its user's roles as they are at each request.
+    public var roles: [String]?
+    public var digest: SecretDigest
+    public var readOnly: Bool
+    public var expires: Date?
+    public var created: Date
+    /// Updated at most once a minute per key (NetBox's throttle), never a write per request.
+    public var lastUsed: Date?
+    public var description: String
+
+    public init(
+        name: String, username: String, roles: [String]?, digest: SecretDigest, readOnly: Bool,
+        expires: Date?, created: Date, lastUsed: Date? = nil, description: String = ""
+    ) {
+        self.name = name
+        self.username = username
+        self.roles = roles
+        self.digest = digest
+        self.readOnly = readOnly
+        self.expires = expires
+        self.created = created
+        self.lastUsed = lastUsed
+        self.description = description
+    }
+}
+
+/// What a JSON Web Token Gatehouse issued is for.
+public enum IssuedTokenKind: String, Sendable, Hashable, CaseIterable {
+    /// Short-lived, sent as `Authorization: Bearer` on requests.
+    case access
+    /// Long-lived, only ever exchanged at `refresh_jwt` for a new pair.
+    case refresh
+    /// An access token issued by `gatehouse token issue` (possibly never expiring).
+    case longLived = "long_lived"
+}
+
+/// The record of one issued JSON Web Token, by its `jti`: what makes revocation possible.
+public struct IssuedToken: Sendable, Hashable {
+    public var jti: String
+    public var username: String
+    public var kind: IssuedTokenKind
+    /// Refresh tokens and the access tokens issued with them share a family; reuse of a spent
+    /// refresh token revokes the whole family.
+    public var family: String?
+    public var created: Date
+    /// Nil: never expires.
+    public var expires: Date?
+    public var revoked: Bool
+    /// A refresh token that was exchanged already.
+    public var used: Bool
+    public var description: String
+
+    public init(
+        jti: String, username: String, kind: IssuedTokenKind, family: String?, created: Date, expires: Date?,
+        revoked: Bool = false, used: Bool = false, description: String = ""
+    ) {
+        self.jti = jti
+        self.username = username
+        self.kind = kind
+        self.family = family
+        self.created = created
+        self.expires = expires
+        self.revoked = revoked
+        self.used = used
+        self.description = description
+    }
+}
+
+/// The outcome of presenting a refresh token for exchange.
+public enum RefreshExchange: Sendable, Hashable {
+    /// First use: the token is now spent.
+    case accepted
+    /// Spent before: someone holds a copy. The whole family is now revoked.
+    case reused(family: String?)
+    /// Not issued by this store, revoked, or not a refresh token.
+    case refused
+}
+
+/// Everything Gatehouse keeps about who may sign in and what they were issued.
+///
+/// Guarantees every implementation gives, beyond ``UserStore``'s: secrets are held only as
+/// ``SecretDigest``s; deleting a user removes their sessions, keys and tokens in the same
+/// transaction; ``exchangeRefreshToken(jti:)`` is atomic, so two concurrent uses of one refresh
+/// token can never both be accepted.
+public protocol CredentialStore: UserStore {
+    func addSession(_ session: SessionRecord) throws(StoreError)
+    /// The session and its user (nil when either is gone).
+    func session(digest: SecretDigest) throws(StoreError) -> (SessionRecord, UserRecord)?
+    func touchSession(digest: SecretDigest, at: Date) throws(StoreError)
+    /// False when there was no such session.
+    func deleteSession(digest: SecretDigest) throws(StoreError) -> Bool
+    /// Sessions whose ``SessionRecord/publicID`` starts with `prefix`.
+    func sessions(publicIDPrefix prefix: String) throws(StoreError) -> [SessionRecord]
+    /// All sessions (of one user when given), newest first.
+    func sessions(ofUser username: String?) throws(StoreError) -> [SessionRecord]
+    func deleteSessions(ofUser username: String) throws(StoreError) -> Int
+
+    /// ``StoreError/conflict(_:)`` when the name or the digest is taken.
+    func addAPIKey(_ key: StoredAPIKey) throws(StoreError)
+    func apiKey(digest: SecretDigest) throws(StoreError) -> (StoredAPIKey, UserRecord)?
+    func apiKeys(ofUser username: String?) throws(StoreError) -> [StoredAPIKey]
+    func deleteAPIKey(named name: String) throws(StoreError) -> Bool
+    func touchAPIKey(named name: String, at: Date) throws(StoreError)
+
+    func addToken(_ token: IssuedToken) throws(StoreError)
+    /// The token and its user (nil when either is gone).
+    func token(jti: String) throws(StoreError) -> (IssuedToken, UserRecord)?
+    func tokens(ofUser username: String?) throws(StoreError) -> [IssuedToken]
+    func revokeToken(jti: String) throws(StoreError) -> Bool
+    /// Revokes every token of a family; returns how many were live.
+    func revokeTokens(family: String) throws(StoreError) -> Int
+    func exchangeRefreshToken(jti: String) throws(StoreError) -> RefreshExchange
+
+    /// Drops sessions and tokens whose end has passed; returns how many.
+    func purgeExpired(now: Date) throws(StoreError) -> Int
+}
