@@ -74,14 +74,21 @@ public struct AccountService: Sendable {
     public let credentials: StoredCredentialAuthenticator
     public let throttle: LoginThrottle
     public let passwordPolicy: PasswordPolicy
+    /// The scrypt cost of new password hashes (stored hashes keep their own and are raised at
+    /// the next sign-in when lower).
+    public let passwordParameters: ScryptParameters
     /// Compared against when the user does not exist, so that case costs one scrypt run too.
     private let decoyHash: PasswordHash?
 
-    public init(credentials: StoredCredentialAuthenticator, throttle: LoginThrottle, passwordPolicy: PasswordPolicy) {
+    public init(
+        credentials: StoredCredentialAuthenticator, throttle: LoginThrottle, passwordPolicy: PasswordPolicy,
+        passwordParameters: ScryptParameters = .interactive
+    ) {
         self.credentials = credentials
         self.throttle = throttle
         self.passwordPolicy = passwordPolicy
-        self.decoyHash = try? PasswordHash.make(RandomSecret.make())
+        self.passwordParameters = passwordParameters
+        self.decoyHash = try? PasswordHash.make(RandomSecret.make(), parameters: passwordParameters)
     }
 
     private var store: any CredentialStore { credentials.store }
@@ -120,7 +127,7 @@ public struct AccountService: Sendable {
             throw .invalidCredentials
         }
         throttle.recordSuccess(username: username)
-        if user.passwordHash.needsRehash(), let hash = try? PasswordHash.make(password) {
+        if user.passwordHash.needsRehash(current: passwordParameters), let hash = try? PasswordHash.make(password, parameters: passwordParameters) {
             _ = try? await run { store in try store.setPassword(hash, forUser: username) }
         }
         return user
@@ -270,7 +277,7 @@ public struct AccountService: Sendable {
     private func makeHash(_ password: String, field: String) throws(AccountError) -> PasswordHash {
         do {
             try passwordPolicy.check(password)
-            return try PasswordHash.make(password)
+            return try PasswordHash.make(password, parameters: passwordParameters)
         } catch {
             throw .badRequest("\(field): \(error)")
         }

@@ -42,11 +42,11 @@ public enum SessionCookie {
     /// Every `gatehouse_session` value in the request's `Cookie` headers.
     public static func values(in headers: [(name: String, value: String)]) -> [String] {
         var out: [String] = []
-        for (name, value) in headers where name.equalsCaseInsensitive("cookie") {
+        for (header, value) in headers where header.equalsCaseInsensitive("cookie") {
             for pair in value.split(separator: ";") {
                 let trimmed = pair.trimmingASCIIWhitespace()
                 guard let eq = trimmed.firstIndex(of: "=") else { continue }
-                if trimmed[..<eq].trimmingASCIIWhitespace() == name {
+                if trimmed[..<eq].trimmingASCIIWhitespace() == Self.name {
                     out.append(String(trimmed[trimmed.index(after: eq)...]).trimmingASCIIWhitespace())
                 }
             }
@@ -59,7 +59,7 @@ public enum SessionCookie {
         let kept = cookieHeader.split(separator: ";").filter { pair in
             let trimmed = pair.trimmingASCIIWhitespace()
             guard let eq = trimmed.firstIndex(of: "=") else { return true }
-            return trimmed[..<eq].trimmingASCIIWhitespace() != name
+            return trimmed[..<eq].trimmingASCIIWhitespace() != Self.name
         }.map { $0.trimmingASCIIWhitespace() }.filter { !$0.isEmpty }
         return kept.isEmpty ? nil : kept.joined(separator: "; ")
     }

@@ -35,7 +35,10 @@ final class ProxyFixture {
         return config
     }
 
-    init(threads: Int = 1, unixSocket: String? = nil, _ customize: (inout GatehouseConfig) -> Void = { _ in }) async throws {
+    init(
+        threads: Int = 1, unixSocket: String? = nil, accounts: AccountService? = nil,
+        _ customize: (inout GatehouseConfig) -> Void = { _ in }
+    ) async throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         upstream = try await RecordingUpstream.start(group: group, unixSocket: unixSocket)
         var config = Self.baseConfig(upstreamPort: upstream.port)
@@ -44,7 +47,7 @@ final class ProxyFixture {
         self.config = config
         var logger = Logger(label: "gatehouse-test")
         logger.logLevel = .warning
-        server = try await GatehouseServer.start(config: config, group: group, logger: logger)
+        server = try await GatehouseServer.start(config: config, group: group, logger: logger, accounts: accounts)
     }
 
     /// Runs `body` against a fresh fixture and always tears it down.
