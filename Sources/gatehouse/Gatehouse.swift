@@ -12,7 +12,7 @@ struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "An authentication sidecar: lets through to a device only the requests it can attribute to someone.",
-        subcommands: [Serve.self, Demo.self, CheckConfig.self, Key.self, UserCommand.self]
+        subcommands: [Serve.self, Demo.self, CheckConfig.self, Key.self, UserCommand.self, TokenCommand.self, SessionCommand.self]
     )
 }
 
@@ -160,7 +160,8 @@ struct CheckConfig: ParsableCommand {
 
 struct Key: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Manage API keys.", subcommands: [Generate.self])
+        abstract: "Manage API keys: in the config file (generate) or in the store (create, list, revoke).",
+        subcommands: [Generate.self, KeyCreate.self, KeyList.self, KeyRevoke.self])
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(

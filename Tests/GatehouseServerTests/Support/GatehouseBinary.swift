@@ -27,6 +27,27 @@ enum GatehouseBinary {
     }
 }
 
+extension GatehouseBinary {
+    /// Runs the binary to completion with `stdin` as its input; stdout and stderr together.
+    static func run(_ arguments: [String], stdin: String = "", environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try path())
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
 /// Reads a pipe to its end on its own thread, so two pipes of one child can be drained at once.
 final class PipeDrain: @unchecked Sendable {
     // @unchecked: `data` is written once before `done` is signalled and read only after it.
