@@ -1,0 +1,96 @@
+import GatehouseCore
+import XCTest
+
+final class BrowserRulesTests: XCTestCase {
+    func testSafeReturnPathKeepsOnlyLocalPaths() {
+        for good in ["/", "/printer", "/files?sort=name&x=1", "/a/b/c#frag", "/webcam/?action=stream"] {
+            XCTAssertEqual(LoginRedirect.safeReturnPath(good), good)
+        }
+        for bad in [nil, "", "//evil.example", "/\\evil", "https://evil.example", "http:evil", "evil", "javascript:alert(1)",
+                    "/%2f%2fevil", "/%5Cevil", "/a\\b", "/a b", "/\u{0}", "/é", "/_gatehouse/login", "/_gatehouse/login?next=/x",
+                    "/_gatehouse/logout", String(repeating: "/a", count: 2000)] {
+            XCTAssertEqual(LoginRedirect.safeReturnPath(bad), "/", String(describing: bad))
+        }
+    }
+
+    func testLoginLocationCarriesTheEncodedPath() {
+        XCTAssertEqual(LoginRedirect.location(returningTo: "/"), "/_gatehouse/login")
+        XCTAssertEqual(LoginRedirect.location(returningTo: "/a?b=c&d"), "/_gatehouse/login?next=/a%3Fb%3Dc%26d")
+        XCTAssertEqual(LoginRedirect.location(returningTo: "//evil"), "/_gatehouse/login")
+    }
+
+    func testBrowserNavigationNeedsGETAndHTMLPreferred() {
+        let browser = [("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")]
+        XCTAssertTrue(LoginRedirect.isBrowserNavigation(method: "GET", headers: browser))
+        XCTAssertTrue(LoginRedirect.isBrowserNavigation(method: "HEAD", headers: browser))
+        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "POST", headers: browser))
+        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "GET", headers: [("Accept", "*/*")]))
+        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "GET", headers: []))
+        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "GET", headers: [("Accept", "application/json, text/html;q=0.1")]))
+        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "GET", headers: [("Accept", "text/html;q=0")]))
+    }
+
+    func testSameSiteNeedsTheBrowsersWord() {
+        func same(_ headers: [(String, String)], proxy: Bool = false) -> Bool {
+            CrossSiteCheck.isSameSite(headers: [("Host", "printer.local:8080")] + headers.map { (name: $0.0, value: $0.1) }, peerIsTrustedProxy: proxy)
+        }
+        XCTAssertTrue(same([("Sec-Fetch-Site", "same-origin")]))
+        XCTAssertTrue(same([("Sec-Fetch-Site", "none")]))
+        XCTAssertFalse(same([("Sec-Fetch-Site", "same-site")]))
+        XCTAssertFalse(same([("Sec-Fetch-Site", "cross-site"), ("Origin", "http://printer.local:8080")]))
+        XCTAssertTrue(same([("Origin", "http://printer.local:8080")]))
+        XCTAssertTrue(same([("Origin", "https://PRINTER.local:8080")]))
+        XCTAssertFalse(same([("Origin", "http://printer.local")]), "another port is another origin")
+        XCTAssertFalse(same([("Origin", "null")]))
+        XCTAssertFalse(same([]))
+        XCTAssertFalse(same([("Origin", "http://printer.local:8080"), ("Origin", "http://evil")]))
+        XCTAssertFalse(same([("Origin", "https://printer.example"), ("X-Forwarded-Host", "printer.example")]), "XFH only from a trusted proxy")
+        XCTAssertTrue(same([("Origin", "https://printer.example"), ("X-Forwarded-Host", "printer.example")], proxy: true))
+    }
+
+    func testJWTShape() {
+        XCTAssertTrue(JSONWebTokenShape.matches("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"))
+        XCTAssertFalse(JSONWebTokenShape.matches("abcDEF123-_"))
+        XCTAssertFalse(JSONWebTokenShape.matches("a.b.c.d"))
+        XCTAssertFalse(JSONWebTokenShape.matches("a.b+c.d"))
+    }
+
+    func testSessionCookieParsingAndRemoval() {
+        let headers = [(name: "Cookie", value: "a=1; gatehouse_session=abc; b=2"), (name: "cookie", value: "gatehouse_session=abc")]
+        XCTAssertEqual(SessionCookie.values(in: headers), ["abc", "abc"])
+        XCTAssertEqual(SessionCookie.removing(from: "a=1; gatehouse_session=abc; b=2"), "a=1; b=2")
+        XCTAssertNil(SessionCookie.removing(from: "gatehouse_session=abc"))
+        XCTAssertEqual(SessionCookie.removing(from: "xgatehouse_session=1"), "xgatehouse_session=1")
+    }
+
+    func testOneShotTokensAreSingleUseAndShortLived() {
+        let tokens = OneShotTokens(lifetime: 5, capacity: 2)
+        let t0 = Date(timeIntervalSince1970: 1_000)
+        let who = Identity(user: "a", roles: [], method: .session, source: "s")
+        let t = tokens.issue(for: who, now: t0)!
+        XCTAssertEqual(tokens.redeem(t, now: t0.addingTimeInterval(4)), who)
+        XCTAssertNil(tokens.redeem(t, now: t0.addingTimeInterval(4)))
+        let late = tokens.issue(for: who, now: t0)!
+        XCTAssertNil(tokens.redeem(late, now: t0.addingTimeInterval(5)))
+        XCTAssertNotNil(tokens.issue(for: who, now: t0))
+        XCTAssertNotNil(tokens.issue(for: who, now: t0))
+        XCTAssertNil(tokens.issue(for: who, now: t0), "capacity reached: refused, memory bounded")
+        XCTAssertNotNil(tokens.issue(for: who, now: t0.addingTimeInterval(6)), "expired ones make room")
+    }
+
+    func testLoginThrottleLocksNameAndAddressAndEnds() throws {
+        var policy = LoginThrottlePolicy()
+        policy.maxFailures = 3
+        let throttle = LoginThrottle(policy: policy)
+        let ip = try XCTUnwrap(IPAddress("192.0.2.7"))
+        let t0 = Date(timeIntervalSince1970: 0)
+        XCTAssertNil(throttle.recordFailure(username: "a", client: ip, now: t0))
+        XCTAssertNil(throttle.recordFailure(username: "a", client: ip, now: t0))
+        XCTAssertEqual(throttle.recordFailure(username: "a", client: ip, now: t0), 300)
+        XCTAssertEqual(throttle.retryAfter(username: "a", client: nil, now: t0.addingTimeInterval(100)), 200)
+        XCTAssertEqual(throttle.retryAfter(username: "other", client: ip, now: t0), 300)
+        XCTAssertNil(throttle.retryAfter(username: "a", client: ip, now: t0.addingTimeInterval(300)))
+        XCTAssertNil(throttle.recordFailure(username: "b", client: nil, now: t0))
+        XCTAssertNil(throttle.recordFailure(username: "b", client: nil, now: t0.addingTimeInterval(301)), "old failures leave the window")
+    }
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Requests/s through Gatehouse (one event loop, pinned to one core; wrk and the upstream on the
+# other) for each kind of credential, with few and with many stored keys and sessions:
+#   config API key · stored API key · session cookie · JWT
+# The target: each within 10 % of the others, and 1,000,000 stored entries costing no more than 10.
+# Needs nginx-light, wrk, curl, sqlite3 (Debian packages).
+#   bench/identity.sh                      # 10 s per run, 64 connections, counts 10 and 1000000
+#   DURATION=5 COUNTS="10 100000" bench/identity.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+COUNTS=${COUNTS:-"10 1000000"}
+work=$(mktemp -d /tmp/gatehouse-identity-bench.XXXXXX)
+bin="$root/.build-release/release/gatehouse"
+cd "$root"
+swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
+
+config_key=bench-key-0123456789abcdef0123456789abcdef
+stored_key=stored-key-0123456789abcdef0123456789abcdef
+cookie=session-0123456789abcdef0123456789abcdef0123
+sha() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
+
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 1024; }
+http { access_log off; server { listen 127.0.0.1:18090; location / { return 200 "ok\n"; } } }
+NGINX
+cat > "$work/config.yml" <<YAML
+listen: "127.0.0.1:18094"
+upstream: "http://127.0.0.1:18090"
+access_log: false
+api_keys:
+  - {name: bench, user: bench, roles: [admin], hash: "sha256:$(sha $config_key)"}
+store: {path: $work/gatehouse.db}
+jwt: {secret_file: $work/jwt.secret}
+YAML
+
+taskset -c 0 nginx -c "$work/nginx.conf" &
+nginx_pid=$!
+gate_pid=
+cleanup() { [ -n "$gate_pid" ] && kill "$gate_pid" 2>/dev/null; kill "$nginx_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+rate() { # header → requests/s
+  taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$1" http://127.0.0.1:18094/api/printer \
+    | awk '/Requests\/sec/ {printf "%.0f", $2} /Non-2xx/ {bad=1} END {if (bad) printf " (non-2xx!)"}'
+}
+
+printf '| stored keys & sessions | config API key | stored API key | session cookie | JWT |\n|---|---|---|---|---|\n'
+for count in $COUNTS; do
+  rm -f "$work"/gatehouse.db* "$work"/.gatehouse.db.gatehouse-store
+  echo "bench password long enough" | "$bin" user add bench --roles admin --store "$work/gatehouse.db" >/dev/null
+  now=$(date +%s)
+  sqlite3 "$work/gatehouse.db" <<SQL
+PRAGMA journal_mode=WAL;
+BEGIN;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $count)
+INSERT INTO api_keys (name, digest, username, roles, read_only, expires, created, last_used, description)
+  SELECT 'k' || i, 'sha256:' || lower(hex(randomblob(32))), 'bench', NULL, 0, NULL, $now, NULL, '' FROM n;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $count)
+INSERT INTO sessions (digest, username, created, last_seen, expires, remember, origin)
+  SELECT 'sha256:' || lower(hex(randomblob(32))), 'bench', $now, $now, $now + 86400, 0, '' FROM n;
+INSERT INTO api_keys VALUES ('known', 'sha256:$(sha $stored_key)', 'bench', NULL, 0, NULL, $now, NULL, '');
+INSERT INTO sessions VALUES ('sha256:$(sha $cookie)', 'bench', $now, $now, $now + 86400, 0, '');
+COMMIT;
+SQL
+  taskset -c 1 "$bin" serve --threads 1 --config "$work/config.yml" >"$work/serve.log" 2>&1 &
+  gate_pid=$!
+  for _ in $(seq 100); do curl -fs http://127.0.0.1:18094/_gatehouse/healthz >/dev/null && break; sleep 0.1; done
+  jwt=$(curl -fs -H 'Content-Type: application/json' -d '{"username":"bench","password":"bench password long enough"}' \
+    http://127.0.0.1:18094/_gatehouse/api/login | sed -E 's/.*"token":"([^"]+)".*/\1/')
+  printf '| %s | %s | %s | %s | %s |\n' "$count" "$(rate "X-Api-Key: $config_key")" "$(rate "X-Api-Key: $stored_key")" \
+    "$(rate "Cookie: gatehouse_session=$cookie")" "$(rate "Authorization: Bearer $jwt")"
+  kill "$gate_pid"; wait "$gate_pid" 2>/dev/null || true; gate_pid=
+done
