@@ -56,7 +56,7 @@ for count in $COUNTS; do
   rm -f "$work"/gatehouse.db* "$work"/.gatehouse.db.gatehouse-store
   echo "bench password long enough" | "$bin" user add bench --roles admin --store "$work/gatehouse.db" >/dev/null
   now=$(date +%s)
-  sqlite3 "$work/gatehouse.db" <<SQL
+  sqlite3 "$work/gatehouse.db" >/dev/null <<SQL
 PRAGMA journal_mode=WAL;
 BEGIN;
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $count)
