@@ -83,9 +83,7 @@ struct OwnEndpoints: Sendable {
     // MARK: Browser sign-in
 
     private func clientAddress(_ request: OwnRequest) -> IPAddress? {
-        let trusted = gate.clientAddresses.isTrustedProxy(request.peer)
-        let forwardedFor = trusted ? request.headers.filter { $0.name.equalsCaseInsensitive("x-forwarded-for") }.map(\.value) : []
-        return gate.clientAddresses.clientAddress(peer: request.peer, forwardedFor: forwardedFor)
+        gate.clientAddresses.clientAddress(peer: request.peer, headers: request.headers)
     }
 
     /// Whether the client reached Gatehouse over HTTPS (told by a trusted proxy, until Gatehouse
@@ -106,9 +104,10 @@ struct OwnEndpoints: Sendable {
         let username = form["username"] ?? ""
         let password = form["password"] ?? ""
         let remember = form["remember"] != nil
+        let client = clientAddress(request)
         do {
-            let user = try await accounts.checkPassword(username: username, password: password, client: clientAddress(request), now: now)
-            let session = try await accounts.openSession(for: user, remember: remember, client: clientAddress(request), now: now)
+            let user = try await accounts.checkPassword(username: username, password: password, client: client, now: now)
+            let session = try await accounts.openSession(for: user, remember: remember, client: client, now: now)
             let cookie = SessionCookie.setting(
                 session.secret, maxAge: remember ? session.record.expires.timeIntervalSince(now) : nil, secure: isSecure(request))
             return .redirect(next, headers: [("Set-Cookie", cookie)])

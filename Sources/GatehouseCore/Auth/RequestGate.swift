@@ -100,9 +100,7 @@ public struct RequestGate: Sendable {
 
     public func decide(_ request: RequestFacts, now: Date) -> GateDecision {
         let peerIsTrustedProxy = clientAddresses.isTrustedProxy(request.peer)
-        let forwardedFor = peerIsTrustedProxy
-            ? request.headers.filter { $0.name.equalsCaseInsensitive("x-forwarded-for") }.map(\.value) : []
-        let client = clientAddresses.clientAddress(peer: request.peer, forwardedFor: forwardedFor)
+        let client = clientAddresses.clientAddress(peer: request.peer, headers: request.headers)
         let isPublic = publicPaths.isPublic(path: request.target.path)
 
         func plan(_ identity: Identity?, _ consumed: Set<CredentialSource>) -> ForwardPlan {
@@ -144,7 +142,8 @@ public struct RequestGate: Sendable {
                 PendingAuthentication(
                     kind: kind, secret: credential.secret, consumed: consumed, isPublic: isPublic, method: request.method,
                     isWebSocketUpgrade: request.isWebSocketUpgrade,
-                    sameOrigin: CrossSiteCheck.isSameSite(headers: request.headers, peerIsTrustedProxy: peerIsTrustedProxy),
+                    // Only a session identity is held to the same-site rule.
+                    sameOrigin: kind != .session || CrossSiteCheck.isSameSite(headers: request.headers, peerIsTrustedProxy: peerIsTrustedProxy),
                     clientAddress: client, peerIsTrustedProxy: peerIsTrustedProxy))
         case .success:
             if let identity = trustedNetworks.authenticate(client: client) {

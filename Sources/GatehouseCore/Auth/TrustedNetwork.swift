@@ -42,6 +42,13 @@ public struct ClientAddressResolver: Sendable {
         return trustedProxies.contains { $0.contains(address) }
     }
 
+    /// The client of a request with these headers: `X-Forwarded-For` counts only from a trusted proxy.
+    public func clientAddress(peer: IPAddress?, headers: [(name: String, value: String)]) -> IPAddress? {
+        let forwardedFor = isTrustedProxy(peer)
+            ? headers.filter { $0.name.equalsCaseInsensitive("x-forwarded-for") }.map(\.value) : []
+        return clientAddress(peer: peer, forwardedFor: forwardedFor)
+    }
+
     /// - Parameter forwardedFor: every `X-Forwarded-For` value in the order received.
     public func clientAddress(peer: IPAddress?, forwardedFor: [String]) -> IPAddress? {
         guard let peer else { return nil }
