@@ -245,6 +245,14 @@ public final class SQLiteStore: CredentialStore {
         return try userRecord(Row(scoped))
     }
 
+    /// Every row of `table` (one of this file's own table names), of one user when given, as records.
+    private func rows<T>(of table: String, user username: String?, orderedBy order: String, _ record: (Row) throws -> T) throws(StoreError) -> [T] {
+        try read { db in
+            guard let username else { return try Row.fetchAll(db, sql: "SELECT * FROM \(table) ORDER BY \(order)").map(record) }
+            return try Row.fetchAll(db, sql: "SELECT * FROM \(table) WHERE username = ? ORDER BY \(order)", arguments: [username]).map(record)
+        }
+    }
+
     private static let userColumns = "u.username AS u_username, u.password_hash AS u_password_hash, u.roles AS u_roles, u.created AS u_created, u.disabled AS u_disabled"
 
     // MARK: Sessions
@@ -289,12 +297,7 @@ public final class SQLiteStore: CredentialStore {
     }
 
     public func sessions(ofUser username: String?) throws(StoreError) -> [SessionRecord] {
-        try read { db in
-            if let username {
-                return try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE username = ? ORDER BY created DESC", arguments: [username]).map(sessionRecord)
-            }
-            return try Row.fetchAll(db, sql: "SELECT * FROM sessions ORDER BY created DESC").map(sessionRecord)
-        }
+        try rows(of: "sessions", user: username, orderedBy: "created DESC", sessionRecord)
     }
 
     public func deleteSessions(ofUser username: String) throws(StoreError) -> Int {
@@ -345,13 +348,12 @@ public final class SQLiteStore: CredentialStore {
         }
     }
 
+    public func apiKey(named name: String) throws(StoreError) -> StoredAPIKey? {
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE name = ?", arguments: [name]).map(apiKeyRecord) }
+    }
+
     public func apiKeys(ofUser username: String?) throws(StoreError) -> [StoredAPIKey] {
-        try read { db in
-            if let username {
-                return try Row.fetchAll(db, sql: "SELECT * FROM api_keys WHERE username = ? ORDER BY name", arguments: [username]).map(apiKeyRecord)
-            }
-            return try Row.fetchAll(db, sql: "SELECT * FROM api_keys ORDER BY name").map(apiKeyRecord)
-        }
+        try rows(of: "api_keys", user: username, orderedBy: "name", apiKeyRecord)
     }
 
     public func deleteAPIKey(named name: String) throws(StoreError) -> Bool {
@@ -400,12 +402,7 @@ public final class SQLiteStore: CredentialStore {
     }
 
     public func tokens(ofUser username: String?) throws(StoreError) -> [IssuedToken] {
-        try read { db in
-            if let username {
-                return try Row.fetchAll(db, sql: "SELECT * FROM tokens WHERE username = ? ORDER BY created DESC", arguments: [username]).map(tokenRecord)
-            }
-            return try Row.fetchAll(db, sql: "SELECT * FROM tokens ORDER BY created DESC").map(tokenRecord)
-        }
+        try rows(of: "tokens", user: username, orderedBy: "created DESC", tokenRecord)
     }
 
     public func revokeToken(jti: String) throws(StoreError) -> Bool {

@@ -309,7 +309,7 @@ public struct AccountService: Sendable {
     public func revokeKey(named name: String, by caller: Identity) async throws(AccountError) {
         let isAdmin = caller.roles.contains("admin")
         let removed = try await run { store -> Bool? in
-            guard let key = try store.apiKeys(ofUser: isAdmin ? nil : caller.user).first(where: { $0.name == name }) else { return nil }
+            guard let key = try store.apiKey(named: name), isAdmin || key.username == caller.user else { return nil }
             return try store.deleteAPIKey(named: key.name)
         }
         guard removed == true else { throw .notFound("There is no key named '\(name)' that you may revoke.") }

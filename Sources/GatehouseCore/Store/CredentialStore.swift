@@ -135,6 +135,7 @@ public protocol CredentialStore: UserStore {
     /// ``StoreError/conflict(_:)`` when the name or the digest is taken.
     func addAPIKey(_ key: StoredAPIKey) throws(StoreError)
     func apiKey(digest: SecretDigest) throws(StoreError) -> (StoredAPIKey, UserRecord)?
+    func apiKey(named name: String) throws(StoreError) -> StoredAPIKey?
     func apiKeys(ofUser username: String?) throws(StoreError) -> [StoredAPIKey]
     func deleteAPIKey(named name: String) throws(StoreError) -> Bool
     func touchAPIKey(named name: String, at: Date) throws(StoreError)

@@ -74,6 +74,19 @@ final class AccountAPITests: XCTestCase {
         }
     }
 
+    func testOnlyTheOwnerOrAnAdminRevokesAKey() async throws {
+        try await IdentityFixture.with { fx in
+            let alice = "Authorization: Bearer \(try fx.login().access)"
+            let root = "Authorization: Bearer \(try fx.login("root").access)"
+            XCTAssertEqual(try fx.api("POST", "keys", json: ["name": "roots"], headers: [root]).0.status, 201)
+            XCTAssertEqual(try fx.api("POST", "keys", json: ["name": "alices"], headers: [alice]).0.status, 201)
+            XCTAssertEqual(try fx.api("DELETE", "keys?name=roots", headers: [alice]).0.status, 404, "not hers")
+            XCTAssertNotNil(try fx.store.apiKey(named: "roots"))
+            XCTAssertEqual(try fx.api("DELETE", "keys?name=alices", headers: [root]).0.status, 200, "an admin may")
+            XCTAssertNil(try fx.store.apiKey(named: "alices"))
+        }
+    }
+
     func testLastUsedIsWrittenAtMostOnceAMinute() async throws {
         try await IdentityFixture.with { fx in
             let created = try await fx.accounts.createKey(
