@@ -358,9 +358,7 @@ struct JSONFields {
     /// An ISO 8601 date (`2027-01-31T00:00:00Z`); nil when absent or null (never expires).
     func date(_ name: String) throws(AccountError) -> Date? {
         guard let text = try optionalString(name) else { return nil }
-        let parser = ISO8601DateFormatter()
-        parser.formatOptions = [.withInternetDateTime]
-        guard let date = parser.date(from: text) else { throw .badRequest("\(name): expected a date like 2027-01-31T00:00:00Z") }
+        guard let date = InternetDate.parse(text) else { throw .badRequest("\(name): expected a date like 2027-01-31T00:00:00Z") }
         return date
     }
 }

@@ -6,17 +6,12 @@ import GatehouseStore
 /// Dates as the commands print and read them.
 enum CommandDates {
     static func parse(_ text: String, option: String) throws -> Date {
-        let parser = ISO8601DateFormatter()
-        parser.formatOptions = [.withInternetDateTime]
-        guard let date = parser.date(from: text) else { throw ValidationError("\(option): expected a date like 2027-01-31T00:00:00Z") }
+        guard let date = InternetDate.parse(text) else { throw ValidationError("\(option): expected a date like 2027-01-31T00:00:00Z") }
         return date
     }
 
     static func show(_ date: Date?) -> String {
-        guard let date else { return "never" }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
+        date.map(InternetDate.format) ?? "never"
     }
 }
 

@@ -187,8 +187,7 @@ struct Key: ParsableCommand {
             if let name, !Identity.isValidName(name) { throw ValidationError("--name: 1-64 characters of A-Z a-z 0-9 . _ @ -") }
             for role in roles where !Identity.isValidName(role) { throw ValidationError("--roles: '\(role)' is not a valid role name") }
             if let expires {
-                let parser = ISO8601DateFormatter()
-                guard parser.date(from: expires) != nil else { throw ValidationError("--expires: expected a date like 2027-01-31T00:00:00Z") }
+                guard InternetDate.parse(expires) != nil else { throw ValidationError("--expires: expected a date like 2027-01-31T00:00:00Z") }
             }
         }
 

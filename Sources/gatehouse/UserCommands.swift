@@ -129,10 +129,9 @@ struct UserCommand: ParsableCommand {
         func run() throws {
             let (db, _) = try store.open()
             let users = try storeCall { () throws(StoreError) in try db.users() }
-            let formatter = ISO8601DateFormatter()
             print("USER\tROLES\tCREATED\tSTATE")
             for user in users {
-                print("\(user.username)\t\(user.roles.joined(separator: ","))\t\(formatter.string(from: user.created))\t\(user.disabled ? "disabled" : "enabled")")
+                print("\(user.username)\t\(user.roles.joined(separator: ","))\t\(InternetDate.format(user.created))\t\(user.disabled ? "disabled" : "enabled")")
             }
         }
     }

@@ -302,8 +302,6 @@ struct ConfigReader {
         var out: [APIKeyRecord] = []
         var keyNames: Set<String> = []
         var digests: Set<SecretDigest> = []
-        let dateParser = ISO8601DateFormatter()
-        dateParser.formatOptions = [.withInternetDateTime]
         for item in try list(value) {
             let m = try mapping(item, known: ["name", "user", "roles", "hash", "read_only", "expires", "disabled"])
             guard let n = m["name"], let u = m["user"], let h = m["hash"] else {
@@ -317,7 +315,7 @@ struct ConfigReader {
             guard digests.insert(digest).inserted else { throw fail(h, "another key already has this hash") }
             var expires: Date?
             if let e = m["expires"], !e.isNull {
-                guard let date = dateParser.date(from: try string(e)) else {
+                guard let date = InternetDate.parse(try string(e)) else {
                     throw fail(e, "expected a date like 2027-01-31T00:00:00Z")
                 }
                 expires = date
