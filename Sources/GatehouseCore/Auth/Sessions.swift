@@ -41,26 +41,22 @@ public enum SessionCookie {
 
     /// Every `gatehouse_session` value in the request's `Cookie` headers.
     public static func values(in headers: [(name: String, value: String)]) -> [String] {
-        var out: [String] = []
-        for (header, value) in headers where header.equalsCaseInsensitive("cookie") {
-            for pair in value.split(separator: ";") {
-                let trimmed = pair.trimmingASCIIWhitespace()
-                guard let eq = trimmed.firstIndex(of: "=") else { continue }
-                if trimmed[..<eq].trimmingASCIIWhitespace() == Self.name {
-                    out.append(String(trimmed[trimmed.index(after: eq)...]).trimmingASCIIWhitespace())
-                }
-            }
-        }
-        return out
+        headers.filter { $0.name.equalsCaseInsensitive("cookie") }
+            .flatMap { $0.value.split(separator: ";") }
+            .compactMap(ownValue)
+    }
+
+    /// The value when `pair` (one `name=value` of a `Cookie` header) is Gatehouse's cookie.
+    private static func ownValue(_ pair: Substring) -> String? {
+        let trimmed = pair.trimmingASCIIWhitespace()
+        guard let eq = trimmed.firstIndex(of: "="), trimmed[..<eq].trimmingASCIIWhitespace() == name else { return nil }
+        return String(trimmed[trimmed.index(after: eq)...]).trimmingASCIIWhitespace()
     }
 
     /// A `Cookie` header value without Gatehouse's cookie; nil when nothing else is left.
     public static func removing(from cookieHeader: String) -> String? {
-        let kept = cookieHeader.split(separator: ";").filter { pair in
-            let trimmed = pair.trimmingASCIIWhitespace()
-            guard let eq = trimmed.firstIndex(of: "=") else { return true }
-            return trimmed[..<eq].trimmingASCIIWhitespace() != Self.name
-        }.map { $0.trimmingASCIIWhitespace() }.filter { !$0.isEmpty }
+        let kept = cookieHeader.split(separator: ";").filter { ownValue($0) == nil }
+            .map { $0.trimmingASCIIWhitespace() }.filter { !$0.isEmpty }
         return kept.isEmpty ? nil : kept.joined(separator: "; ")
     }
 
