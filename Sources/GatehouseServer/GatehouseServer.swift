@@ -21,15 +21,24 @@ public final class GatehouseServer: Sendable {
     private let quiesce: NIOLockedValueBox<ServerQuiescingHelper?>
     private let pools: [UpstreamPool.Handle]
     private let logger: Logger
+    /// Polls the store's revision so other processes' revocations reach the credential cache.
+    private let storeWatch: Task<Void, Never>?
 
-    private init(serverChannel: Channel, quiesce: ServerQuiescingHelper, pools: [UpstreamPool.Handle], logger: Logger) throws {
+    private init(
+        serverChannel: Channel, quiesce: ServerQuiescingHelper, pools: [UpstreamPool.Handle], logger: Logger,
+        storeWatch: Task<Void, Never>?
+    ) throws {
         guard let address = serverChannel.localAddress else { throw ServerError.notBound }
         self.localAddress = address
         self.serverChannel = serverChannel
         self.quiesce = NIOLockedValueBox(quiesce)
         self.pools = pools
         self.logger = logger
+        self.storeWatch = storeWatch
     }
+
+    /// How often the store is asked whether another process changed it.
+    public static let storeWatchInterval: Duration = .milliseconds(250)
 
     /// Errors raised while starting.
     public enum ServerError: Error, CustomStringConvertible {
@@ -109,7 +118,16 @@ public final class GatehouseServer: Sendable {
         } catch {
             throw ServerError.bindFailed(config.listen.description, underlying: "\(error)")
         }
-        let server = try GatehouseServer(serverChannel: channel, quiesce: quiesce, pools: pools, logger: logger)
+        let storeWatch = accounts.map { accounts in
+            Task { await accounts.credentials.watchStore(every: storeWatchInterval) }
+        }
+        let server: GatehouseServer
+        do {
+            server = try GatehouseServer(serverChannel: channel, quiesce: quiesce, pools: pools, logger: logger, storeWatch: storeWatch)
+        } catch {
+            storeWatch?.cancel()
+            throw error
+        }
         logger.info("listening on \(server.localAddress), forwarding to \(config.upstream)")
         return server
     }
@@ -118,6 +136,8 @@ public final class GatehouseServer: Sendable {
     public func shutdown(drain: TimeAmount) async {
         let loop = serverChannel.eventLoop
         guard let helper = quiesce.withLockedValue({ helper in defer { helper = nil }; return helper }) else { return }
+        storeWatch?.cancel()
+        await storeWatch?.value
         let done = loop.makePromise(of: Void.self)
         helper.initiateShutdown(promise: done)
         let timer = loop.scheduleTask(in: drain) { done.succeed(()) }

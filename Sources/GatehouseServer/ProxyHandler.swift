@@ -202,10 +202,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Asks the store about a credential off the event loop. Meanwhile the exchange counts as
-    /// proxying without an upstream: body parts wait in `pending` and client reads are paused.
+    /// Answers a credential from the cache when it can; otherwise asks the store off the event
+    /// loop. Meanwhile the exchange counts as proxying without an upstream: body parts wait in
+    /// `pending` and client reads are paused.
     private func lookUp(_ pending: PendingAuthentication, _ exchange: Exchange, context: ChannelHandlerContext) {
         guard let credentials = settings.credentials else { return refuse(exchange, .storeUnavailable, context: context) }
+        if let result = credentials.authenticateFromMemory(pending.kind, secret: pending.secret, now: credentials.now()) {
+            return act(on: settings.gate.complete(pending, with: result), exchange, context: context)
+        }
         state = .proxying(exchange)
         let promise = context.eventLoop.makePromise(of: Result<Identity, AuthenticationFailure>.self)
         promise.completeWithTask { await credentials.authenticate(pending.kind, secret: pending.secret, now: credentials.now()) }

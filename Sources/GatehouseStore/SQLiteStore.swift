@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GatehouseCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -22,6 +23,8 @@ import Glibc
 public final class SQLiteStore: CredentialStore {
     public let path: String
     private let pool: DatabasePool
+    /// The highest ``knownRevision`` this process has read.
+    private let seenRevision = Atomic<Int64>(0)
 
     /// The schema steps this build knows, oldest first. Never edit a step that has shipped: add one.
     static var migrator: DatabaseMigrator {
@@ -72,6 +75,28 @@ public final class SQLiteStore: CredentialStore {
                 t.column("description", .text).notNull()
             }
         }
+        migrator.registerMigration("v3-revision") { db in
+            // One counter, bumped in the same transaction as every change that can withdraw access,
+            // whichever process makes it (the server, `gatehouse key revoke`, …). Inserts cannot
+            // withdraw access and bookkeeping columns (`last_seen`, `last_used`, `used`) are left
+            // out, so a busy server does not bump it. A new column that can withdraw access must
+            // join its table's `UPDATE OF` list in a new migration.
+            try db.execute(sql: """
+                CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+                INSERT INTO revision (id, value) VALUES (1, 0);
+                CREATE TRIGGER users_updated AFTER UPDATE ON users BEGIN UPDATE revision SET value = value + 1; END;
+                CREATE TRIGGER users_deleted AFTER DELETE ON users BEGIN UPDATE revision SET value = value + 1; END;
+                CREATE TRIGGER sessions_updated AFTER UPDATE OF digest, username, expires, remember ON sessions
+                    BEGIN UPDATE revision SET value = value + 1; END;
+                CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions BEGIN UPDATE revision SET value = value + 1; END;
+                CREATE TRIGGER api_keys_updated AFTER UPDATE OF name, digest, username, roles, read_only, expires ON api_keys
+                    BEGIN UPDATE revision SET value = value + 1; END;
+                CREATE TRIGGER api_keys_deleted AFTER DELETE ON api_keys BEGIN UPDATE revision SET value = value + 1; END;
+                CREATE TRIGGER tokens_updated AFTER UPDATE OF jti, username, kind, family, expires, revoked ON tokens
+                    BEGIN UPDATE revision SET value = value + 1; END;
+                CREATE TRIGGER tokens_deleted AFTER DELETE ON tokens BEGIN UPDATE revision SET value = value + 1; END;
+                """)
+        }
         return migrator
     }
 
@@ -90,6 +115,7 @@ public final class SQLiteStore: CredentialStore {
             throw Self.openError(error, path: path)
         }
         try migrate()
+        _ = try refreshRevision()
     }
 
     // MARK: Opening
@@ -173,8 +199,27 @@ public final class SQLiteStore: CredentialStore {
         do { return try pool.read(body) } catch { throw mapped(error) }
     }
 
+    /// One write transaction. The revision it leaves behind is noted before this returns, so a
+    /// cache consulting ``knownRevision`` never serves what this write withdrew.
     private func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
-        do { return try pool.write(body) } catch { throw mapped(error) }
+        do {
+            let (result, revision) = try pool.write { db in (try body(db), try Self.revision(in: db)) }
+            seenRevision.max(revision, ordering: .sequentiallyConsistent)
+            return result
+        } catch { throw mapped(error) }
+    }
+
+    private static func revision(in db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT value FROM revision WHERE id = 1") ?? 0
+    }
+
+    // MARK: Revision
+
+    public var knownRevision: Int64 { seenRevision.load(ordering: .sequentiallyConsistent) }
+
+    public func refreshRevision() throws(StoreError) -> Int64 {
+        let revision = try read { db in try Self.revision(in: db) }
+        return seenRevision.max(revision, ordering: .sequentiallyConsistent).newValue
     }
 
     // MARK: UserStore

@@ -145,6 +145,16 @@ public final class TokenAuthority: Sendable {
         return SignedToken(token: token, record: record)
     }
 
+    /// Refuses a token whose `exp` (with the leeway) has passed at `now`; nil while it is valid.
+    public func expiryFailure(_ token: VerifiedToken, now: Date) -> AuthenticationFailure? {
+        expiryFailure(expires: token.expires, now: now)
+    }
+
+    private func expiryFailure(expires: Date?, now: Date) -> AuthenticationFailure? {
+        guard let expires, expires.addingTimeInterval(settings.leeway) <= now else { return nil }
+        return .invalidToken(reason: "it has expired")
+    }
+
     public func verify(_ token: String, now: Date) async -> Result<VerifiedToken, AuthenticationFailure> {
         let header: JWTHeader
         do {
@@ -170,9 +180,7 @@ public final class TokenAuthority: Sendable {
         let leeway = settings.leeway
         guard claims.iss.value == settings.issuer else { return .failure(.invalidToken(reason: "wrong issuer")) }
         guard claims.aud.value.contains(settings.audience) else { return .failure(.invalidToken(reason: "wrong audience")) }
-        if let exp = claims.exp, exp.value.addingTimeInterval(leeway) <= now {
-            return .failure(.invalidToken(reason: "it has expired"))
-        }
+        if let failure = expiryFailure(expires: claims.exp?.value, now: now) { return .failure(failure) }
         if let nbf = claims.nbf, nbf.value.addingTimeInterval(-leeway) > now {
             return .failure(.invalidToken(reason: "it is not valid yet"))
         }

@@ -16,10 +16,12 @@ public struct InlineStoreExecutor: StoreExecutor {
 /// run-time API keys, one-shot tokens.
 ///
 /// Guarantees:
-/// - Every answer reflects the store at the time of the request: a logged-out session, a revoked
-///   key or token, a deleted or disabled user is refused on the next request (no cache).
-/// - Lookups are by the digest or the token id, through indexes: their cost does not grow with the
-///   number of stored credentials.
+/// - Every answer reflects the store: a logged-out session, a revoked key or token, a deleted or
+///   disabled user is refused on the next request when this process made the change, and within
+///   ``CredentialCache/confirmationLimit`` when another process did (``watchStore(every:)`` polls).
+/// - A credential used again is answered from ``cache`` without a store read or a thread hop
+///   (``authenticateFromMemory(_:secret:now:)``); otherwise lookups go by digest or token id
+///   through indexes. Neither cost grows with the number of stored credentials.
 /// - Store failures are ``AuthenticationFailure/storeUnavailable`` (503), never a pass.
 /// - Usage bookkeeping (a session's last use, a key's `last_used`) is written at most once a
 ///   minute per credential, and a failure to write it never fails the request.
@@ -29,6 +31,7 @@ public struct StoredCredentialAuthenticator: Sendable {
     public let tokens: TokenAuthority
     public let sessions: SessionPolicy
     public let oneShotTokens: OneShotTokens
+    public let cache: CredentialCache
     /// How often a key's `last_used` may be written.
     public let keyTouchInterval: TimeInterval
     /// The clock every expiry is judged by (tests move it; the server uses the system clock).
@@ -36,7 +39,8 @@ public struct StoredCredentialAuthenticator: Sendable {
 
     public init(
         store: any CredentialStore, executor: any StoreExecutor, tokens: TokenAuthority, sessions: SessionPolicy,
-        oneShotTokens: OneShotTokens, keyTouchInterval: TimeInterval = 60, now: @escaping @Sendable () -> Date = { Date() }
+        oneShotTokens: OneShotTokens, cache: CredentialCache = CredentialCache(), keyTouchInterval: TimeInterval = 60,
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.now = now
         self.store = store
@@ -44,15 +48,17 @@ public struct StoredCredentialAuthenticator: Sendable {
         self.tokens = tokens
         self.sessions = sessions
         self.oneShotTokens = oneShotTokens
+        self.cache = cache
         self.keyTouchInterval = keyTouchInterval
     }
 
     public func authenticate(_ kind: StoredCredentialKind, secret: String, now: Date) async -> Result<Identity, AuthenticationFailure> {
+        if let answer = authenticateFromMemory(kind, secret: secret, now: now) { return answer }
         do {
             switch kind {
-            case .session: return try await session(secret, now: now)
-            case .apiKey: return try await apiKey(secret, now: now)
-            case .jsonWebToken: return try await accessToken(secret, now: now)
+            case .session, .apiKey, .jsonWebToken:
+                guard let key = Self.cacheKey(kind, secret: secret) else { return .failure(.storeUnavailable) }
+                return try await lookUp(key, secret: secret, now: now)
             case .oneShotToken: return try await oneShot(secret, now: now)
             }
         } catch {
@@ -60,7 +66,130 @@ public struct StoredCredentialAuthenticator: Sendable {
         }
     }
 
-    /// The live session a cookie value names, and its user.
+    /// The answer from ``cache`` when it holds the credential and the store has not changed since;
+    /// nil when the store must be asked (through ``authenticate(_:secret:now:)``), which includes
+    /// the once-a-minute request whose bookkeeping is due. Never blocks: safe on an event loop.
+    public func authenticateFromMemory(_ kind: StoredCredentialKind, secret: String, now: Date) -> Result<Identity, AuthenticationFailure>? {
+        guard let key = Self.cacheKey(kind, secret: secret),
+            let entry = cache.entry(for: key, revision: store.knownRevision)
+        else { return nil }
+        let verdict = judge(entry, now: now)
+        return verdict.bookkeepingDue ? nil : verdict.result
+    }
+
+    /// Confirms the store's revision every `interval` until the task is cancelled, so that other
+    /// processes' writes reach ``cache`` (the server runs this for its lifetime).
+    public func watchStore(every interval: Duration) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            let instant = ContinuousClock.now
+            let store = self.store
+            if let revision = try? await executor.run({ try store.refreshRevision() }) {
+                cache.confirm(revision: revision, at: instant)
+            }
+        }
+    }
+
+    private static func cacheKey(_ kind: StoredCredentialKind, secret: String) -> CredentialCacheKey? {
+        switch kind {
+        case .session: return .session(SecretDigest.of(secret))
+        case .apiKey: return .apiKey(SecretDigest.of(secret))
+        case .jsonWebToken: return .accessToken(SecretDigest.of(secret))
+        case .oneShotToken: return nil
+        }
+    }
+
+    /// Asks the store, keeps its answer in ``cache``, and judges it like a cached one.
+    private func lookUp(_ key: CredentialCacheKey, secret: String, now: Date) async throws -> Result<Identity, AuthenticationFailure> {
+        let verified: VerifiedToken?
+        if case .accessToken = key {
+            switch await tokens.verify(secret, now: now) {
+            case .success(let token): verified = token
+            case .failure(let failure): return .failure(failure)
+            }
+        } else {
+            verified = nil
+        }
+        let store = self.store
+        let instant = ContinuousClock.now
+        let fetched: (CachedCredential?, Int64) = try await executor.run {
+            let revision = try store.refreshRevision()
+            switch key {
+            case .session(let digest):
+                return (try store.session(digest: digest).map { .session($0, $1) }, revision)
+            case .apiKey(let digest):
+                return (try store.apiKey(digest: digest).map { .apiKey($0, $1) }, revision)
+            case .accessToken:
+                guard let verified else { return (nil, revision) }
+                return (try store.token(jti: verified.jti).map { .accessToken(verified, $0, $1) }, revision)
+            }
+        }
+        cache.confirm(revision: fetched.1, at: instant)
+        guard var entry = fetched.0 else { return .failure(Self.unknown(key)) }
+        if case .accessToken(let token, let record, _) = entry, record.username != token.username {
+            return .failure(.invalidToken(reason: "it was not issued by this Gatehouse or its user is gone"))
+        }
+        let verdict = judge(entry, now: now)
+        if verdict.bookkeepingDue, case .success = verdict.result {
+            entry = try await recordUse(of: entry, now: now)
+        }
+        cache.insert(entry, for: key, readAt: fetched.1, current: store.knownRevision)
+        return verdict.result
+    }
+
+    private static func unknown(_ key: CredentialCacheKey) -> AuthenticationFailure {
+        switch key {
+        case .session: return .invalidSession
+        case .apiKey: return .unknownAPIKey
+        case .accessToken: return .invalidToken(reason: "it was not issued by this Gatehouse or its user is gone")
+        }
+    }
+
+    /// Writes a session's last use or a key's `last_used`; a failure is ignored (the request
+    /// still passes; the next one tries again).
+    private func recordUse(of entry: CachedCredential, now: Date) async throws -> CachedCredential {
+        let store = self.store
+        switch entry {
+        case .session(var session, let user):
+            let digest = session.digest
+            guard (try? await executor.run({ try store.touchSession(digest: digest, at: now) })) != nil else { return entry }
+            session.lastSeen = now
+            return .session(session, user)
+        case .apiKey(var key, let user):
+            let name = key.name
+            guard (try? await executor.run({ try store.touchAPIKey(named: name, at: now) })) != nil else { return entry }
+            key.lastUsed = now
+            return .apiKey(key, user)
+        case .accessToken:
+            return entry
+        }
+    }
+
+    /// The decision for a store answer at `now`, the same whether it came from the store or the cache.
+    private func judge(_ entry: CachedCredential, now: Date) -> (result: Result<Identity, AuthenticationFailure>, bookkeepingDue: Bool) {
+        switch entry {
+        case .session(let session, let user):
+            guard sessions.isAlive(session, now: now) else { return (.failure(.invalidSession), false) }
+            if user.disabled { return (.failure(.disabledUser), false) }
+            let identity = Identity(user: user.username, roles: user.roles, method: .session, source: "session:" + session.publicID)
+            return (.success(identity), sessions.needsTouch(session, now: now))
+        case .apiKey(let key, let user):
+            if let expires = key.expires, expires <= now { return (.failure(.expiredAPIKey), false) }
+            if user.disabled { return (.failure(.disabledUser), false) }
+            let identity = Identity(user: user.username, roles: key.roles ?? user.roles, method: .apiKey, readOnly: key.readOnly, source: key.name)
+            return (.success(identity), key.lastUsed.map { now.timeIntervalSince($0) >= keyTouchInterval } ?? true)
+        case .accessToken(let token, let record, let user):
+            if let failure = tokens.expiryFailure(token, now: now) { return (.failure(failure), false) }
+            if record.revoked { return (.failure(.invalidToken(reason: "it has been revoked")), false) }
+            if user.disabled { return (.failure(.disabledUser), false) }
+            guard token.kind == .access, record.kind != .refresh else {
+                return (.failure(.invalidToken(reason: "a refresh token cannot be used as an access token")), false)
+            }
+            return (.success(Identity(user: user.username, roles: user.roles, method: .jwt, source: "jwt:" + String(record.jti.prefix(8)))), false)
+        }
+    }
+
+    /// The live session a cookie value names, and its user (always from the store).
     public func liveSession(_ secret: String, now: Date) async throws -> (SessionRecord, UserRecord)? {
         let store = self.store
         let digest = SecretDigest.of(secret)
@@ -70,32 +199,8 @@ public struct StoredCredentialAuthenticator: Sendable {
         return (session, user)
     }
 
-    private func session(_ secret: String, now: Date) async throws -> Result<Identity, AuthenticationFailure> {
-        guard let (session, user) = try await liveSession(secret, now: now) else { return .failure(.invalidSession) }
-        if user.disabled { return .failure(.disabledUser) }
-        if sessions.needsTouch(session, now: now) {
-            let store = self.store
-            _ = try? await executor.run { try store.touchSession(digest: session.digest, at: now) }
-        }
-        return .success(Identity(user: user.username, roles: user.roles, method: .session, source: "session:" + session.publicID))
-    }
-
-    private func apiKey(_ secret: String, now: Date) async throws -> Result<Identity, AuthenticationFailure> {
-        let store = self.store
-        let digest = SecretDigest.of(secret)
-        guard let (key, user) = try await executor.run({ try store.apiKey(digest: digest) }), key.digest.constantTimeEquals(digest) else {
-            return .failure(.unknownAPIKey)
-        }
-        if let expires = key.expires, expires <= now { return .failure(.expiredAPIKey) }
-        if user.disabled { return .failure(.disabledUser) }
-        if key.lastUsed.map({ now.timeIntervalSince($0) >= keyTouchInterval }) ?? true {
-            _ = try? await executor.run { try store.touchAPIKey(named: key.name, at: now) }
-        }
-        return .success(
-            Identity(user: user.username, roles: key.roles ?? user.roles, method: .apiKey, readOnly: key.readOnly, source: key.name))
-    }
-
-    /// A verified token that the store still honours, and its user's current state.
+    /// A verified token that the store still honours, and its user's current state (always from
+    /// the store: refresh exchanges never use the cache).
     public func honouredToken(_ token: String, now: Date) async throws -> Result<(VerifiedToken, IssuedToken, UserRecord), AuthenticationFailure> {
         let verified: VerifiedToken
         switch await tokens.verify(token, now: now) {
@@ -110,17 +215,6 @@ public struct StoredCredentialAuthenticator: Sendable {
         if record.revoked { return .failure(.invalidToken(reason: "it has been revoked")) }
         if user.disabled { return .failure(.disabledUser) }
         return .success((verified, record, user))
-    }
-
-    private func accessToken(_ token: String, now: Date) async throws -> Result<Identity, AuthenticationFailure> {
-        switch try await honouredToken(token, now: now) {
-        case .failure(let failure): return .failure(failure)
-        case .success(let (verified, record, user)):
-            guard verified.kind == .access, record.kind != .refresh else {
-                return .failure(.invalidToken(reason: "a refresh token cannot be used as an access token"))
-            }
-            return .success(Identity(user: user.username, roles: user.roles, method: .jwt, source: "jwt:" + String(record.jti.prefix(8))))
-        }
     }
 
     private func oneShot(_ token: String, now: Date) async throws -> Result<Identity, AuthenticationFailure> {

@@ -120,6 +120,16 @@ public enum RefreshExchange: Sendable, Hashable {
 /// transaction; ``exchangeRefreshToken(jti:)`` is atomic, so two concurrent uses of one refresh
 /// token can never both be accepted.
 public protocol CredentialStore: UserStore {
+    /// A number that grows whenever something that can withdraw access changes — a user is
+    /// deleted, disabled or changed; a session, key or token is deleted, revoked or altered — by
+    /// this process or any other using the same store. Answered from memory: the highest value
+    /// this process saw at its own last write or at ``refreshRevision()``. A write by this process
+    /// has raised it by the time the write returns.
+    var knownRevision: Int64 { get }
+    /// Reads the revision from the store (seeing other processes' writes) and returns the new
+    /// ``knownRevision``.
+    func refreshRevision() throws(StoreError) -> Int64
+
     func addSession(_ session: SessionRecord) throws(StoreError)
     /// The session and its user (nil when either is gone).
     func session(digest: SecretDigest) throws(StoreError) -> (SessionRecord, UserRecord)?

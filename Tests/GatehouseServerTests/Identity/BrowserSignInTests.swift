@@ -147,6 +147,8 @@ final class BrowserSignInTests: XCTestCase {
             let (_, c) = try fx.formLogin()
             let cookie = try XCTUnwrap(c)
             XCTAssertEqual(try fx.send("GET", "/api/printer", headers: ["Cookie: gatehouse_session=\(cookie)"]).status, 200)
+            XCTAssertEqual(try fx.send("GET", "/api/printer", headers: ["Cookie: gatehouse_session=\(cookie)"]).status, 200)
+            XCTAssertEqual(fx.accounts.credentials.cache.count, 1, "the session is answered from memory now")
             let out = try fx.send("POST", "/_gatehouse/logout", headers: ["Cookie: gatehouse_session=\(cookie)"], body: "")
             XCTAssertEqual(out.status, 303)
             XCTAssertTrue(out.header("Set-Cookie")?.contains("Max-Age=0") ?? false)
@@ -218,10 +220,12 @@ final class BrowserSignInTests: XCTestCase {
         try await IdentityFixture.with { fx in
             let (_, c) = try fx.formLogin()
             let cookie = "Cookie: gatehouse_session=\(try XCTUnwrap(c))"
+            for _ in 0..<2 { XCTAssertEqual(try fx.send("GET", "/api/printer", headers: [cookie]).status, 200) }
             _ = try fx.store.setDisabled(true, forUser: "alice")
             XCTAssertEqual(try fx.send("GET", "/api/printer", headers: [cookie]).status, 401)
             _ = try fx.store.setDisabled(false, forUser: "alice")
             let again = try fx.send("GET", "/api/printer", headers: [cookie]); XCTAssertEqual(again.status, 200, again.bodyText)
+            XCTAssertEqual(try fx.send("GET", "/api/printer", headers: [cookie]).status, 200)
             _ = try fx.store.deleteUser(named: "alice")
             XCTAssertEqual(try fx.send("GET", "/api/printer", headers: [cookie]).status, 401)
         }

@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 
 /// `gatehouse key|token|session …` run as a separate process on the store file a running
-/// Gatehouse is using: what the command does takes effect on the server's next request.
+/// Gatehouse is using: what the command does takes effect within the credential cache's
+/// confirmation limit (one second), even for a credential the server has just answered from memory.
 final class CredentialCommandTests: XCTestCase {
     func testKeyCreateListRevokeWhileTheServerRuns() async throws {
         try await IdentityFixture.with { fx in
@@ -12,6 +13,7 @@ final class CredentialCommandTests: XCTestCase {
             let key = try XCTUnwrap(r.output.split(separator: "\n").last.map(String.init))
             XCTAssertEqual(key.count, 43)
             XCTAssertEqual(try fx.send("GET", "/api/printer", headers: ["X-Api-Key: \(key)"]).status, 200)
+            XCTAssertEqual(try fx.send("GET", "/api/printer", headers: ["X-Api-Key: \(key)"]).status, 200, "now from the cache")
             XCTAssertEqual(fx.upstream.requests.last?.values("X-Remote-User"), ["alice"])
 
             r = try GatehouseBinary.run(["key", "list", "--store", db])
@@ -21,9 +23,11 @@ final class CredentialCommandTests: XCTestCase {
             XCTAssertFalse(r.output.contains(key), "a key is never listed")
 
             XCTAssertNotEqual(try GatehouseBinary.run(["key", "create", "--store", db, "--user", "nobody", "--name", "x"]).status, 0)
+            XCTAssertEqual(try fx.send("GET", "/api/printer", headers: ["X-Api-Key: \(key)"]).status, 200, "cached again")
             r = try GatehouseBinary.run(["key", "revoke", "--store", db, "cli-key"])
             XCTAssertEqual(r.status, 0, r.output)
-            XCTAssertEqual(try fx.send("GET", "/api/printer", headers: ["X-Api-Key: \(key)"]).status, 401, "revoked at once")
+            let revoked = ContinuousClock.now
+            XCTAssertEqual(try fx.status("GET", "/api/printer", headers: ["X-Api-Key: \(key)"], becoming: 401, afterChangeAt: revoked), 401)
             XCTAssertEqual(try GatehouseBinary.run(["key", "revoke", "--store", db, "cli-key"]).status, 1)
         }
     }
@@ -38,6 +42,7 @@ final class CredentialCommandTests: XCTestCase {
             let token = try XCTUnwrap(r.output.split(separator: "\n").last.map(String.init))
             fx.clock.advance(5 * 365 * 86400)
             XCTAssertEqual(try fx.send("GET", "/cam", headers: ["Authorization: Bearer \(token)"]).status, 200)
+            XCTAssertEqual(try fx.send("GET", "/cam", headers: ["Authorization: Bearer \(token)"]).status, 200)
 
             r = try GatehouseBinary.run(["token", "list", "--config", config, "--user", "alice"])
             XCTAssertTrue(r.output.contains("long_lived"), r.output)
@@ -47,7 +52,8 @@ final class CredentialCommandTests: XCTestCase {
             XCTAssertFalse(r.output.contains(token))
             r = try GatehouseBinary.run(["token", "revoke", "--config", config, id])
             XCTAssertEqual(r.status, 0, r.output)
-            XCTAssertEqual(try fx.send("GET", "/cam", headers: ["Authorization: Bearer \(token)"]).status, 401)
+            let revoked = ContinuousClock.now
+            XCTAssertEqual(try fx.status("GET", "/cam", headers: ["Authorization: Bearer \(token)"], becoming: 401, afterChangeAt: revoked), 401)
             XCTAssertNotEqual(try GatehouseBinary.run(["token", "issue", "--config", config, "--user", "ghost", "--expires", "1d"]).status, 0)
             XCTAssertNotEqual(try GatehouseBinary.run(["token", "issue", "--config", config, "--user", "alice", "--expires", "soon"]).status, 0)
         }
@@ -66,13 +72,19 @@ final class CredentialCommandTests: XCTestCase {
             XCTAssertTrue(r.output.contains(id), r.output)
             XCTAssertFalse(r.output.contains(first))
 
+            for cookie in [first, first, second] {
+                XCTAssertEqual(try fx.send("GET", "/a", headers: ["Cookie: gatehouse_session=\(cookie)"]).status, 200)
+            }
             r = try GatehouseBinary.run(["session", "revoke", "--store", db, id])
             XCTAssertEqual(r.status, 0, r.output)
-            XCTAssertEqual(try fx.send("GET", "/a", headers: ["Cookie: gatehouse_session=\(first)"]).status, 401)
+            let revoked = ContinuousClock.now
+            XCTAssertEqual(try fx.status("GET", "/a", headers: ["Cookie: gatehouse_session=\(first)"], becoming: 401, afterChangeAt: revoked), 401)
             XCTAssertEqual(try fx.send("GET", "/a", headers: ["Cookie: gatehouse_session=\(second)"]).status, 200, "only that one")
             r = try GatehouseBinary.run(["session", "revoke", "--store", db, "--user", "alice"])
             XCTAssertEqual(r.status, 0, r.output)
-            XCTAssertEqual(try fx.send("GET", "/a", headers: ["Cookie: gatehouse_session=\(second)"]).status, 401)
+            let allRevoked = ContinuousClock.now
+            XCTAssertEqual(
+                try fx.status("GET", "/a", headers: ["Cookie: gatehouse_session=\(second)"], becoming: 401, afterChangeAt: allRevoked), 401)
         }
     }
 }

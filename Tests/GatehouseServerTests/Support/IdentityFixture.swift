@@ -93,6 +93,22 @@ final class IdentityFixture {
         return try client().request(text)
     }
 
+    /// The status of a request once a change another process committed before `since` must
+    /// have reached Gatehouse: sends until the answer is `expected`, or until a request that
+    /// started after `since` plus the credential cache's confirmation limit has answered (from
+    /// then on the cache cannot answer for a revision older than the change). Returns the last status.
+    func status(
+        _ method: String, _ target: String, headers: [String], becoming expected: Int, afterChangeAt since: ContinuousClock.Instant
+    ) throws -> Int {
+        let bound = accounts.credentials.cache.confirmationLimit + .milliseconds(50)
+        while true {
+            let started = ContinuousClock.now
+            let status = try send(method, target, headers: headers).status
+            if status == expected || started - since >= bound { return status }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+    }
+
     /// A JSON request to the API.
     func api(_ method: String, _ route: String, json: [String: Any]? = nil, headers: [String] = []) throws -> (RawResponse, [String: Any]) {
         let body = try json.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }

@@ -1,0 +1,109 @@
+import Foundation
+import Synchronization
+
+/// What the store said about one credential, kept so that the next request with it need not ask.
+public enum CachedCredential: Sendable {
+    case session(SessionRecord, UserRecord)
+    case apiKey(StoredAPIKey, UserRecord)
+    /// A token whose signature, issuer, audience and times were verified, and its store record.
+    case accessToken(VerifiedToken, IssuedToken, UserRecord)
+}
+
+/// Names a cached credential by the digest of what the client presented (never the secret).
+public enum CredentialCacheKey: Sendable, Hashable {
+    case session(SecretDigest)
+    case apiKey(SecretDigest)
+    /// The digest of the whole token text: the same text carries the same verified signature.
+    case accessToken(SecretDigest)
+}
+
+/// A bounded in-memory table of store answers, in front of ``CredentialStore``, so that a
+/// session cookie, run-time API key or JSON Web Token that is used again costs no store read.
+///
+/// Guarantees:
+/// - Nothing is answered that the store has withdrawn since. Every entry belongs to one store
+///   ``CredentialStore/knownRevision``; when the revision moves (this process wrote, or a poll saw
+///   another process's write) the whole table is dropped before the next answer. An entry read
+///   from the store before a write that finished before it was inserted is never inserted.
+/// - Other processes' writes (`gatehouse key revoke …`) are seen at the next revision check: the
+///   table answers only while the revision was confirmed from the store within
+///   ``confirmationLimit``; past that (a stalled poll, a store that stopped answering) every
+///   request goes to the store again.
+/// - At most ``capacity`` entries; the oldest are dropped first. Failures are never cached, so an
+///   unknown key is asked about every time (and a flood of them cannot evict much: it adds nothing).
+public final class CredentialCache: Sendable {
+    public let capacity: Int
+    public let confirmationLimit: Duration
+
+    private struct State {
+        var revision: Int64 = .min
+        var confirmed: ContinuousClock.Instant?
+        var entries: [CredentialCacheKey: CachedCredential] = [:]
+        /// Insertion order, as a ring: `order[next]` is the oldest once the ring is full.
+        var order: [CredentialCacheKey] = []
+        var next = 0
+
+        /// Moves to a newer revision, dropping everything; an older one changes nothing.
+        mutating func adopt(_ revision: Int64) {
+            guard revision > self.revision else { return }
+            self.revision = revision
+            entries.removeAll(keepingCapacity: true)
+            order.removeAll(keepingCapacity: true)
+            next = 0
+        }
+    }
+
+    private let state = Mutex(State())
+
+    public init(capacity: Int = 4096, confirmationLimit: Duration = .seconds(1)) {
+        self.capacity = max(0, capacity)
+        self.confirmationLimit = confirmationLimit
+    }
+
+    /// The entry for `key` when it may still be trusted with the store at `revision`.
+    public func entry(for key: CredentialCacheKey, revision: Int64, at instant: ContinuousClock.Instant = .now) -> CachedCredential? {
+        state.withLock { state in
+            state.adopt(revision)
+            guard revision == state.revision, let confirmed = state.confirmed, confirmed <= instant, instant - confirmed <= confirmationLimit else { return nil }
+            return state.entries[key]
+        }
+    }
+
+    /// Records that the store's revision was `revision` when read at `instant` (taken before the read).
+    public func confirm(revision: Int64, at instant: ContinuousClock.Instant) {
+        state.withLock { state in
+            guard revision >= state.revision else { return }
+            state.adopt(revision)
+            if state.confirmed.map({ $0 < instant }) ?? true { state.confirmed = instant }
+        }
+    }
+
+    /// Keeps `value`, read from the store when its revision was `readAt`, unless the store has
+    /// moved on since (`current`, read after the value was).
+    public func insert(_ value: CachedCredential, for key: CredentialCacheKey, readAt: Int64, current: Int64) {
+        guard capacity > 0, readAt == current else { return }
+        state.withLock { state in
+            state.adopt(readAt)
+            guard readAt == state.revision else { return }
+            if state.entries.updateValue(value, forKey: key) != nil { return }
+            if state.order.count < capacity {
+                state.order.append(key)
+            } else {
+                state.entries.removeValue(forKey: state.order[state.next])
+                state.order[state.next] = key
+                state.next = (state.next + 1) % capacity
+            }
+        }
+    }
+
+    /// Drops every entry (the next request of each credential asks the store).
+    public func removeAll() {
+        state.withLock { state in
+            state.entries.removeAll(keepingCapacity: true)
+            state.order.removeAll(keepingCapacity: true)
+            state.next = 0
+        }
+    }
+
+    public var count: Int { state.withLock { $0.entries.count } }
+}
