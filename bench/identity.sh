@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Requests/s through Gatehouse (one event loop, pinned to one core; wrk and the upstream on the
 # other) for each kind of credential, with few and with many stored keys and sessions:
-#   config API key · stored API key · session cookie · JWT
+#   config API key · stored API key · session cookie · JWT — each one credential used again and
+#   again (what a browser, slicer or phone app does: answered from the credential cache), and
+#   ROTATING distinct stored keys / sessions / JWTs in turn (more than the cache holds: every
+#   request is a store lookup).
 # The target: each within 10 % of the others, and 1,000,000 stored entries costing no more than 10.
-# Needs nginx-light, wrk, curl, sqlite3 (Debian packages).
-#   bench/identity.sh                      # 10 s per run, 64 connections, counts 10 and 1000000
-#   DURATION=5 COUNTS="10 100000" bench/identity.sh
+# Needs nginx-light, wrk, curl, sqlite3, python3 (Debian packages).
+#   bench/identity.sh                      # median of 3 runs of 10 s, 64 connections, counts 10 and 1000000
+#   DURATION=5 COUNTS="10 100000" ROTATING=20000 bench/identity.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 COUNTS=${COUNTS:-"10 1000000"}
+ROTATING=${ROTATING:-20000}
+REPEAT=${REPEAT:-3}
 work=$(mktemp -d /tmp/gatehouse-identity-bench.XXXXXX)
 bin="$root/.build-release/release/gatehouse"
 cd "$root"
@@ -46,12 +51,21 @@ gate_pid=
 cleanup() { [ -n "$gate_pid" ] && kill "$gate_pid" 2>/dev/null; kill "$nginx_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-rate() { # header → requests/s
-  taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$1" http://127.0.0.1:18094/api/printer \
+one_run() { # wrk arguments → requests/s of one run
+  taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" "$@" http://127.0.0.1:18094/api/printer \
     | awk '/Requests\/sec/ {printf "%.0f", $2} /Non-2xx/ {bad=1} END {if (bad) printf " (non-2xx!)"}'
 }
+median() { # REPEAT runs of one_run → their median (runs on this VM vary by ±15 %)
+  local runs=()
+  for _ in $(seq "$REPEAT"); do runs+=("$(one_run "$@")"); done
+  printf '%s\n' "${runs[@]}" | sort -n | awk '{v[NR]=$0} END {print v[int((NR + 1) / 2)]}'
+}
+rate() { median -H "$1"; } # header → requests/s
+rotating_rate() { HEADERS_FILE="$1" median -s "$here/rotate-headers.lua"; } # a different credential each request
 
-printf '| stored keys & sessions | config API key | stored API key | session cookie | JWT |\n|---|---|---|---|---|\n'
+printf '| stored keys & sessions | config API key | stored API key | session cookie | JWT | %s stored keys in turn | %s sessions in turn | %s JWTs in turn |\n' \
+  "$ROTATING" "$ROTATING" "$ROTATING"
+printf '|---|---|---|---|---|---|---|---|\n'
 for count in $COUNTS; do
   rm -f "$work"/gatehouse.db* "$work"/.gatehouse.db.gatehouse-store
   echo "bench password long enough" | "$bin" user add bench --roles admin --store "$work/gatehouse.db" >/dev/null
@@ -69,12 +83,16 @@ INSERT INTO api_keys VALUES ('known', 'sha256:$(sha $stored_key)', 'bench', NULL
 INSERT INTO sessions VALUES ('sha256:$(sha $cookie)', 'bench', $now, $now, $now + 86400, 0, '');
 COMMIT;
 SQL
+  rm -f "$work/jwt.secret"; (umask 077; head -c 32 /dev/urandom > "$work/jwt.secret")
+  python3 "$here/rotating-credentials.py" "$work/gatehouse.db" "$work/jwt.secret" "$work" "$ROTATING" bench \
+    | sqlite3 "$work/gatehouse.db" >/dev/null
   taskset -c 1 "$bin" serve --threads 1 --config "$work/config.yml" >"$work/serve.log" 2>&1 &
   gate_pid=$!
   for _ in $(seq 100); do curl -fs http://127.0.0.1:18094/_gatehouse/healthz >/dev/null && break; sleep 0.1; done
   jwt=$(curl -fs -H 'Content-Type: application/json' -d '{"username":"bench","password":"bench password long enough"}' \
     http://127.0.0.1:18094/_gatehouse/api/login | sed -E 's/.*"token":"([^"]+)".*/\1/')
-  printf '| %s | %s | %s | %s | %s |\n' "$count" "$(rate "X-Api-Key: $config_key")" "$(rate "X-Api-Key: $stored_key")" \
-    "$(rate "Cookie: gatehouse_session=$cookie")" "$(rate "Authorization: Bearer $jwt")"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$count" "$(rate "X-Api-Key: $config_key")" "$(rate "X-Api-Key: $stored_key")" \
+    "$(rate "Cookie: gatehouse_session=$cookie")" "$(rate "Authorization: Bearer $jwt")" \
+    "$(rotating_rate "$work/rotating-keys")" "$(rotating_rate "$work/rotating-sessions")" "$(rotating_rate "$work/rotating-jwts")"
   kill "$gate_pid"; wait "$gate_pid" 2>/dev/null || true; gate_pid=
 done

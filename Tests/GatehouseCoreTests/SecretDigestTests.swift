@@ -89,4 +89,13 @@ final class APIKeyGeneratorTests: XCTestCase {
         base64 += "="
         XCTAssertEqual(try XCTUnwrap(Data(base64Encoded: base64)).count, 32)
     }
+
+    func testHexPrefixIsTheDescriptionsStart() {
+        let digest = SecretDigest.of("abc")
+        XCTAssertEqual(digest.hex(digits: 12), "ba7816bf8f01")
+        XCTAssertEqual(digest.hex(digits: 17), "ba7816bf8f01cfea4")
+        XCTAssertEqual("sha256:" + digest.hex(digits: 64), digest.description)
+        XCTAssertEqual(digest.hex(digits: 0), "")
+        XCTAssertEqual(digest.hex(digits: 99).count, 64)
+    }
 }

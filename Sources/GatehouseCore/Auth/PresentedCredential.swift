@@ -72,25 +72,31 @@ public struct CredentialExtractor: Sendable {
     }
 
     static func parseAuthorization(_ value: String) -> Result<PresentedCredential, AuthenticationFailure> {
-        let trimmed = value.trimmingASCIIWhitespace()
-        guard !trimmed.isEmpty else { return .failure(.malformedAuthorization(reason: "it is empty")) }
-        let parts = trimmed.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        let scheme = String(parts[0])
-        guard parts.count == 2 else {
+        // Byte scans: every boundary found is an ASCII byte, so it is also a character boundary.
+        let isBlank = { (b: UInt8) in b == 0x20 || b == 0x09 }
+        let bytes = value.utf8
+        guard let first = bytes.firstIndex(where: { !isBlank($0) }), let last = bytes.lastIndex(where: { !isBlank($0) }) else {
+            return .failure(.malformedAuthorization(reason: "it is empty"))
+        }
+        let trimmed = value[first...last]
+        guard let schemeEnd = trimmed.utf8.firstIndex(of: 0x20),
+            let tokenStart = trimmed.utf8[schemeEnd...].firstIndex(where: { !isBlank($0) })
+        else {
             return .failure(.malformedAuthorization(reason: "no credential follows the scheme"))
         }
-        let token = parts[1].trimmingASCIIWhitespace()
-        guard !token.isEmpty, !token.contains(" "), !token.contains("\t") else {
+        let scheme = trimmed[..<schemeEnd]
+        let token = trimmed[tokenStart...]
+        guard !token.utf8.contains(where: isBlank) else {
             return .failure(.malformedAuthorization(reason: "the credential contains spaces"))
         }
         if scheme.equalsCaseInsensitive("bearer") {
-            return .success(PresentedCredential(secret: token, source: .authorizationBearer))
+            return .success(PresentedCredential(secret: String(token), source: .authorizationBearer))
         }
         if scheme.equalsCaseInsensitive("token") {
-            return .success(PresentedCredential(secret: token, source: .authorizationToken))
+            return .success(PresentedCredential(secret: String(token), source: .authorizationToken))
         }
         let printable = scheme.utf8.count <= 20 && scheme.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
-        return .failure(.unsupportedAuthorizationScheme(printable ? scheme : "?"))
+        return .failure(.unsupportedAuthorizationScheme(printable ? String(scheme) : "?"))
     }
 }
 

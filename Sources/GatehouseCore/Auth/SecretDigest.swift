@@ -43,15 +43,27 @@ public struct SecretDigest: Sendable, Hashable, CustomStringConvertible {
         ((w0 ^ other.w0) | (w1 ^ other.w1) | (w2 ^ other.w2) | (w3 ^ other.w3)) == 0
     }
 
-    public var description: String {
-        var out = "sha256:"
-        for w in [w0, w1, w2, w3] {
-            for shift in stride(from: 56, through: 0, by: -8) {
-                let byte = UInt8(truncatingIfNeeded: w >> UInt64(shift))
-                out += String(byte >> 4, radix: 16) + String(byte & 0x0f, radix: 16)
+    public var description: String { "sha256:" + hex(digits: 64) }
+
+    /// The first `digits` (at most 64) lowercase hex digits.
+    public func hex(digits: Int) -> String {
+        let count = min(max(digits, 0), 64)
+        return String(unsafeUninitializedCapacity: count) { out in
+            let hexDigits: StaticString = "0123456789abcdef"
+            let words = (w0, w1, w2, w3)
+            for i in 0..<count {
+                let word: UInt64
+                switch i / 16 {
+                case 0: word = words.0
+                case 1: word = words.1
+                case 2: word = words.2
+                default: word = words.3
+                }
+                let nibble = Int((word >> UInt64(60 - 4 * (i % 16))) & 0xf)
+                out[i] = hexDigits.utf8Start[nibble]
             }
+            return count
         }
-        return out
     }
 }
 

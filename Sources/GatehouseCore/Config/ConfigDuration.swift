@@ -53,9 +53,11 @@ public struct ConfigDuration: Sendable, Hashable, Comparable, CustomStringConver
 extension StringProtocol {
     /// The text without leading and trailing spaces and horizontal tabs (HTTP's OWS).
     func trimmingASCIIWhitespace() -> String {
-        var slice = Substring(self)
-        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
-        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
-        return String(slice)
+        let text = Substring(self)
+        let isBlank = { (b: UInt8) in b == 0x20 || b == 0x09 }
+        guard let first = text.utf8.firstIndex(where: { !isBlank($0) }), let last = text.utf8.lastIndex(where: { !isBlank($0) }) else {
+            return ""
+        }
+        return String(text[first...last])
     }
 }

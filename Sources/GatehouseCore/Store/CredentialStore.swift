@@ -27,7 +27,7 @@ public struct SessionRecord: Sendable, Hashable {
 
     /// A short public name for listing and revoking: the first 12 hex digits of the digest (the
     /// digest of a 256-bit random value; its prefix says nothing about the cookie).
-    public var publicID: String { String(digest.description.dropFirst("sha256:".count).prefix(12)) }
+    public var publicID: String { digest.hex(digits: 12) }
 }
 
 /// An API key created at run time (`POST /_gatehouse/api/keys`, `gatehouse key create`).
