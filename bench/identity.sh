@@ -7,7 +7,7 @@
 #   request is a store lookup).
 # The target: each within 10 % of the others, and 1,000,000 stored entries costing no more than 10.
 # Needs nginx-light, wrk, curl, sqlite3, python3 (Debian packages).
-#   bench/identity.sh                      # median of 3 runs of 10 s, 64 connections, counts 10 and 1000000
+#   bench/identity.sh                      # median of 5 runs of 10 s each, 64 connections, counts 10 and 1000000
 #   DURATION=5 COUNTS="10 100000" ROTATING=20000 bench/identity.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +16,7 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 COUNTS=${COUNTS:-"10 1000000"}
 ROTATING=${ROTATING:-20000}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-5}
 work=$(mktemp -d /tmp/gatehouse-identity-bench.XXXXXX)
 bin="$root/.build-release/release/gatehouse"
 cd "$root"
@@ -55,13 +55,9 @@ one_run() { # wrk arguments → requests/s of one run
   taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" "$@" http://127.0.0.1:18094/api/printer \
     | awk '/Requests\/sec/ {printf "%.0f", $2} /Non-2xx/ {bad=1} END {if (bad) printf " (non-2xx!)"}'
 }
-median() { # REPEAT runs of one_run → their median (runs on this VM vary by ±15 %)
-  local runs=()
-  for _ in $(seq "$REPEAT"); do runs+=("$(one_run "$@")"); done
-  printf '%s\n' "${runs[@]}" | sort -n | awk '{v[NR]=$0} END {print v[int((NR + 1) / 2)]}'
-}
-rate() { median -H "$1"; } # header → requests/s
-rotating_rate() { HEADERS_FILE="$1" median -s "$here/rotate-headers.lua"; } # a different credential each request
+median() { sort -n | awk '{v[NR]=$0} END {print v[int((NR + 1) / 2)]}'; } # numbers, one a line → their median
+rate() { one_run -H "$1"; } # header → requests/s
+rotating_rate() { HEADERS_FILE="$1" one_run -s "$here/rotate-headers.lua"; } # a different credential each request
 
 printf '| stored keys & sessions | config API key | stored API key | session cookie | JWT | %s stored keys in turn | %s sessions in turn | %s JWTs in turn |\n' \
   "$ROTATING" "$ROTATING" "$ROTATING"
@@ -91,8 +87,22 @@ SQL
   for _ in $(seq 100); do curl -fs http://127.0.0.1:18094/_gatehouse/healthz >/dev/null && break; sleep 0.1; done
   jwt=$(curl -fs -H 'Content-Type: application/json' -d '{"username":"bench","password":"bench password long enough"}' \
     http://127.0.0.1:18094/_gatehouse/api/login | sed -E 's/.*"token":"([^"]+)".*/\1/')
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$count" "$(rate "X-Api-Key: $config_key")" "$(rate "X-Api-Key: $stored_key")" \
-    "$(rate "Cookie: gatehouse_session=$cookie")" "$(rate "Authorization: Bearer $jwt")" \
-    "$(rotating_rate "$work/rotating-keys")" "$(rotating_rate "$work/rotating-sessions")" "$(rotating_rate "$work/rotating-jwts")"
+  # Rounds, each measuring every column once, so that drift of the machine hits all columns alike;
+  # each column reports the median of its REPEAT runs (single runs on this VM vary by ±10 %).
+  rm -f "$work"/col-*
+  for _ in $(seq "$REPEAT"); do
+    rate "X-Api-Key: $config_key" >>"$work/col-1"; echo >>"$work/col-1"
+    rate "X-Api-Key: $stored_key" >>"$work/col-2"; echo >>"$work/col-2"
+    rate "Cookie: gatehouse_session=$cookie" >>"$work/col-3"; echo >>"$work/col-3"
+    rate "Authorization: Bearer $jwt" >>"$work/col-4"; echo >>"$work/col-4"
+    rotating_rate "$work/rotating-keys" >>"$work/col-5"; echo >>"$work/col-5"
+    rotating_rate "$work/rotating-sessions" >>"$work/col-6"; echo >>"$work/col-6"
+    rotating_rate "$work/rotating-jwts" >>"$work/col-7"; echo >>"$work/col-7"
+  done
+  row="| $count"
+  for c in 1 2 3 4 5 6 7; do
+    if grep -q non-2xx "$work/col-$c"; then row+=" | non-2xx!"; else row+=" | $(median <"$work/col-$c")"; fi
+  done
+  echo "$row |"
   kill "$gate_pid"; wait "$gate_pid" 2>/dev/null || true; gate_pid=
 done

@@ -142,8 +142,10 @@ public struct RequestGate: Sendable {
                 PendingAuthentication(
                     kind: kind, secret: credential.secret, consumed: consumed, isPublic: isPublic, method: request.method,
                     isWebSocketUpgrade: request.isWebSocketUpgrade,
-                    // Only a session identity is held to the same-site rule.
-                    sameOrigin: kind != .session || CrossSiteCheck.isSameSite(headers: request.headers, peerIsTrustedProxy: peerIsTrustedProxy),
+                    // Only a session identity is held to the same-site rule, and only for what
+                    // `authorize` treats as a state change.
+                    sameOrigin: kind != .session || Self.isSafe(request.method, isWebSocketUpgrade: request.isWebSocketUpgrade)
+                        || CrossSiteCheck.isSameSite(headers: request.headers, peerIsTrustedProxy: peerIsTrustedProxy),
                     clientAddress: client, peerIsTrustedProxy: peerIsTrustedProxy))
         case .success:
             if let identity = trustedNetworks.authenticate(client: client) {
@@ -171,6 +173,12 @@ public struct RequestGate: Sendable {
         }
     }
 
+    /// A method that changes nothing (GET, HEAD, OPTIONS), and not a WebSocket upgrade (which
+    /// opens a two-way channel).
+    private static func isSafe(_ method: String, isWebSocketUpgrade: Bool) -> Bool {
+        (method == "GET" || method == "HEAD" || method == "OPTIONS") && !isWebSocketUpgrade
+    }
+
     private static func authorize(_ identity: Identity, request: RequestFacts, sameOrigin: Bool, plan: ForwardPlan) -> GateDecision {
         authorize(identity, method: request.method, isWebSocketUpgrade: request.isWebSocketUpgrade, sameOrigin: sameOrigin, plan: plan)
     }
@@ -178,7 +186,7 @@ public struct RequestGate: Sendable {
     private static func authorize(
         _ identity: Identity, method: String, isWebSocketUpgrade: Bool, sameOrigin: Bool, plan: ForwardPlan
     ) -> GateDecision {
-        let safe = ["GET", "HEAD", "OPTIONS"].contains(method) && !isWebSocketUpgrade
+        let safe = isSafe(method, isWebSocketUpgrade: isWebSocketUpgrade)
         if identity.readOnly && !safe {
             return .refuse(isWebSocketUpgrade ? .readOnlyUpgrade : .readOnlyCredential(method: method))
         }
