@@ -41,23 +41,58 @@ public enum SessionCookie {
 
     /// Every `gatehouse_session` value in the request's `Cookie` headers.
     public static func values(in headers: [(name: String, value: String)]) -> [String] {
-        headers.filter { $0.name.equalsCaseInsensitive("cookie") }
-            .flatMap { $0.value.split(separator: ";") }
-            .compactMap(ownValue)
-    }
-
-    /// The value when `pair` (one `name=value` of a `Cookie` header) is Gatehouse's cookie.
-    private static func ownValue(_ pair: Substring) -> String? {
-        let trimmed = pair.trimmingASCIIWhitespace()
-        guard let eq = trimmed.firstIndex(of: "="), trimmed[..<eq].trimmingASCIIWhitespace() == name else { return nil }
-        return String(trimmed[trimmed.index(after: eq)...]).trimmingASCIIWhitespace()
+        var found: [String] = []
+        for (headerName, header) in headers where headerName.equalsCaseInsensitive("cookie") {
+            forEachPair(in: header) { _, value in
+                if let value { found.append(String(value)) }
+            }
+        }
+        return found
     }
 
     /// A `Cookie` header value without Gatehouse's cookie; nil when nothing else is left.
     public static func removing(from cookieHeader: String) -> String? {
-        let kept = cookieHeader.split(separator: ";").filter { ownValue($0) == nil }
-            .map { $0.trimmingASCIIWhitespace() }.filter { !$0.isEmpty }
+        var kept: [Substring] = []
+        var removed = false
+        forEachPair(in: cookieHeader) { pair, ownValue in
+            if ownValue != nil { removed = true } else if !pair.isEmpty { kept.append(pair) }
+        }
+        if !removed && kept.count == 1 && kept[0].utf8.count == cookieHeader.utf8.count { return cookieHeader }
         return kept.isEmpty ? nil : kept.joined(separator: "; ")
+    }
+
+    /// Calls `body` with each `;`-separated pair of a `Cookie` header, trimmed of spaces and tabs,
+    /// and its value when the pair is Gatehouse's cookie (nil otherwise). Byte scans only: every
+    /// boundary is an ASCII byte, so every slice is on a character boundary.
+    private static func forEachPair(in header: String, _ body: (Substring, Substring?) -> Void) {
+        let isBlank = { (b: UInt8) in b == 0x20 || b == 0x09 }
+        let bytes = header.utf8
+        var start = bytes.startIndex
+        while start <= bytes.endIndex {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: ";")) ?? bytes.endIndex
+            var first = start
+            while first < end, isBlank(bytes[first]) { first = bytes.index(after: first) }
+            var last = end
+            while last > first, isBlank(bytes[bytes.index(before: last)]) { last = bytes.index(before: last) }
+            let pair = header[first..<last]
+            body(pair, ownValue(pair))
+            guard end < bytes.endIndex else { break }
+            start = bytes.index(after: end)
+        }
+    }
+
+    /// The value when `pair` (one trimmed `name=value` of a `Cookie` header) is Gatehouse's cookie.
+    private static func ownValue(_ pair: Substring) -> Substring? {
+        let bytes = pair.utf8
+        guard let eq = bytes.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+        var nameEnd = eq
+        while nameEnd > bytes.startIndex, bytes[bytes.index(before: nameEnd)] == 0x20 || bytes[bytes.index(before: nameEnd)] == 0x09 {
+            nameEnd = bytes.index(before: nameEnd)
+        }
+        guard bytes[bytes.startIndex..<nameEnd].elementsEqual(name.utf8) else { return nil }
+        var valueStart = bytes.index(after: eq)
+        while valueStart < bytes.endIndex, bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09 { valueStart = bytes.index(after: valueStart) }
+        return pair[valueStart...]
     }
 
     /// The `Set-Cookie` value that starts a session.
