@@ -145,8 +145,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         enter(.requestHeadReceived, context: context)
         let headers = head.headers.map { (name: $0.name, value: $0.value) }
-        let target = RequestTarget(head.uri)
-        let exchange = Exchange(handler: self, head: head, target: target)
+        let received = RequestTarget(head.uri)
+        let exchange = Exchange(handler: self, head: head, target: received)
         exchange.hasBody = headers.contains {
             ($0.name.equalsCaseInsensitive("content-length") && $0.value != "0")
                 || $0.name.equalsCaseInsensitive("transfer-encoding")
@@ -166,6 +166,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             closeWhenDone = true
             return answer(exchange, .json(.badRequest, detail: violation.detail, allocator: context.channel.allocator), context: context)
         }
+        switch PathNormalizer.normalize(received.path) {
+        case .success(let path):
+            exchange.target = RequestTarget(path: path, query: received.query)
+        case .failure(let refusal):
+            closeWhenDone = true
+            return answer(exchange, .json(.badRequest, detail: "The request path is refused: \(refusal).", allocator: context.channel.allocator), context: context)
+        }
+        let target = exchange.target
         if settings.limits.maxBodyBytes > 0, let length = head.headers.first(name: "content-length").flatMap(Int64.init),
             length > settings.limits.maxBodyBytes
         {
@@ -579,7 +587,9 @@ final class Exchange: UpstreamResponseReceiver {
     /// Weak: a late upstream callback or timer must find nothing rather than a freed handler.
     weak var handler: ProxyHandler?
     let head: HTTPRequestHead
-    let target: RequestTarget
+    /// The target as received until ``PathNormalizer`` has run, then the normalized one (what
+    /// the access rules see and what goes upstream).
+    var target: RequestTarget
     let started = NIODeadline.now()
     var clientVersion: HTTPVersion { HTTPVersion(major: 1, minor: head.version.minor == 0 ? 0 : 1) }
 

@@ -12,7 +12,7 @@ struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "An authentication sidecar: lets through to a device only the requests it can attribute to someone.",
-        subcommands: [Serve.self, Demo.self, CheckConfig.self, Key.self, UserCommand.self, TokenCommand.self, SessionCommand.self]
+        subcommands: [Serve.self, Demo.self, CheckConfig.self, Explain.self, Key.self, UserCommand.self, TokenCommand.self, SessionCommand.self]
     )
 }
 
@@ -102,6 +102,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let cfg = try loadConfig(config)
         let logger = makeLogger()
+        for line in ShadowedRuleReport(config: cfg).lines { logger.warning("\(line)") }
         let store = try openStoreAndBootstrapAdmin(cfg, configPath: config, logger: logger)
         // Store calls and scrypt run here, never on an event loop.
         let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
@@ -154,7 +155,28 @@ struct CheckConfig: ParsableCommand {
 
     func run() throws {
         let cfg = try loadConfig(config)
-        print("\(config): OK — listen \(cfg.listen), upstream \(cfg.upstream), \(cfg.apiKeys.count) API key(s), \(cfg.trustedNetworks.count) trusted network(s)")
+        let shadowed = ShadowedRuleReport(config: cfg).lines
+        guard shadowed.isEmpty else {
+            for line in shadowed { print("\(config): \(line)") }
+            throw CommandFailure("\(config): \(shadowed.count) access rule(s) can never match; reorder or remove them")
+        }
+        print("\(config): OK — listen \(cfg.listen), upstream \(cfg.upstream), \(cfg.apiKeys.count) API key(s), \(cfg.trustedNetworks.count) trusted network(s), \(cfg.accessRules.count) access rule(s)")
+    }
+}
+
+/// Access rules that an earlier rule covers completely, in words (for `check-config` and the
+/// start-up log).
+struct ShadowedRuleReport {
+    let lines: [String]
+
+    init(config: GatehouseConfig) {
+        let policy = config.accessPolicy
+        func name(_ index: Int) -> String {
+            let rule = policy.rules[index]
+            guard index < config.accessRules.count else { return "public_paths entry \(rule.pattern)" }
+            return "access_rules #\(index + 1)\(rule.line.map { " (line \($0))" } ?? "") \(rule)"
+        }
+        lines = policy.shadowedRules().map { "\(name($0.rule)) can never match: \(name($0.by)) covers every request it would" }
     }
 }
 

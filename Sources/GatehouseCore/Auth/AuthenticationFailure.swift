@@ -22,6 +22,10 @@ public enum AuthenticationFailure: Error, Sendable, Hashable {
     case crossSiteRequest
     /// The store could not be read; the request is refused rather than guessed at.
     case storeUnavailable
+    /// An access rule denies the request to everyone.
+    case deniedByRule
+    /// An access rule asks for a role the caller does not hold.
+    case missingRole
 
     /// 401 when no valid credential was presented; 403 when the caller is known but not allowed;
     /// 503 when the store cannot be read (never a guess).
@@ -31,7 +35,7 @@ public enum AuthenticationFailure: Error, Sendable, Hashable {
             .unsupportedAuthorizationScheme, .conflictingCredentials, .invalidSession, .invalidToken, .invalidOneShotToken,
             .disabledUser:
             return 401
-        case .readOnlyCredential, .readOnlyUpgrade, .crossSiteRequest:
+        case .readOnlyCredential, .readOnlyUpgrade, .crossSiteRequest, .deniedByRule, .missingRole:
             return 403
         case .storeUnavailable:
             return 503
@@ -56,6 +60,8 @@ public enum AuthenticationFailure: Error, Sendable, Hashable {
         case .disabledUser: return "disabled_user"
         case .crossSiteRequest: return "cross_site"
         case .storeUnavailable: return "store_unavailable"
+        case .deniedByRule: return "denied_by_rule"
+        case .missingRole: return "missing_role"
         }
     }
 
@@ -77,6 +83,8 @@ public enum AuthenticationFailure: Error, Sendable, Hashable {
         case .disabledUser: return "The user is disabled."
         case .crossSiteRequest: return "Cross-site request refused: a request signed in by cookie must come from this site."
         case .storeUnavailable: return "Gatehouse cannot read its store right now."
+        case .deniedByRule: return "This path is not available through Gatehouse."
+        case .missingRole: return "Your account lacks the role this path requires."
         }
     }
 }

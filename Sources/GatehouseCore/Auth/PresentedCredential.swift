@@ -32,8 +32,10 @@ public struct CredentialExtractor: Sendable {
 
     public init(queryAPIKeyEnabled: Bool) { self.queryAPIKeyEnabled = queryAPIKeyEnabled }
 
+    /// - Parameter acceptQueryAPIKey: read `?apikey=` here even when ``queryAPIKeyEnabled`` is off
+    ///   (an access rule allows it on this path).
     public func extract(
-        headers: [(name: String, value: String)], query: QueryString
+        headers: [(name: String, value: String)], query: QueryString, acceptQueryAPIKey: Bool = false
     ) -> Result<[PresentedCredential], AuthenticationFailure> {
         var found: [PresentedCredential] = []
         for (name, value) in headers where name.equalsCaseInsensitive("x-api-key") {
@@ -47,7 +49,7 @@ public struct CredentialExtractor: Sendable {
             case .failure(let failure): return .failure(failure)
             }
         }
-        if queryAPIKeyEnabled {
+        if queryAPIKeyEnabled || acceptQueryAPIKey {
             for value in query.values(named: "apikey") {
                 guard !value.isEmpty else { return .failure(.malformedAuthorization(reason: "apikey is empty")) }
                 found.append(PresentedCredential(secret: value, source: .apiKeyQueryParameter))

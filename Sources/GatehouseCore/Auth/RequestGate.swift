@@ -54,6 +54,7 @@ public struct PendingAuthentication: Sendable {
     public let secret: String
     fileprivate let consumed: Set<CredentialSource>
     fileprivate let isPublic: Bool
+    fileprivate let requiredRoles: [String]?
     fileprivate let method: String
     fileprivate let isWebSocketUpgrade: Bool
     fileprivate let sameOrigin: Bool
@@ -76,6 +77,11 @@ public struct PendingAuthentication: Sendable {
 /// 4. A read-only identity may use GET, HEAD and OPTIONS only, and may not open a WebSocket.
 /// 5. An identity from the session cookie may change state (any other method, or a WebSocket)
 ///    only from the same site (``CrossSiteCheck``); otherwise 403.
+/// 6. A path whose rule names roles needs an identity holding one of them; otherwise 403.
+///
+/// Before all of these, the first access rule covering the request (``AccessPolicy``) is found
+/// on the normalized path: `deny` refuses at once (403), `public` makes the path public, and a
+/// rule may allow `?apikey=` on its paths.
 ///
 /// On a public path a bad credential does not block the request: it is forwarded anonymously
 /// (identity headers stripped, credential removed), because the path needs no credential at all.
@@ -84,7 +90,7 @@ public struct RequestGate: Sendable {
     public let apiKeys: APIKeyAuthenticator
     public let trustedNetworks: TrustedNetworkAuthenticator
     public let clientAddresses: ClientAddressResolver
-    public let publicPaths: PublicPaths
+    public let accessPolicy: AccessPolicy
     /// Whether a store stands behind the gate; without one, every credential not in the config
     /// is refused at once.
     public let storeBacked: Bool
@@ -94,26 +100,32 @@ public struct RequestGate: Sendable {
         self.apiKeys = APIKeyAuthenticator(keys: config.apiKeys)
         self.trustedNetworks = TrustedNetworkAuthenticator(networks: config.trustedNetworks)
         self.clientAddresses = ClientAddressResolver(trustedProxies: config.trustedProxies)
-        self.publicPaths = PublicPaths(prefixes: config.publicPaths)
+        self.accessPolicy = config.accessPolicy
         self.storeBacked = storeBacked
     }
 
     public func decide(_ request: RequestFacts, now: Date) -> GateDecision {
         let peerIsTrustedProxy = clientAddresses.isTrustedProxy(request.peer)
         let client = clientAddresses.clientAddress(peer: request.peer, headers: request.headers)
-        let isPublic = publicPaths.isPublic(path: request.target.path)
+        let host = request.headers.first { $0.name.equalsCaseInsensitive("host") }?.value
+        let rule = accessPolicy.rule(method: request.method, host: host, path: request.target.path)?.rule
+        let access = accessPolicy.decision(method: request.method, host: host, path: request.target.path)
+        if access == .deny { return .refuse(.deniedByRule) }
+        let isPublic = access == .open
+        let requiredRoles: [String]? = if case .roles(let roles) = access { roles } else { nil }
+        let acceptQueryAPIKey = rule?.queryCredentials.contains(.apiKey) ?? false
 
         func plan(_ identity: Identity?, _ consumed: Set<CredentialSource>) -> ForwardPlan {
             ForwardPlan(identity: identity, consumed: consumed, clientAddress: client, peerIsTrustedProxy: peerIsTrustedProxy)
         }
 
-        switch extractor.extract(headers: request.headers, query: request.target.query) {
+        switch extractor.extract(headers: request.headers, query: request.target.query, acceptQueryAPIKey: acceptQueryAPIKey) {
         case .failure(let failure):
             // Unusable credentials on a public path: forwarded anonymously, every place Gatehouse
             // reads a credential from emptied, so a working key next to a broken one never leaks.
             var everywhere = Set(CredentialSource.allHeaderSources)
             everywhere.insert(.oneShotQueryParameter)
-            if extractor.queryAPIKeyEnabled { everywhere.insert(.apiKeyQueryParameter) }
+            if extractor.queryAPIKeyEnabled || acceptQueryAPIKey { everywhere.insert(.apiKeyQueryParameter) }
             return isPublic ? .forward(plan(nil, everywhere)) : .refuse(failure)
         case .success(let credentials) where !credentials.isEmpty:
             let consumed = Set(credentials.map(\.source))
@@ -125,7 +137,7 @@ public struct RequestGate: Sendable {
             case .apiKeyHeader, .authorizationToken, .apiKeyQueryParameter, .authorizationBearer:
                 let result = apiKeys.authenticate(key: credential.secret, now: now)
                 if case .success(let identity) = result {
-                    return Self.authorize(identity, request: request, sameOrigin: true, plan: plan(identity, consumed))
+                    return Self.authorize(identity, request: request, sameOrigin: true, requiredRoles: requiredRoles, plan: plan(identity, consumed))
                 }
                 if case .failure(.unknownAPIKey) = result, storeBacked {
                     kind = credential.source == .authorizationBearer && JSONWebTokenShape.matches(credential.secret)
@@ -140,7 +152,8 @@ public struct RequestGate: Sendable {
             }
             return .lookUp(
                 PendingAuthentication(
-                    kind: kind, secret: credential.secret, consumed: consumed, isPublic: isPublic, method: request.method,
+                    kind: kind, secret: credential.secret, consumed: consumed, isPublic: isPublic, requiredRoles: requiredRoles,
+                    method: request.method,
                     isWebSocketUpgrade: request.isWebSocketUpgrade,
                     // Only a session identity is held to the same-site rule, and only for what
                     // `authorize` treats as a state change.
@@ -149,7 +162,7 @@ public struct RequestGate: Sendable {
                     clientAddress: client, peerIsTrustedProxy: peerIsTrustedProxy))
         case .success:
             if let identity = trustedNetworks.authenticate(client: client) {
-                return Self.authorize(identity, request: request, sameOrigin: true, plan: plan(identity, []))
+                return Self.authorize(identity, request: request, sameOrigin: true, requiredRoles: requiredRoles, plan: plan(identity, []))
             }
             return isPublic ? .forward(plan(nil, [])) : .refuse(.missingCredential)
         }
@@ -164,7 +177,7 @@ public struct RequestGate: Sendable {
                 peerIsTrustedProxy: pending.peerIsTrustedProxy)
             return Self.authorize(
                 identity, method: pending.method, isWebSocketUpgrade: pending.isWebSocketUpgrade,
-                sameOrigin: pending.sameOrigin, plan: plan)
+                sameOrigin: pending.sameOrigin, requiredRoles: pending.requiredRoles, plan: plan)
         case .failure(let failure):
             guard pending.isPublic, failure != .storeUnavailable else { return .refuse(failure) }
             return .forward(
@@ -179,18 +192,23 @@ public struct RequestGate: Sendable {
         (method == "GET" || method == "HEAD" || method == "OPTIONS") && !isWebSocketUpgrade
     }
 
-    private static func authorize(_ identity: Identity, request: RequestFacts, sameOrigin: Bool, plan: ForwardPlan) -> GateDecision {
-        authorize(identity, method: request.method, isWebSocketUpgrade: request.isWebSocketUpgrade, sameOrigin: sameOrigin, plan: plan)
+    private static func authorize(
+        _ identity: Identity, request: RequestFacts, sameOrigin: Bool, requiredRoles: [String]?, plan: ForwardPlan
+    ) -> GateDecision {
+        authorize(
+            identity, method: request.method, isWebSocketUpgrade: request.isWebSocketUpgrade, sameOrigin: sameOrigin,
+            requiredRoles: requiredRoles, plan: plan)
     }
 
     private static func authorize(
-        _ identity: Identity, method: String, isWebSocketUpgrade: Bool, sameOrigin: Bool, plan: ForwardPlan
+        _ identity: Identity, method: String, isWebSocketUpgrade: Bool, sameOrigin: Bool, requiredRoles: [String]?, plan: ForwardPlan
     ) -> GateDecision {
         let safe = isSafe(method, isWebSocketUpgrade: isWebSocketUpgrade)
         if identity.readOnly && !safe {
             return .refuse(isWebSocketUpgrade ? .readOnlyUpgrade : .readOnlyCredential(method: method))
         }
         if identity.method == .session && !safe && !sameOrigin { return .refuse(.crossSiteRequest) }
+        if let requiredRoles, !identity.roles.contains(where: requiredRoles.contains) { return .refuse(.missingRole) }
         return .forward(plan)
     }
 }

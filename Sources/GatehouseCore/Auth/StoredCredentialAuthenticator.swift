@@ -32,7 +32,7 @@ public struct StoredCredentialAuthenticator: Sendable {
     public let sessions: SessionPolicy
     public let oneShotTokens: OneShotTokens
     public let cache: CredentialCache
-    /// How often a key's `last_used` may be written.
+    /// How often a key's `last_used` may be written (`.infinity`: never, for read-only tools).
     public let keyTouchInterval: TimeInterval
     /// The clock every expiry is judged by (tests move it; the server uses the system clock).
     public let now: @Sendable () -> Date
@@ -177,7 +177,8 @@ public struct StoredCredentialAuthenticator: Sendable {
             if let expires = key.expires, expires <= now { return (.failure(.expiredAPIKey), false) }
             if user.disabled { return (.failure(.disabledUser), false) }
             let identity = Identity(user: user.username, roles: key.roles ?? user.roles, method: .apiKey, readOnly: key.readOnly, source: key.name)
-            return (.success(identity), key.lastUsed.map { now.timeIntervalSince($0) >= keyTouchInterval } ?? true)
+            let due = keyTouchInterval.isFinite && (key.lastUsed.map { now.timeIntervalSince($0) >= keyTouchInterval } ?? true)
+            return (.success(identity), due)
         case .accessToken(let token, let record, let user):
             if let failure = tokens.expiryFailure(token, now: now) { return (.failure(failure), false) }
             if record.revoked { return (.failure(.invalidToken(reason: "it has been revoked")), false) }

@@ -180,7 +180,7 @@ struct ConfigReader {
     static let topLevelKeys = [
         "listen", "upstream", "identity_headers", "strip_headers", "forward_credentials", "query_api_key",
         "public_paths", "api_keys", "trusted_networks", "trusted_proxies", "timeouts", "limits", "access_log",
-        "store", "passwords", "sessions", "jwt", "login",
+        "store", "passwords", "sessions", "jwt", "login", "access_rules",
     ]
 
     func read(_ root: ConfigValue) throws(ConfigError) -> GatehouseConfig {
@@ -221,6 +221,7 @@ struct ConfigReader {
                 config.publicPaths.append(p)
             }
         }
+        if let v = top["access_rules"] { config.accessRules = try accessRules(v) }
         if let v = top["api_keys"] { config.apiKeys = try apiKeys(v) }
         if let v = top["trusted_networks"] {
             for item in try list(v) {
@@ -296,6 +297,84 @@ struct ConfigReader {
     private func positive(_ d: ConfigDuration, _ value: ConfigValue) throws(ConfigError) -> ConfigDuration {
         guard d.seconds > 0 else { throw fail(value, "must be longer than 0") }
         return d
+    }
+
+    private func accessRules(_ value: ConfigValue) throws(ConfigError) -> [AccessRule] {
+        var out: [AccessRule] = []
+        for item in try list(value) {
+            let m = try mapping(item, known: ["path", "prefix", "glob", "methods", "host", "case_insensitive", "access", "roles", "query_credentials"])
+            let patterns = ["path", "prefix", "glob"].compactMap { key in m[key].map { (key, $0) } }
+            guard patterns.count == 1, let (kind, patternValue) = patterns.first else {
+                throw fail(item, "a rule needs exactly one of path (exact), prefix or glob")
+            }
+            let text = try string(patternValue)
+            let pattern: PathPattern
+            switch kind {
+            case "glob":
+                guard text.hasPrefix("/"), !text.contains("***"), case .success(let normal) = PathNormalizer.normalize(text), normal == text else {
+                    throw fail(patternValue, "expected a path starting with / in normal form, with * (one segment) or ** (any depth)")
+                }
+                pattern = .glob(text)
+            default:
+                guard case .success(let normal) = PathNormalizer.normalize(text), normal == text, !text.contains("*") else {
+                    throw fail(patternValue, "expected a path starting with / in normal form (no dot segments, //, %2F or lower-case escapes)")
+                }
+                pattern = kind == "path" ? .exact(text) : .prefix(text)
+            }
+            let decision: AccessDecision
+            switch (m["access"], m["roles"]) {
+            case (let a?, nil):
+                switch try string(a) {
+                case "public": decision = .open
+                case "authenticated": decision = .authenticated
+                case "deny": decision = .deny
+                default: throw fail(a, "expected public, authenticated or deny (or roles: [...] instead of access)")
+                }
+            case (nil, let r?):
+                let roles = try names(r, what: "role")
+                guard !roles.isEmpty else { throw fail(r, "name at least one role") }
+                decision = .roles(roles)
+            default:
+                throw fail(item, "a rule needs exactly one of access (public, authenticated, deny) or roles")
+            }
+            var methods: Set<String>?
+            if let v = m["methods"] {
+                var set: Set<String> = []
+                for method in try list(v) {
+                    let text = try string(method)
+                    guard !text.isEmpty, text.utf8.count <= 20, text.utf8.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A) || $0 == 0x2D }) else {
+                        throw fail(method, "expected an upper-case method name like GET")
+                    }
+                    set.insert(text)
+                }
+                guard !set.isEmpty else { throw fail(v, "name at least one method, or leave methods out for all") }
+                methods = set
+            }
+            var host: String?
+            if let v = m["host"] {
+                let text = try string(v)
+                guard !text.isEmpty, !text.contains(":"),
+                    text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x2E })
+                else {
+                    throw fail(v, "expected a host name without port, like printer.local")
+                }
+                host = text
+            }
+            var query: Set<QueryCredential> = []
+            if let v = m["query_credentials"] {
+                for credential in try list(v) {
+                    guard let c = QueryCredential(rawValue: try string(credential)) else {
+                        throw fail(credential, "expected apikey (?token= one-shot tokens are accepted everywhere)")
+                    }
+                    query.insert(c)
+                }
+            }
+            let caseInsensitive = try m["case_insensitive"].map { v throws(ConfigError) in try bool(v) } ?? false
+            out.append(AccessRule(
+                pattern: pattern, methods: methods, host: host, caseInsensitive: caseInsensitive, decision: decision,
+                queryCredentials: query, line: item.line))
+        }
+        return out
     }
 
     private func apiKeys(_ value: ConfigValue) throws(ConfigError) -> [APIKeyRecord] {

@@ -16,6 +16,9 @@ public struct GatehouseConfig: Sendable {
     public var trustedProxies: [CIDR]
     public var timeouts: Timeouts
     public var limits: Limits
+    /// `access_rules:`, in order (the `public_paths` shorthand is kept apart in ``publicPaths``;
+    /// ``accessPolicy`` puts both together).
+    public var accessRules: [AccessRule] = []
     /// One line per request on stdout (`access_log`, default true).
     public var accessLog: Bool = true
     /// The store file (`store.path`, default `./gatehouse.db`). `ConfigLoader.load(path:)`
@@ -85,5 +88,11 @@ public struct GatehouseConfig: Sendable {
         /// The request body; 0 is unlimited (413 beyond).
         public var maxBodyBytes: Int64 = 0
         public init() {}
+    }
+
+    /// The rules the gate applies: `access_rules` first, then one public prefix rule per
+    /// `public_paths` entry (so an explicit rule wins over the shorthand).
+    public var accessPolicy: AccessPolicy {
+        AccessPolicy(rules: accessRules + publicPaths.map { AccessRule(pattern: .prefix($0), decision: .open) })
     }
 }

@@ -1,0 +1,242 @@
+/// Which paths a rule covers.
+public enum PathPattern: Sendable, Hashable, CustomStringConvertible {
+    /// Exactly this path.
+    case exact(String)
+    /// This path and everything below it, on segment boundaries: `/static` covers `/static` and
+    /// `/static/app.js`, never `/staticsecret`; `/static/` covers only what is below it.
+    case prefix(String)
+    /// `*` stands for any characters within one segment, `**` for any characters across segments
+    /// (`/files/**/*.gcode`, `/api/**`).
+    case glob(String)
+
+    public var description: String {
+        switch self {
+        case .exact(let p): return "path \(p)"
+        case .prefix(let p): return "prefix \(p)"
+        case .glob(let p): return "glob \(p)"
+        }
+    }
+
+    func matches(_ path: String) -> Bool {
+        switch self {
+        case .exact(let p): return path == p
+        case .prefix(let p):
+            if p.hasSuffix("/") { return path.hasPrefix(p) }
+            return path == p || path.hasPrefix(p + "/")
+        case .glob(let p): return Glob.matches(Array(p.utf8)[...], Array(path.utf8)[...])
+        }
+    }
+
+    func lowercased() -> PathPattern {
+        switch self {
+        case .exact(let p): return .exact(p.lowercased())
+        case .prefix(let p): return .prefix(p.lowercased())
+        case .glob(let p): return .glob(p.lowercased())
+        }
+    }
+}
+
+/// What a matching rule decides.
+public enum AccessDecision: Sendable, Hashable, CustomStringConvertible {
+    /// No credential needed (a credential that is presented and valid still identifies the caller).
+    case open
+    /// Any authenticated identity.
+    case authenticated
+    /// An identity holding any of these roles.
+    case roles([String])
+    /// Nobody: 403 before any credential is looked at.
+    case deny
+
+    public var description: String {
+        switch self {
+        case .open: return "public"
+        case .authenticated: return "authenticated"
+        case .roles(let roles): return "roles [\(roles.joined(separator: ", "))]"
+        case .deny: return "deny"
+        }
+    }
+}
+
+/// A credential that Gatehouse reads from the query string only where a rule allows it.
+public enum QueryCredential: String, Sendable, Hashable, CaseIterable {
+    /// `?apikey=` (OctoPrint's), off unless `query_api_key: true` or a rule names it.
+    case apiKey = "apikey"
+}
+
+/// One entry of `access_rules:`.
+public struct AccessRule: Sendable, Hashable, CustomStringConvertible {
+    public var pattern: PathPattern
+    /// Upper-case method names; nil: every method.
+    public var methods: Set<String>?
+    /// Lower-case host name without port; nil: every host.
+    public var host: String?
+    /// Match the path without regard to ASCII case (for devices whose paths are case-insensitive).
+    public var caseInsensitive: Bool
+    public var decision: AccessDecision
+    /// Query credentials accepted on the paths this rule covers.
+    public var queryCredentials: Set<QueryCredential>
+    /// Where it stands in the config file, for messages.
+    public var line: Int?
+
+    public init(
+        pattern: PathPattern, methods: Set<String>? = nil, host: String? = nil, caseInsensitive: Bool = false,
+        decision: AccessDecision, queryCredentials: Set<QueryCredential> = [], line: Int? = nil
+    ) {
+        self.pattern = caseInsensitive ? pattern.lowercased() : pattern
+        self.methods = methods
+        self.host = host?.lowercased()
+        self.caseInsensitive = caseInsensitive
+        self.decision = decision
+        self.queryCredentials = queryCredentials
+        self.line = line
+    }
+
+    /// Whether the rule covers a request; `path` is the matching form from ``AccessPolicy/matchingPath(_:)``.
+    public func matches(method: String, host requestHost: String?, path: String) -> Bool {
+        if let methods, !methods.contains(method) { return false }
+        if let host {
+            guard let requestHost, AccessPolicy.hostName(requestHost) == host else { return false }
+        }
+        return pattern.matches(caseInsensitive ? path.lowercased() : path)
+    }
+
+    public var description: String {
+        var text = pattern.description
+        if let methods { text += " methods [\(methods.sorted().joined(separator: ", "))]" }
+        if let host { text += " host \(host)" }
+        if caseInsensitive { text += " (any case)" }
+        return text + " → " + decision.description
+    }
+
+    /// Whether every request this rule covers is covered by `earlier` too (so this one can never
+    /// decide). Conservative: false when unsure.
+    public func isShadowed(by earlier: AccessRule) -> Bool {
+        if let mine = methods {
+            if let theirs = earlier.methods, !mine.isSubset(of: theirs) { return false }
+        } else if earlier.methods != nil {
+            return false
+        }
+        if let theirs = earlier.host, theirs != host { return false }
+        if earlier.caseInsensitive != caseInsensitive && !earlier.caseInsensitive { return false }
+        let theirPattern = earlier.pattern
+        switch pattern {
+        case .exact(let p): return theirPattern.matches(earlier.caseInsensitive ? p.lowercased() : p)
+        case .prefix(let p):
+            switch theirPattern {
+            case .prefix(let q):
+                let p = earlier.caseInsensitive ? p.lowercased() : p
+                if q.hasSuffix("/") { return p.hasPrefix(q) }
+                return p == q || p.hasPrefix(q + "/")
+            case .glob(let q):
+                // `/a/**` covers every prefix below `/a/`.
+                guard q.hasSuffix("/**"), !q.dropLast(3).contains("*") else { return q == "/**" }
+                let base = String(q.dropLast(2))
+                return (p.hasSuffix("/") ? p : p + "/").hasPrefix(base) && p != String(base.dropLast())
+            case .exact: return false
+            }
+        case .glob(let p):
+            if case .glob(let q) = theirPattern {
+                if q == "/**" { return true }
+                return q == p
+            }
+            return false
+        }
+    }
+}
+
+/// The ordered `access_rules:`: the first rule that covers a request decides; when none does,
+/// any authenticated identity may pass.
+///
+/// Guarantees: rules see the path after ``PathNormalizer`` (the path the device receives), with
+/// `;` parameters cut from each segment (`/admin;x=1` is matched as `/admin`), so a server that
+/// ignores such parameters cannot be reached around a rule; a path that holds `;` is never
+/// public, and neither is a path that is not in normal form. Hosts are compared without case and
+/// without port.
+public struct AccessPolicy: Sendable, Hashable {
+    public let rules: [AccessRule]
+
+    public init(rules: [AccessRule]) { self.rules = rules }
+
+    /// The rule that decides, with its position; nil when none covers the request.
+    public func rule(method: String, host: String?, path: String) -> (index: Int, rule: AccessRule)? {
+        let matching = Self.matchingPath(path)
+        for (index, rule) in rules.enumerated() where rule.matches(method: method, host: host, path: matching) {
+            return (index, rule)
+        }
+        return nil
+    }
+
+    /// What the request needs: the first covering rule's decision (a public one downgraded to
+    /// `authenticated` when the path holds `;`), else `authenticated`.
+    public func decision(method: String, host: String?, path: String) -> AccessDecision {
+        guard let (_, rule) = rule(method: method, host: host, path: path) else { return .authenticated }
+        if rule.decision == .open {
+            // Never public unless the path is exactly in the form the rules are written for (the
+            // server normalizes first; this also holds for any caller that forgot to).
+            if path.utf8.contains(UInt8(ascii: ";")) { return .authenticated }
+            guard case .success(path) = PathNormalizer.normalize(path) else { return .authenticated }
+        }
+        return rule.decision
+    }
+
+    /// Rules that an earlier rule covers completely: (the shadowed rule's index, the earlier one's).
+    public func shadowedRules() -> [(rule: Int, by: Int)] {
+        var found: [(Int, Int)] = []
+        for (i, rule) in rules.enumerated() {
+            if let j = rules[..<i].firstIndex(where: { rule.isShadowed(by: $0) }) { found.append((i, j)) }
+        }
+        return found
+    }
+
+    /// `path` with every segment's `;` parameters removed.
+    public static func matchingPath(_ path: String) -> String {
+        guard path.utf8.contains(UInt8(ascii: ";")) else { return path }
+        return path.split(separator: "/", omittingEmptySubsequences: false)
+            .map { segment in segment.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? segment }
+            .joined(separator: "/")
+    }
+
+    /// A `Host` header's name: lower case, without port (IPv6 literals keep their brackets).
+    static func hostName(_ host: String) -> String {
+        let lower = host.lowercased()
+        if lower.hasPrefix("[") { return lower.split(separator: "]", maxSplits: 1).first.map { $0 + "]" } ?? lower }
+        return lower.split(separator: ":", maxSplits: 1).first.map(String.init) ?? lower
+    }
+}
+
+/// `*` and `**` matching over bytes, in time proportional to pattern length × path length (a
+/// set of reachable path positions is carried through the pattern; no backtracking, so no path
+/// can make a rule slow).
+enum Glob {
+    static func matches(_ pattern: ArraySlice<UInt8>, _ text: ArraySlice<UInt8>) -> Bool {
+        let t = Array(text)
+        let p = Array(pattern)
+        let slash = UInt8(ascii: "/")
+        let star = UInt8(ascii: "*")
+        var reachable = [Bool](repeating: false, count: t.count + 1)
+        reachable[0] = true
+        var beforeDoubleStar: [Bool]?  // set while `/**/` may also match a single `/`
+        var k = 0
+        while k < p.count {
+            if p[k] == star {
+                let double = k + 1 < p.count && p[k + 1] == star
+                let before = reachable
+                for j in 1...max(t.count, 1) where j <= t.count {
+                    if !reachable[j] && reachable[j - 1] && (double || t[j - 1] != slash) { reachable[j] = true }
+                }
+                k += double ? 2 : 1
+                beforeDoubleStar = double && k < p.count && p[k] == slash ? before : nil
+                continue
+            }
+            var next = [Bool](repeating: false, count: t.count + 1)
+            for j in 0..<t.count where reachable[j] && t[j] == p[k] { next[j + 1] = true }
+            if p[k] == slash, let before = beforeDoubleStar {
+                for j in 0...t.count where before[j] { next[j] = true }
+            }
+            beforeDoubleStar = nil
+            reachable = next
+            k += 1
+        }
+        return reachable[t.count]
+    }
+}

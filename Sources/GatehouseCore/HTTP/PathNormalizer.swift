@@ -1,0 +1,146 @@
+/// Why a request path is refused (400) instead of being normalized.
+public enum PathRefusal: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Not an absolute path (`/…`).
+    case notAbsolute
+    /// A `%` not followed by two hex digits.
+    case malformedEscape
+    /// `%2F`: a slash the device might or might not treat as a separator.
+    case encodedSlash
+    /// A backslash or `%5C`: a separator on some servers.
+    case backslash
+    /// A control byte (NUL, CR, LF, TAB, DEL, …), raw or percent-encoded.
+    case controlCharacter
+    /// `%25` followed by an escape of `.`, `/`, `\` or a control byte: a second decoding by the
+    /// device would turn it into one.
+    case doubleEncoding
+    /// Percent-encoded bytes that are not UTF-8 (overlong forms such as `%C0%AE` included).
+    case invalidUTF8
+    /// More `..` segments than there are segments above them.
+    case aboveRoot
+
+    public var description: String {
+        switch self {
+        case .notAbsolute: return "the path must start with /"
+        case .malformedEscape: return "a % is not followed by two hex digits"
+        case .encodedSlash: return "the path holds an encoded slash (%2F)"
+        case .backslash: return "the path holds a backslash"
+        case .controlCharacter: return "the path holds a control character"
+        case .doubleEncoding: return "the path holds a double-encoded character"
+        case .invalidUTF8: return "the path's escapes are not UTF-8"
+        case .aboveRoot: return "the path climbs above the root"
+        }
+    }
+}
+
+/// Brings a request path to the one form that access rules are checked on and that is forwarded
+/// to the device, so that what was checked is exactly what the device receives.
+///
+/// Guarantees of ``normalize(_:)``:
+/// - Percent-escapes of unreserved characters (letters, digits, `-`, `.`, `_`, `~`) are decoded;
+///   every other escape is kept, its hex digits in upper case.
+/// - Dot segments are removed after that decoding (so `%2e%2e` is `..`), repeated slashes are
+///   merged, a trailing slash is kept.
+/// - Refused, never repaired: an encoded slash, a backslash raw or encoded, control bytes raw or
+///   encoded, double-encoded dots, slashes, backslashes and control bytes, escapes that do not
+///   decode to UTF-8 (overlong forms included), malformed escapes, and paths that climb above
+///   the root.
+/// - The result is itself normalized: normalizing it again changes nothing.
+public enum PathNormalizer {
+    public static func normalize(_ path: String) -> Result<String, PathRefusal> {
+        let bytes = Array(path.utf8)
+        guard bytes.first == UInt8(ascii: "/") else { return .failure(.notAbsolute) }
+        var kept: [UInt8] = []
+        kept.reserveCapacity(bytes.count)
+        var decoded: [UInt8] = []  // every escape decoded, to check that the device would see UTF-8
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            if b == UInt8(ascii: "%") {
+                guard i + 2 < bytes.count, let value = hexPair(bytes[i + 1], bytes[i + 2]) else { return .failure(.malformedEscape) }
+                if value == UInt8(ascii: "/") { return .failure(.encodedSlash) }
+                if let refusal = refusal(forDecoded: value) { return .failure(refusal) }
+                if value == UInt8(ascii: "%"), i + 4 < bytes.count, let inner = hexPair(bytes[i + 3], bytes[i + 4]),
+                    inner == UInt8(ascii: ".") || inner == UInt8(ascii: "/") || refusal(forDecoded: inner) != nil
+                {
+                    return .failure(.doubleEncoding)
+                }
+                decoded.append(value)
+                if isUnreserved(value) {
+                    kept.append(value)
+                } else {
+                    kept.append(UInt8(ascii: "%"))
+                    kept.append(upperHex(value >> 4))
+                    kept.append(upperHex(value & 0xF))
+                }
+                i += 3
+                continue
+            }
+            if let refusal = refusal(forDecoded: b) { return .failure(refusal) }
+            kept.append(b)
+            decoded.append(b)
+            i += 1
+        }
+        guard String(validating: decoded, as: UTF8.self) != nil else { return .failure(.invalidUTF8) }
+        return removingDotSegments(kept)
+    }
+
+    /// Segments of `bytes` (which start with `/`) with `.` and `..` resolved and empty ones merged.
+    private static func removingDotSegments(_ bytes: [UInt8]) -> Result<String, PathRefusal> {
+        var segments: [ArraySlice<UInt8>] = []
+        let parts = bytes.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        var trailingSlash = false
+        for (index, part) in parts.enumerated() {
+            let last = index == parts.count - 1
+            switch part.count {
+            case 0:
+                if last { trailingSlash = true }
+            case 1 where part.first == UInt8(ascii: "."):
+                if last { trailingSlash = true }
+            case 2 where part.elementsEqual("..".utf8):
+                guard !segments.isEmpty else { return .failure(.aboveRoot) }
+                segments.removeLast()
+                if last { trailingSlash = true }
+            default:
+                segments.append(part)
+                trailingSlash = false
+            }
+        }
+        var out: [UInt8] = [UInt8(ascii: "/")]
+        for (index, segment) in segments.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: "/")) }
+            out.append(contentsOf: segment)
+        }
+        if trailingSlash && !segments.isEmpty { out.append(UInt8(ascii: "/")) }
+        return .success(String(decoding: out, as: UTF8.self))
+    }
+
+    private static func refusal(forDecoded b: UInt8) -> PathRefusal? {
+        if b == UInt8(ascii: "/") { return nil }
+        if b == UInt8(ascii: "\\") { return .backslash }
+        if b < 0x20 || b == 0x7F { return .controlCharacter }
+        return nil
+    }
+
+    private static func isUnreserved(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+            || b == UInt8(ascii: "-") || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "~")
+    }
+
+    private static func hexPair(_ high: UInt8, _ low: UInt8) -> UInt8? {
+        guard let h = hexValue(high), let l = hexValue(low) else { return nil }
+        return h << 4 | l
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x41...0x46: return c - 0x41 + 10
+        case 0x61...0x66: return c - 0x61 + 10
+        default: return nil
+        }
+    }
+
+    private static func upperHex(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? 0x30 + nibble : 0x41 + nibble - 10
+    }
+}
