@@ -47,6 +47,7 @@ public enum PathRefusal: Error, Sendable, Hashable, CustomStringConvertible {
 /// - The result is itself normalized: normalizing it again changes nothing.
 public enum PathNormalizer {
     public static func normalize(_ path: String) -> Result<String, PathRefusal> {
+        if isPlainlyNormal(path) { return .success(path) }
         let bytes = Array(path.utf8)
         guard bytes.first == UInt8(ascii: "/") else { return .failure(.notAbsolute) }
         var kept: [UInt8] = []
@@ -82,6 +83,25 @@ public enum PathNormalizer {
         }
         guard String(validating: decoded, as: UTF8.self) != nil else { return .failure(.invalidUTF8) }
         return removingDotSegments(kept)
+    }
+
+    /// The common case, without copying: starts with `/`, and holds no `%`, `\`, control byte,
+    /// `//` or segment starting with `.`.
+    private static func isPlainlyNormal(_ path: String) -> Bool {
+        var previous: UInt8 = 0
+        var first = true
+        for b in path.utf8 {
+            if first {
+                guard b == UInt8(ascii: "/") else { return false }
+                first = false
+                previous = b
+                continue
+            }
+            if b == UInt8(ascii: "%") || b == UInt8(ascii: "\\") || b < 0x20 || b == 0x7F { return false }
+            if previous == UInt8(ascii: "/") && (b == UInt8(ascii: "/") || b == UInt8(ascii: ".")) { return false }
+            previous = b
+        }
+        return !first
     }
 
     /// Segments of `bytes` (which start with `/`) with `.` and `..` resolved and empty ones merged.
