@@ -6,7 +6,8 @@ import NIOHTTP1
 /// Modelled on NIO's `HTTPServerProtocolErrorHandler`, with two differences: a header section or
 /// field over the configured limits is answered 431 rather than 400, and misuse is never a
 /// precondition failure (a bad request must never crash the proxy). A response already under
-/// way cannot be replaced, so then the connection is only closed.
+/// way cannot be replaced, and a closing connection cannot be answered: then the connection is
+/// only closed.
 final class ProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -20,7 +21,10 @@ final class ProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHandle
             context.fireErrorCaught(error)
             return
         }
-        if !responseInProgress {
+        // A connection already closing (its last bytes failed to parse as it went, e.g. a head
+        // cut off by a shutdown) gets no answer: nothing can be sent, and NIO's pipeline handler
+        // treats a write after it quiesced the connection as a fatal error.
+        if !responseInProgress && context.channel.isActive {
             let response: GatehouseResponse
             switch parserError {
             case .headerOverflow:
