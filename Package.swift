@@ -77,9 +77,37 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // Real parts for the end-to-end suites: a raw socket client, a recording upstream, a
+        // running Gatehouse with its store, the built binary.
+        .target(
+            name: "GatehouseTestSupport",
+            dependencies: [
+                "GatehouseCore",
+                "GatehouseServer",
+                "GatehouseStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Tests/GatehouseTestSupport"
+        ),
+        .testTarget(
+            name: "GatehouseSecurityTests",
+            dependencies: [
+                "GatehouseCore",
+                "GatehouseServer",
+                "GatehouseStore",
+                "GatehouseTestSupport",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(
             name: "GatehouseServerTests",
             dependencies: [
+                "GatehouseTestSupport",
                 "GatehouseCore",
                 "GatehouseServer",
                 "GatehouseStore",

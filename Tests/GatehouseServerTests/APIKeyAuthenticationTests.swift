@@ -1,4 +1,5 @@
 import GatehouseCore
+import GatehouseTestSupport
 import XCTest
 
 /// End to end: API keys presented in each accepted form, refused in each refused form, read-only

@@ -1,4 +1,5 @@
 import GatehouseCore
+import GatehouseTestSupport
 import XCTest
 
 /// End to end: access rules decide on the normalized path, and the device receives exactly that

@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import GatehouseTestSupport
 import XCTest
 
 /// End to end: the built `gatehouse` binary's `check-config` and `key generate` commands.

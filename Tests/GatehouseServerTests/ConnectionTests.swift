@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GatehouseTestSupport
 import XCTest
 
 /// Connection handling on both sides: keep-alive and pooling, pipelining, HTTP/1.0, HEAD,

@@ -1,4 +1,5 @@
 import GatehouseCore
+import GatehouseTestSupport
 import XCTest
 
 /// End to end: a client cannot tell the device who it is, where it came from or how the

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseTestSupport
 import XCTest
 
 /// Size limits are answered with their own status before the device sees anything, and clients

@@ -2,6 +2,7 @@ import Foundation
 import GatehouseCore
 import NIOConcurrencyHelpers
 import NIOPosix
+import GatehouseTestSupport
 import XCTest
 
 /// End to end: the built `gatehouse serve` process in front of a recording upstream — its access

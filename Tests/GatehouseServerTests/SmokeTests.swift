@@ -1,3 +1,4 @@
+import GatehouseTestSupport
 import XCTest
 
 final class SmokeTests: XCTestCase {

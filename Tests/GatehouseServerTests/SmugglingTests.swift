@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseTestSupport
 import XCTest
 
 /// Requests whose framing or fields a proxy and its device could read differently are refused

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GatehouseTestSupport
 import XCTest
 
 /// Bodies stream through Gatehouse in both directions, complete and with the framing each side

@@ -1,4 +1,5 @@
 import GatehouseCore
+import GatehouseTestSupport
 import XCTest
 
 /// End to end: identities granted by the client's network, over IPv4 and IPv6, and the client

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseTestSupport
 import XCTest
 
 /// What the client sees when the device is down, slow or breaks off, and what the device sees

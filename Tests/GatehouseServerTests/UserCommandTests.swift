@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseTestSupport
 import XCTest
 
 /// End to end: `gatehouse user …` and the admin bootstrap of `gatehouse serve`, on a real store file.

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseTestSupport
 import XCTest
 
 /// A WebSocket upgrade becomes a raw byte tunnel between client and device, only for an

@@ -4,10 +4,10 @@ import XCTest
 
 /// Small helpers shared by the authentication, trusted-network, spoofing and config-command
 /// tests. Kept in a namespace so they cannot collide with helpers of other test files.
-enum AuthTest {
+public enum AuthTest {
     /// Sends one request with exact header lines (`Host: gatehouse.test` and `Connection: close`
     /// are added) and reads its response.
-    static func send(
+    public static func send(
         _ fx: ProxyFixture, _ method: String, _ target: String, _ headerLines: [String] = [], body: String = "",
         host: String = "127.0.0.1"
     ) throws -> RawResponse {
@@ -20,13 +20,13 @@ enum AuthTest {
     }
 
     /// The `detail` string of a Gatehouse JSON error body, nil when the body is not that.
-    static func detail(_ response: RawResponse) -> String? {
+    public static func detail(_ response: RawResponse) -> String? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else { return nil }
         return object["detail"] as? String
     }
 
     /// A CIDR from text known to be valid.
-    static func cidr(_ text: String) -> CIDR {
+    public static func cidr(_ text: String) -> CIDR {
         do {
             return try CIDR(parsing: text)
         } catch {
@@ -36,7 +36,7 @@ enum AuthTest {
 
     /// Asserts a 401 refusal as Gatehouse writes it: the Bearer challenge, a JSON `detail` that
     /// does not echo `secret`, and nothing at all reached the upstream.
-    static func assertUnauthorized(
+    public static func assertUnauthorized(
         _ response: RawResponse, _ fx: ProxyFixture, secret: String? = nil,
         file: StaticString = #filePath, line: UInt = #line
     ) {
@@ -52,14 +52,14 @@ enum AuthTest {
     }
 
     /// Asserts a 403 refusal with a JSON detail, and that nothing reached the upstream.
-    static func assertForbidden(_ response: RawResponse, _ fx: ProxyFixture, file: StaticString = #filePath, line: UInt = #line) {
+    public static func assertForbidden(_ response: RawResponse, _ fx: ProxyFixture, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(response.status, 403, "status", file: file, line: line)
         XCTAssertNotNil(detail(response), "body is not JSON with a detail: \(response.bodyText)", file: file, line: line)
         XCTAssertTrue(fx.upstream.requests.isEmpty, "upstream saw \(fx.upstream.requests.map(\.uri))", file: file, line: line)
     }
 
     /// The only request the upstream saw; fails when it saw none or several.
-    static func onlyUpstreamRequest(_ fx: ProxyFixture, file: StaticString = #filePath, line: UInt = #line) -> RecordedRequest? {
+    public static func onlyUpstreamRequest(_ fx: ProxyFixture, file: StaticString = #filePath, line: UInt = #line) -> RecordedRequest? {
         let seen = fx.upstream.requests
         XCTAssertEqual(seen.count, 1, "upstream saw \(seen.map(\.uri))", file: file, line: line)
         return seen.count == 1 ? seen[0] : nil

@@ -2,17 +2,17 @@ import Foundation
 import XCTest
 
 /// Finds the `gatehouse` executable that `swift test` built beside the test bundle.
-enum GatehouseBinary {
-    /// `<package root>/.build/debug/gatehouse`. The package root is four levels above this file
-    /// (Tests/GatehouseServerTests/Support/GatehouseBinary.swift); the test bundle's own directory is
+public enum GatehouseBinary {
+    /// `<package root>/.build/debug/gatehouse`. The package root is three levels above this file
+    /// (Tests/GatehouseTestSupport/GatehouseBinary.swift); the test bundle's own directory is
     /// tried first, since it is the build directory the tests were built into.
-    static func path(file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    public static func path(file: StaticString = #filePath, line: UInt = #line) throws -> String {
         var candidates: [String] = []
         if let bundleDir = Bundle.main.executableURL?.deletingLastPathComponent() {
             candidates.append(bundleDir.appendingPathComponent("gatehouse").path)
         }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         candidates.append(root.appendingPathComponent(".build/debug/gatehouse").path)
         for path in candidates {
             var isDir: ObjCBool = false
@@ -27,9 +27,9 @@ enum GatehouseBinary {
     }
 }
 
-extension GatehouseBinary {
+public extension GatehouseBinary {
     /// Runs the binary to completion with `stdin` as its input; stdout and stderr together.
-    static func run(_ arguments: [String], stdin: String = "", environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    public static func run(_ arguments: [String], stdin: String = "", environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try path())
         process.arguments = arguments
@@ -49,19 +49,19 @@ extension GatehouseBinary {
 }
 
 /// Reads a pipe to its end on its own thread, so two pipes of one child can be drained at once.
-final class PipeDrain: @unchecked Sendable {
+public final class PipeDrain: @unchecked Sendable {
     // @unchecked: `data` is written once before `done` is signalled and read only after it.
     private var data = Data()
     private let done = DispatchSemaphore(value: 0)
 
-    init(_ handle: FileHandle) {
+    public init(_ handle: FileHandle) {
         Thread.detachNewThread { [self] in
             self.data = handle.readDataToEndOfFile()
             self.done.signal()
         }
     }
 
-    func wait() -> Data {
+    public func wait() -> Data {
         done.wait()
         return data
     }

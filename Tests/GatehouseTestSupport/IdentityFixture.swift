@@ -7,30 +7,30 @@ import Synchronization
 import XCTest
 
 /// A clock the test moves by hand: every expiry Gatehouse judges uses it.
-final class TestClock: Sendable {
+public final class TestClock: Sendable {
     private let current = Mutex(Date(timeIntervalSince1970: 1_900_000_000))
-    func now() -> Date { current.withLock { $0 } }
-    func advance(_ seconds: TimeInterval) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
+    public func now() -> Date { current.withLock { $0 } }
+    public func advance(_ seconds: TimeInterval) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
 }
 
 /// A Gatehouse with a real SQLite store (in a fresh temporary directory), a real JWT secret file,
 /// a thread pool for store calls and a hand-moved clock, in front of a recording upstream.
 /// Users: `alice` (operator) and `root` (admin), both with ``password``.
-final class IdentityFixture {
-    static let password = "correct horse battery staple"
+public final class IdentityFixture {
+    public static let password = "correct horse battery staple"
     /// Cheap scrypt for tests (a debug build runs the production cost slowly); the production
     /// parameters are covered by PasswordTests.
-    static let scrypt = ScryptParameters(n: 1 << 10, r: 8, p: 1)
-    let directory: String
-    let store: SQLiteStore
-    let threadPool: NIOThreadPool
-    let clock: TestClock
-    let accounts: AccountService
-    let proxy: ProxyFixture
-    var upstream: RecordingUpstream { proxy.upstream }
-    var port: Int { proxy.port }
+    public static let scrypt = ScryptParameters(n: 1 << 10, r: 8, p: 1)
+    public let directory: String
+    public let store: SQLiteStore
+    public let threadPool: NIOThreadPool
+    public let clock: TestClock
+    public let accounts: AccountService
+    public let proxy: ProxyFixture
+    public var upstream: RecordingUpstream { proxy.upstream }
+    public var port: Int { proxy.port }
 
-    init(
+    public init(
         directory: String? = nil, addUsers: Bool = true,
         _ customize: (inout GatehouseConfig) -> Void = { _ in }
     ) async throws {
@@ -63,7 +63,7 @@ final class IdentityFixture {
         }
     }
 
-    static func with(_ customize: (inout GatehouseConfig) -> Void = { _ in }, _ body: (IdentityFixture) async throws -> Void) async throws {
+    public static func with(_ customize: (inout GatehouseConfig) -> Void = { _ in }, _ body: (IdentityFixture) async throws -> Void) async throws {
         let fx = try await IdentityFixture(customize)
         do {
             try await body(fx)
@@ -74,16 +74,16 @@ final class IdentityFixture {
         await fx.stop(removeFiles: true)
     }
 
-    func stop(removeFiles: Bool) async {
+    public func stop(removeFiles: Bool) async {
         await proxy.stop()
         try? await threadPool.shutdownGracefully()
         if removeFiles { try? FileManager.default.removeItem(atPath: directory) }
     }
 
-    func client() throws -> RawClient { try proxy.client() }
+    public func client() throws -> RawClient { try proxy.client() }
 
     /// Sends one request; `body` with its Content-Length.
-    func send(
+    public func send(
         _ method: String, _ target: String, headers: [String] = [], body: String? = nil
     ) throws -> RawResponse {
         var text = "\(method) \(target) HTTP/1.1\r\nHost: gatehouse.test\r\n"
@@ -97,7 +97,7 @@ final class IdentityFixture {
     /// have reached Gatehouse: sends until the answer is `expected`, or until a request that
     /// started after `since` plus the credential cache's confirmation limit has answered (from
     /// then on the cache cannot answer for a revision older than the change). Returns the last status.
-    func status(
+    public func status(
         _ method: String, _ target: String, headers: [String], becoming expected: Int, afterChangeAt since: ContinuousClock.Instant
     ) throws -> Int {
         let bound = accounts.credentials.cache.confirmationLimit + .milliseconds(50)
@@ -110,7 +110,7 @@ final class IdentityFixture {
     }
 
     /// A JSON request to the API.
-    func api(_ method: String, _ route: String, json: [String: Any]? = nil, headers: [String] = []) throws -> (RawResponse, [String: Any]) {
+    public func api(_ method: String, _ route: String, json: [String: Any]? = nil, headers: [String] = []) throws -> (RawResponse, [String: Any]) {
         let body = try json.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
         let response = try send(method, "/_gatehouse/api/" + route, headers: headers + (body == nil ? [] : ["Content-Type: application/json"]), body: body)
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
@@ -118,7 +118,7 @@ final class IdentityFixture {
     }
 
     /// Signs in through the JSON API; returns the access and refresh tokens.
-    func login(_ username: String = "alice", password: String = IdentityFixture.password) throws -> (access: String, refresh: String) {
+    public func login(_ username: String = "alice", password: String = IdentityFixture.password) throws -> (access: String, refresh: String) {
         let (response, json) = try api("POST", "login", json: ["username": username, "password": password])
         guard response.status == 200, let access = json["token"] as? String, let refresh = json["refresh_token"] as? String else {
             throw RawClientError.malformed("login failed: \(response.status) \(response.bodyText)")
@@ -127,7 +127,7 @@ final class IdentityFixture {
     }
 
     /// Signs in through the login form; returns the session cookie value.
-    func formLogin(_ username: String = "alice", password: String = IdentityFixture.password, remember: Bool = false, extraHeaders: [String] = []) throws -> (RawResponse, String?) {
+    public func formLogin(_ username: String = "alice", password: String = IdentityFixture.password, remember: Bool = false, extraHeaders: [String] = []) throws -> (RawResponse, String?) {
         var form = "username=\(username)&password=\(password.replacingOccurrences(of: " ", with: "+"))&next=%2F"
         if remember { form += "&remember=1" }
         let response = try send(
@@ -136,7 +136,7 @@ final class IdentityFixture {
         return (response, Self.sessionCookie(in: response))
     }
 
-    static func sessionCookie(in response: RawResponse) -> String? {
+    public static func sessionCookie(in response: RawResponse) -> String? {
         for (name, value) in response.headers where name.lowercased() == "set-cookie" && value.hasPrefix("gatehouse_session=") {
             let v = value.dropFirst("gatehouse_session=".count).prefix { $0 != ";" }
             return v.isEmpty ? nil : String(v)

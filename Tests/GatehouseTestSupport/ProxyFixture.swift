@@ -8,19 +8,19 @@ import XCTest
 
 /// A running Gatehouse in front of a running ``RecordingUpstream``, both on loopback, torn down
 /// by ``stop()``. Tests change `config` through the builder closure.
-final class ProxyFixture {
-    static let aliceKey = "alice-key-0123456789abcdef0123456789abcdef"
-    static let readerKey = "reader-key-0123456789abcdef0123456789abcdef"
-    static let expiredKey = "expired-key-0123456789abcdef0123456789abcdef"
-    static let disabledKey = "disabled-key-0123456789abcdef0123456789abcdef"
+public final class ProxyFixture {
+    public static let aliceKey = "alice-key-0123456789abcdef0123456789abcdef"
+    public static let readerKey = "reader-key-0123456789abcdef0123456789abcdef"
+    public static let expiredKey = "expired-key-0123456789abcdef0123456789abcdef"
+    public static let disabledKey = "disabled-key-0123456789abcdef0123456789abcdef"
 
-    let group: MultiThreadedEventLoopGroup
-    let upstream: RecordingUpstream
-    let server: GatehouseServer
-    let config: GatehouseConfig
-    var port: Int { server.port }
+    public let group: MultiThreadedEventLoopGroup
+    public let upstream: RecordingUpstream
+    public let server: GatehouseServer
+    public let config: GatehouseConfig
+    public var port: Int { server.port }
 
-    static func baseConfig(upstreamPort: Int) -> GatehouseConfig {
+    public static func baseConfig(upstreamPort: Int) -> GatehouseConfig {
         var config = GatehouseConfig()
         config.listen = ListenAddress(host: "127.0.0.1", port: 0)
         config.upstream = .tcp(host: "127.0.0.1", port: upstreamPort)
@@ -35,7 +35,7 @@ final class ProxyFixture {
         return config
     }
 
-    init(
+    public init(
         threads: Int = 1, unixSocket: String? = nil, accounts: AccountService? = nil,
         _ customize: (inout GatehouseConfig) -> Void = { _ in }
     ) async throws {
@@ -51,7 +51,7 @@ final class ProxyFixture {
     }
 
     /// Runs `body` against a fresh fixture and always tears it down.
-    static func with(
+    public static func with(
         threads: Int = 1, unixSocket: String? = nil, _ customize: (inout GatehouseConfig) -> Void = { _ in },
         _ body: (ProxyFixture) async throws -> Void
     ) async throws {
@@ -65,17 +65,17 @@ final class ProxyFixture {
         await fx.stop()
     }
 
-    func client(host: String = "127.0.0.1", timeout: Int = 10) throws -> RawClient {
+    public func client(host: String = "127.0.0.1", timeout: Int = 10) throws -> RawClient {
         try RawClient(port: port, host: host, timeoutSeconds: timeout)
     }
 
     /// A GET with the given extra header lines.
-    func get(_ path: String, _ headerLines: [String] = [], host: String = "127.0.0.1") throws -> RawResponse {
+    public func get(_ path: String, _ headerLines: [String] = [], host: String = "127.0.0.1") throws -> RawResponse {
         let c = try client(host: host)
         return try c.request("GET \(path) HTTP/1.1\r\nHost: gatehouse.test\r\n" + headerLines.map { $0 + "\r\n" }.joined() + "Connection: close\r\n\r\n")
     }
 
-    func stop() async {
+    public func stop() async {
         await server.shutdown(drain: .milliseconds(100))
         await upstream.stop()
         try? await group.shutdownGracefully()
@@ -83,7 +83,7 @@ final class ProxyFixture {
 
     /// Polls `condition` for up to `seconds` (for effects that happen on another thread, like an
     /// upstream noticing a close). Not a timing assertion: it only bounds how long a test waits.
-    static func eventually(seconds: Double = 5, _ condition: () -> Bool) -> Bool {
+    public static func eventually(seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return true }

@@ -4,23 +4,23 @@ import Glibc
 #endif
 
 /// A parsed HTTP response as a test reads it.
-struct RawResponse {
-    let status: Int
-    let headers: [(name: String, value: String)]
-    let body: [UInt8]
-    var bodyText: String { String(decoding: body, as: UTF8.self) }
-    func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
+public struct RawResponse {
+    public let status: Int
+    public let headers: [(name: String, value: String)]
+    public let body: [UInt8]
+    public var bodyText: String { String(decoding: body, as: UTF8.self) }
+    public func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
 }
 
-enum RawClientError: Error { case connectFailed(Int32), closed, timeout, malformed(String) }
+public enum RawClientError: Error { case connectFailed(Int32), closed, timeout, malformed(String) }
 
 /// A blocking TCP client that sends exact bytes and reads responses, so tests can send requests
 /// no well-behaved HTTP library would produce. Every read has a timeout: a test never hangs.
-final class RawClient {
-    let fd: Int32
+public final class RawClient {
+    public let fd: Int32
     private var buffer: [UInt8] = []
 
-    init(port: Int, host: String = "127.0.0.1", timeoutSeconds: Int = 10) throws {
+    public init(port: Int, host: String = "127.0.0.1", timeoutSeconds: Int = 10) throws {
         let isV6 = host.contains(":")
         fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
@@ -49,9 +49,9 @@ final class RawClient {
 
     deinit { close(fd) }
 
-    func send(_ text: String) throws { try send(Array(text.utf8)) }
+    public func send(_ text: String) throws { try send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) throws {
+    public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -75,7 +75,7 @@ final class RawClient {
     }
 
     /// Whether the server closed the connection (waits up to the read timeout).
-    func isClosedByPeer() -> Bool {
+    public func isClosedByPeer() -> Bool {
         do {
             while try fill() {}
             return true
@@ -104,7 +104,7 @@ final class RawClient {
     }
 
     /// Reads raw bytes that are already there or arrive (tunnel tests).
-    func readAvailable(atLeast n: Int) throws -> [UInt8] {
+    public func readAvailable(atLeast n: Int) throws -> [UInt8] {
         while buffer.count < n { guard try fill() else { throw RawClientError.closed } }
         let out = buffer
         buffer.removeAll()
@@ -113,7 +113,7 @@ final class RawClient {
 
     /// Reads one response. `discardBody` counts instead of keeping body bytes (large downloads);
     /// `headRequest` knows a HEAD response has no body.
-    func readResponse(headRequest: Bool = false, discardBody: Bool = false, bodyCount: UnsafeMutablePointer<Int>? = nil) throws -> RawResponse {
+    public func readResponse(headRequest: Bool = false, discardBody: Bool = false, bodyCount: UnsafeMutablePointer<Int>? = nil) throws -> RawResponse {
         var statusLine = try readLine()
         var headers: [(String, String)] = []
         var status = 0
@@ -175,7 +175,7 @@ final class RawClient {
     }
 
     /// Sends a request and reads its response.
-    func request(_ raw: String) throws -> RawResponse {
+    public func request(_ raw: String) throws -> RawResponse {
         try send(raw)
         return try readResponse(headRequest: raw.hasPrefix("HEAD "))
     }

@@ -5,18 +5,18 @@ import NIOHTTP1
 import NIOPosix
 
 /// What the upstream saw of one request.
-struct RecordedRequest: Sendable {
-    let method: String
-    let uri: String
-    let version: String
-    let headers: [(name: String, value: String)]
-    var bodyBytes: Int
-    var bodySHA: String?
-    let connectionID: Int
+public struct RecordedRequest: Sendable {
+    public let method: String
+    public let uri: String
+    public let version: String
+    public let headers: [(name: String, value: String)]
+    public var bodyBytes: Int
+    public var bodySHA: String?
+    public let connectionID: Int
 
     /// Every value of `name`, compared case-insensitively and with `_` folded into `-`, the way a
     /// WSGI device would merge them.
-    func values(_ name: String) -> [String] {
+    public func values(_ name: String) -> [String] {
         let wanted = fold(name)
         return headers.filter { fold($0.name) == wanted }.map(\.value)
     }
@@ -34,7 +34,7 @@ private func fold(_ s: String) -> String { s.lowercased().replacingOccurrences(o
 /// - `/ws`              with `Upgrade: websocket`: answers 101, then echoes raw bytes
 /// - `/status/N`        an empty response with status N
 /// - anything else      200 with a small JSON body; the request body is counted and hashed
-final class RecordingUpstream: @unchecked Sendable {
+public final class RecordingUpstream: @unchecked Sendable {
     // @unchecked: all mutable state is behind `lock`.
     private let lock = NIOLock()
     private var _requests: [RecordedRequest] = []
@@ -44,15 +44,15 @@ final class RecordingUpstream: @unchecked Sendable {
     private var _tunnelsClosed = 0
     private(set) var channel: Channel!
 
-    var requests: [RecordedRequest] { lock.withLock { _requests } }
-    var connectionsAccepted: Int { lock.withLock { _connections } }
-    var mjpegStreamsClosed: Int { lock.withLock { _closedMJPEG } }
-    var tunnelsClosed: Int { lock.withLock { _tunnelsClosed } }
-    var port: Int { channel.localAddress?.port ?? 0 }
+    public var requests: [RecordedRequest] { lock.withLock { _requests } }
+    public var connectionsAccepted: Int { lock.withLock { _connections } }
+    public var mjpegStreamsClosed: Int { lock.withLock { _closedMJPEG } }
+    public var tunnelsClosed: Int { lock.withLock { _tunnelsClosed } }
+    public var port: Int { channel.localAddress?.port ?? 0 }
 
-    func reset() { lock.withLock { _requests.removeAll() } }
+    public func reset() { lock.withLock { _requests.removeAll() } }
 
-    static func start(group: EventLoopGroup, unixSocket: String? = nil) async throws -> RecordingUpstream {
+    public static func start(group: EventLoopGroup, unixSocket: String? = nil) async throws -> RecordingUpstream {
         let upstream = RecordingUpstream()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -75,7 +75,7 @@ final class RecordingUpstream: @unchecked Sendable {
         return upstream
     }
 
-    func stop() async { try? await channel.close() }
+    public func stop() async { try? await channel.close() }
 
     fileprivate func record(_ r: RecordedRequest) { lock.withLock { _requests.append(r) } }
     fileprivate func updateLast(connectionID: Int, bytes: Int, sha: String?) {
@@ -93,24 +93,24 @@ final class RecordingUpstream: @unchecked Sendable {
 import Crypto
 
 private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    public typealias InboundIn = HTTPServerRequestPart
+    public typealias OutboundOut = HTTPServerResponsePart
 
-    let upstream: RecordingUpstream
-    let connectionID: Int
-    var head: HTTPRequestHead?
-    var bodyBytes = 0
-    var hasher = SHA256()
-    var streamingMJPEG = false
+    public let upstream: RecordingUpstream
+    public let connectionID: Int
+    public var head: HTTPRequestHead?
+    public var bodyBytes = 0
+    public var hasher = SHA256()
+    public var streamingMJPEG = false
     /// After a 101 the `.end` of the upgrade request must not be answered a second time.
-    var upgraded = false
+    public var upgraded = false
 
-    init(upstream: RecordingUpstream, connectionID: Int) {
+    public init(upstream: RecordingUpstream, connectionID: Int) {
         self.upstream = upstream
         self.connectionID = connectionID
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
@@ -241,7 +241,7 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         if streamingMJPEG {
             streamingMJPEG = false
             upstream.mjpegClosed()
@@ -252,14 +252,14 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
 
 /// After the 101: echoes every byte back, raw.
 private final class RawEchoHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-    let onClose: () -> Void
-    init(onClose: @escaping () -> Void) { self.onClose = onClose }
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+    public let onClose: () -> Void
+    public init(onClose: @escaping () -> Void) { self.onClose = onClose }
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         context.writeAndFlush(data, promise: nil)
     }
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         onClose()
         context.fireChannelInactive()
     }

@@ -7,9 +7,9 @@ import Glibc
 /// Helpers for the end-to-end streaming, tunnel, failure, framing, limits and connection tests.
 /// Everything is a static function on ``StreamTest`` (no extensions on shared support types), so
 /// nothing here can collide with helpers other test files add.
-enum StreamTest {
+public enum StreamTest {
     /// The header line carrying a valid API key.
-    static let keyHeader = "X-Api-Key: \(ProxyFixture.aliceKey)"
+    public static let keyHeader = "X-Api-Key: \(ProxyFixture.aliceKey)"
 
     // MARK: Payloads
 
@@ -27,7 +27,7 @@ enum StreamTest {
 
     /// `count` bytes of random-looking data; `seed` is stamped into the first bytes so that two
     /// pieces of one upload differ (a lost or repeated piece changes the hash).
-    static func payload(_ count: Int, seed: Int) -> [UInt8] {
+    public static func payload(_ count: Int, seed: Int) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(count)
         while out.count < count {
@@ -39,14 +39,14 @@ enum StreamTest {
         return out
     }
 
-    static func hex(_ digest: SHA256.Digest) -> String {
+    public static func hex(_ digest: SHA256.Digest) -> String {
         digest.map { String(format: "%02x", $0) }.joined()
     }
 
     // MARK: Sockets
 
     /// A loopback TCP port on which nothing listens (bound once, then closed).
-    static func unusedPort() throws -> Int {
+    public static func unusedPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RawClientError.connectFailed(errno) }
         defer { close(fd) }
@@ -68,13 +68,13 @@ enum StreamTest {
     }
 
     /// Whether a TCP connection to the port on loopback is accepted.
-    static func canConnect(port: Int) -> Bool {
+    public static func canConnect(port: Int) -> Bool {
         (try? RawClient(port: port, timeoutSeconds: 2)) != nil
     }
 
     /// The number of ESTABLISHED TCP sockets on this host whose local port is `port`: for a
     /// listening server, its open accepted connections. Read from /proc/net/tcp{,6}.
-    static func establishedConnections(localPort port: Int) -> Int {
+    public static func establishedConnections(localPort port: Int) -> Int {
         var count = 0
         for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
             guard let text = readWholeFile(file) else { continue }
@@ -108,14 +108,14 @@ enum StreamTest {
 
     /// Ends the client's side of the connection now (FIN both ways), as a client that leaves.
     /// The descriptor itself is closed later by the client's deinit.
-    static func hangUp(_ client: RawClient) {
+    public static func hangUp(_ client: RawClient) {
         _ = shutdown(client.fd, Int32(SHUT_RDWR))
     }
 
     // MARK: Reading
 
     /// Reads raw bytes until `done` holds for everything read so far.
-    static func read(_ client: RawClient, until done: ([UInt8]) -> Bool) throws -> [UInt8] {
+    public static func read(_ client: RawClient, until done: ([UInt8]) -> Bool) throws -> [UInt8] {
         var seen: [UInt8] = []
         while !done(seen) {
             seen += try client.readAvailable(atLeast: 1)
@@ -125,7 +125,7 @@ enum StreamTest {
 
     /// Reads raw bytes until the peer closes (`closed` true) or the client's read timeout passes
     /// (`closed` false).
-    static func readUntilEnd(_ client: RawClient) -> (bytes: [UInt8], closed: Bool) {
+    public static func readUntilEnd(_ client: RawClient) -> (bytes: [UInt8], closed: Bool) {
         var seen: [UInt8] = []
         while true {
             do {
@@ -139,7 +139,7 @@ enum StreamTest {
     }
 
     /// How reading one response ended.
-    enum Outcome: CustomStringConvertible {
+    public enum Outcome: CustomStringConvertible {
         case response(RawResponse)
         /// The connection ended before a complete response.
         case closedEarly
@@ -147,7 +147,7 @@ enum StreamTest {
         case timedOut
         case malformed(String)
 
-        var description: String {
+        public var description: String {
             switch self {
             case .response(let r): return "response \(r.status)"
             case .closedEarly: return "connection closed before a complete response"
@@ -156,13 +156,13 @@ enum StreamTest {
             }
         }
 
-        var response: RawResponse? {
+        public var response: RawResponse? {
             if case .response(let r) = self { return r }
             return nil
         }
     }
 
-    static func readOutcome(_ client: RawClient, headRequest: Bool = false, discardBody: Bool = false, bodyCount: UnsafeMutablePointer<Int>? = nil) -> Outcome {
+    public static func readOutcome(_ client: RawClient, headRequest: Bool = false, discardBody: Bool = false, bodyCount: UnsafeMutablePointer<Int>? = nil) -> Outcome {
         do {
             return .response(try client.readResponse(headRequest: headRequest, discardBody: discardBody, bodyCount: bodyCount))
         } catch RawClientError.timeout {
@@ -175,18 +175,18 @@ enum StreamTest {
     }
 
     /// The `path` field of the JSON body the recording upstream answers with.
-    static func echoedPath(_ response: RawResponse) -> String? {
+    public static func echoedPath(_ response: RawResponse) -> String? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else { return nil }
         return object["path"] as? String
     }
 
     /// The `detail` field of a JSON error body Gatehouse wrote itself.
-    static func errorDetail(_ response: RawResponse) -> String? {
+    public static func errorDetail(_ response: RawResponse) -> String? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else { return nil }
         return object["detail"] as? String
     }
 
-    static func occurrences(of needle: String, in haystack: [UInt8]) -> Int {
+    public static func occurrences(of needle: String, in haystack: [UInt8]) -> Int {
         let n = Array(needle.utf8)
         guard !n.isEmpty, haystack.count >= n.count else { return 0 }
         var count = 0
@@ -206,7 +206,7 @@ enum StreamTest {
 
     /// Like ``ProxyFixture/eventually(seconds:_:)`` but suspends between polls instead of
     /// blocking the thread, for tests that run a concurrent task meanwhile.
-    static func eventually(seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
+    public static func eventually(seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return true }
@@ -216,12 +216,12 @@ enum StreamTest {
     }
 
     /// Sends `bytes` on `fd` from a separate thread, so the test can read at the same time.
-    final class BackgroundSend: @unchecked Sendable {
+    public final class BackgroundSend: @unchecked Sendable {
         // @unchecked: `failed` is written once before `done` is signalled and read after.
         private let done = DispatchSemaphore(value: 0)
         private var failed = false
 
-        init(fd: Int32, bytes: [UInt8]) {
+        public init(fd: Int32, bytes: [UInt8]) {
             Thread.detachNewThread { [self] in
                 var offset = 0
                 while offset < bytes.count {
@@ -237,7 +237,7 @@ enum StreamTest {
         }
 
         /// Waits for the send to end; true when every byte was sent.
-        func finished(within seconds: Int = 10) -> Bool {
+        public func finished(within seconds: Int = 10) -> Bool {
             guard done.wait(timeout: .now() + .seconds(seconds)) == .success else { return false }
             return !failed
         }

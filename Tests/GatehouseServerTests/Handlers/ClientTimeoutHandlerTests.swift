@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import GatehouseTestSupport
 import XCTest
 
 @testable import GatehouseServer

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import GatehouseTestSupport
 import XCTest
 
 @testable import GatehouseServer

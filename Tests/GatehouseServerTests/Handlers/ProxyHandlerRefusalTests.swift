@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import GatehouseTestSupport
 import XCTest
 
 @testable import GatehouseServer

@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import GatehouseTestSupport
 import XCTest
 
 /// The JSON API: one-shot tokens, keys, provisioning, users, lockouts, and a restart.

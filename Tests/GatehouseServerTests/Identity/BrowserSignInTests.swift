@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import GatehouseTestSupport
 import XCTest
 
 /// The login page, its redirects, the session cookie and its life, logout and the same-site rule,

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseTestSupport
 import XCTest
 
 /// `gatehouse key|token|session …` run as a separate process on the store file a running

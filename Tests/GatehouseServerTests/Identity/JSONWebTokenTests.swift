@@ -1,37 +1,12 @@
 import Crypto
 import Foundation
 import GatehouseCore
+import GatehouseTestSupport
 import XCTest
 
 /// Tokens from the JSON API, and every way a token must be refused — each forged here.
 final class JSONWebTokenTests: XCTestCase {
-    // MARK: Forging helpers (test-only: Gatehouse itself signs through jwt-kit)
-
-    static func b64url(_ bytes: some Sequence<UInt8>) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    static func b64urlJSON(_ object: [String: Any]) -> String {
-        b64url(try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
-    }
-
-    static func decode(_ part: Substring) -> [String: Any] {
-        var s = part.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while s.count % 4 != 0 { s += "=" }
-        return (try? JSONSerialization.jsonObject(with: Data(base64Encoded: s) ?? Data())) as? [String: Any] ?? [:]
-    }
-
-    /// A token with this header and payload, signed with `secret` under `algorithm` (nil: unsigned).
-    static func forge(header: [String: Any], payload: [String: Any], secret: [UInt8]?, sha512: Bool = false) -> String {
-        let input = b64urlJSON(header) + "." + b64urlJSON(payload)
-        guard let secret else { return input + "." }
-        let key = SymmetricKey(data: secret)
-        let mac: [UInt8] = sha512
-            ? Array(HMAC<SHA512>.authenticationCode(for: Array(input.utf8), using: key))
-            : Array(HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: key))
-        return input + "." + b64url(mac)
-    }
+    // MARK: Helpers (forging lives in TokenForge)
 
     func secret(_ fx: IdentityFixture) throws -> [UInt8] {
         Array(try XCTUnwrap(FileManager.default.contents(atPath: fx.directory + "/jwt.secret")))
@@ -43,9 +18,9 @@ final class JSONWebTokenTests: XCTestCase {
 
     /// The payload of a genuine access token, re-signed after `edit`.
     func resigned(_ fx: IdentityFixture, _ token: String, header: [String: Any] = ["alg": "HS256", "typ": "JWT"], sha512: Bool = false, edit: (inout [String: Any]) -> Void = { _ in }) throws -> String {
-        var payload = Self.decode(token.split(separator: ".")[1])
+        var payload = TokenForge.decode(token.split(separator: ".")[1])
         edit(&payload)
-        return Self.forge(header: header, payload: payload, secret: try secret(fx), sha512: sha512)
+        return TokenForge.forge(header: header, payload: payload, secret: try secret(fx), sha512: sha512)
     }
 
     // MARK: Tests
@@ -59,7 +34,7 @@ final class JSONWebTokenTests: XCTestCase {
             let access = try XCTUnwrap(json["token"] as? String)
             XCTAssertNotNil(json["refresh_token"] as? String)
             XCTAssertNil(IdentityFixture.sessionCookie(in: response), "no cookie unless asked")
-            let claims = Self.decode(access.split(separator: ".")[1])
+            let claims = TokenForge.decode(access.split(separator: ".")[1])
             XCTAssertEqual(claims["iss"] as? String, "gatehouse")
             XCTAssertEqual(claims["sub"] as? String, "alice")
             XCTAssertEqual(claims["type"] as? String, "access")
@@ -81,18 +56,18 @@ final class JSONWebTokenTests: XCTestCase {
     func testForgedAndTamperedTokensAreRefused() async throws {
         try await IdentityFixture.with { fx in
             let (access, refresh) = try fx.login()
-            let payload = Self.decode(access.split(separator: ".")[1])
+            let payload = TokenForge.decode(access.split(separator: ".")[1])
             let parts = access.split(separator: ".").map(String.init)
             var cases: [(String, String)] = [
-                ("alg none", Self.forge(header: ["alg": "none", "typ": "JWT"], payload: payload, secret: nil)),
-                ("alg None with the real signature", Self.b64urlJSON(["alg": "None"]) + "." + parts[1] + "." + parts[2]),
+                ("alg none", TokenForge.forge(header: ["alg": "none", "typ": "JWT"], payload: payload, secret: nil)),
+                ("alg None with the real signature", TokenForge.b64urlJSON(["alg": "None"]) + "." + parts[1] + "." + parts[2]),
                 ("HS512 with the real secret", try resigned(fx, access, header: ["alg": "HS512", "typ": "JWT"], sha512: true)),
                 ("RS256 header, HMAC signature", try resigned(fx, access, header: ["alg": "RS256", "typ": "JWT"])),
                 ("kid trick", try resigned(fx, access, header: ["alg": "HS256", "typ": "JWT", "kid": "../../dev/null"])),
                 ("jku", try resigned(fx, access, header: ["alg": "HS256", "jku": "http://127.0.0.1:1/keys"])),
-                ("edited subject, old signature", parts[0] + "." + Self.b64urlJSON(payload.merging(["sub": "root"]) { $1 }) + "." + parts[2]),
-                ("edited roles, old signature", parts[0] + "." + Self.b64urlJSON(payload.merging(["roles": ["admin"]]) { $1 }) + "." + parts[2]),
-                ("signed with another secret", Self.forge(header: ["alg": "HS256", "typ": "JWT"], payload: payload, secret: Array(repeating: 7, count: 32))),
+                ("edited subject, old signature", parts[0] + "." + TokenForge.b64urlJSON(payload.merging(["sub": "root"]) { $1 }) + "." + parts[2]),
+                ("edited roles, old signature", parts[0] + "." + TokenForge.b64urlJSON(payload.merging(["roles": ["admin"]]) { $1 }) + "." + parts[2]),
+                ("signed with another secret", TokenForge.forge(header: ["alg": "HS256", "typ": "JWT"], payload: payload, secret: Array(repeating: 7, count: 32))),
                 ("truncated", String(access.dropLast(5))),
                 ("no signature", parts[0] + "." + parts[1] + "."),
                 ("wrong issuer", try resigned(fx, access) { $0["iss"] = "someone-else" }),
@@ -169,7 +144,7 @@ final class JSONWebTokenTests: XCTestCase {
     func testLongLivedTokenNeverExpiresUntilRevoked() async throws {
         try await IdentityFixture.with { fx in
             let signed = try await fx.accounts.issueLongLivedToken(for: "alice", lifetime: nil, description: "camera", now: fx.clock.now())
-            XCTAssertNil(Self.decode(signed.token.split(separator: ".")[1])["exp"])
+            XCTAssertNil(TokenForge.decode(signed.token.split(separator: ".")[1])["exp"])
             fx.clock.advance(10 * 365 * 86400)
             XCTAssertEqual(try status(fx, bearer: signed.token), 200)
             XCTAssertTrue(try fx.store.revokeToken(jti: signed.record.jti))
