@@ -1,0 +1,123 @@
+import Foundation
+import GatehouseCore
+import GatehouseTestSupport
+import XCTest
+
+/// What must come of an attack.
+enum Expectation {
+    /// Answered with this status; the device saw nothing.
+    case refused(Int)
+    /// Answered by Gatehouse itself with this status, and `check` finds nothing wrong with the
+    /// response (nil); the device saw nothing.
+    case answered(Int, check: @Sendable (RawResponse) -> String?)
+    /// Answered with 400 (or 408 when the bytes never complete a head), or the connection closed
+    /// without an answer (for bytes that are not HTTP/1 at all); the device saw nothing.
+    case notHTTP
+    /// The device saw exactly one request and the client got `status`; `check` returns what is
+    /// wrong with the request the device saw, or nil when it is the expected, sanitized one.
+    case forwarded(status: Int, check: @Sendable (RecordedRequest) -> String?)
+}
+
+/// One attack: the exact bytes sent on a fresh connection and what must come of them.
+struct Attack {
+    let name: String
+    let bytes: [UInt8]
+    let expectation: Expectation
+
+    init(_ name: String, _ raw: String, _ expectation: Expectation) {
+        self.init(name, bytes: Array(raw.utf8), expectation)
+    }
+
+    init(_ name: String, bytes: [UInt8], _ expectation: Expectation) {
+        self.name = name
+        self.bytes = bytes
+        self.expectation = expectation
+    }
+
+    /// A request with the usual `Host` and `Connection: close`, the given header lines and body.
+    static func request(
+        _ name: String, _ target: String, method: String = "GET", headers: [String] = [], body: String? = nil,
+        _ expectation: Expectation
+    ) -> Attack {
+        var raw = "\(method) \(target) HTTP/1.1\r\nHost: gatehouse.test\r\n"
+        for line in headers { raw += line + "\r\n" }
+        if let body { raw += "Content-Length: \(body.utf8.count)\r\n" }
+        raw += "Connection: close\r\n\r\n" + (body ?? "")
+        return Attack(name, raw, expectation)
+    }
+}
+
+extension XCTestCase {
+    /// Runs each attack on a fresh connection to the running Gatehouse behind `upstream`, checks
+    /// the answer and what the device saw, and names the attack in every failure.
+    func launch(
+        _ attacks: [Attack], port: Int, upstream: RecordingUpstream, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        for attack in attacks {
+            upstream.reset()
+            let client = try RawClient(port: port, timeoutSeconds: 5)
+            try client.send(attack.bytes)
+            let outcome = StreamTest.readOutcome(client)
+            let seen = upstream.requests
+            let prefix = "[\(attack.name)]"
+            switch attack.expectation {
+            case .refused(let status):
+                guard case .response(let response) = outcome else {
+                    XCTFail("\(prefix) expected \(status), got \(outcome)", file: file, line: line)
+                    continue
+                }
+                XCTAssertEqual(response.status, status, "\(prefix) \(response.bodyText.prefix(200))", file: file, line: line)
+                XCTAssertEqual(seen.map(\.uri), [], "\(prefix) reached the device", file: file, line: line)
+            case .answered(let status, let check):
+                guard case .response(let response) = outcome else {
+                    XCTFail("\(prefix) expected \(status), got \(outcome)", file: file, line: line)
+                    continue
+                }
+                XCTAssertEqual(response.status, status, "\(prefix) \(response.bodyText.prefix(200))", file: file, line: line)
+                if let problem = check(response) { XCTFail("\(prefix) \(problem)", file: file, line: line) }
+                XCTAssertEqual(seen.map(\.uri), [], "\(prefix) reached the device", file: file, line: line)
+            case .notHTTP:
+                if case .response(let response) = outcome {
+                    XCTAssertTrue([400, 408].contains(response.status), "\(prefix) \(response.status) \(response.bodyText.prefix(200))", file: file, line: line)
+                } else if case .timedOut = outcome {
+                    XCTFail("\(prefix) the connection stayed open without an answer", file: file, line: line)
+                }
+                XCTAssertEqual(seen.map(\.uri), [], "\(prefix) reached the device", file: file, line: line)
+            case .forwarded(let status, let check):
+                guard case .response(let response) = outcome else {
+                    XCTFail("\(prefix) expected \(status), got \(outcome)", file: file, line: line)
+                    continue
+                }
+                XCTAssertEqual(response.status, status, "\(prefix) \(response.bodyText.prefix(200))", file: file, line: line)
+                guard seen.count == 1, let request = seen.first else {
+                    XCTFail("\(prefix) the device saw \(seen.map(\.uri)) instead of one request", file: file, line: line)
+                    continue
+                }
+                if let problem = check(request) { XCTFail("\(prefix) \(problem)", file: file, line: line) }
+            }
+        }
+    }
+}
+
+/// Checks for what the device saw.
+enum Saw {
+    /// The request reached the device as `uri` with exactly these identity headers.
+    static func identity(_ user: String?, uri: String? = nil, roles: String? = nil) -> @Sendable (RecordedRequest) -> String? {
+        { request in
+            if let uri, request.uri != uri { return "the device saw \(request.uri), not \(uri)" }
+            let users = request.values("X-Remote-User")
+            if users != (user.map { [$0] } ?? []) { return "X-Remote-User was \(users)" }
+            if let roles, request.values("X-Remote-Roles") != [roles] { return "X-Remote-Roles was \(request.values("X-Remote-Roles"))" }
+            return nil
+        }
+    }
+
+    /// Nothing the attacker wrote (`marker`) reached the device in any header.
+    static func noHeaderMentioning(_ marker: String, user: String? = "alice") -> @Sendable (RecordedRequest) -> String? {
+        { request in
+            let lines = request.headers.filter { $0.name.contains(marker) || $0.value.contains(marker) }
+            if !lines.isEmpty { return "the device saw \(lines.map { "\($0.name): \($0.value)" })" }
+            return identity(user)(request)
+        }
+    }
+}

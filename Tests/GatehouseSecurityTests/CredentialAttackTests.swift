@@ -1,0 +1,90 @@
+import Foundation
+import GatehouseCore
+import GatehouseTestSupport
+import XCTest
+
+/// Forged, tampered, spent and misplaced credentials: each is refused and the device sees nothing.
+final class CredentialAttackTests: XCTestCase {
+    private func bearer(_ name: String, _ token: String) -> Attack {
+        .request(name, "/api/printer", headers: ["Authorization: Bearer \(token)"], .refused(401))
+    }
+
+    func testForgedAndTamperedTokens() async throws {
+        try await IdentityFixture.with { fx in
+            let secret = Array(try XCTUnwrap(FileManager.default.contents(atPath: fx.directory + "/jwt.secret")))
+            let (access, refresh) = try fx.login()
+            let parts = access.split(separator: ".").map(String.init)
+            let claims = TokenForge.decode(Substring(parts[1]))
+            func signed(_ header: [String: Any] = ["alg": "HS256", "typ": "JWT"], key: [UInt8]? = nil, sha512: Bool = false,
+                        edit: (inout [String: Any]) -> Void = { _ in }) -> String {
+                var payload = claims
+                edit(&payload)
+                return TokenForge.forge(header: header, payload: payload, secret: key ?? secret, sha512: sha512)
+            }
+            let now = fx.clock.now().timeIntervalSince1970
+            let attacks = [
+                bearer("alg none", TokenForge.forge(header: ["alg": "none", "typ": "JWT"], payload: claims, secret: nil)),
+                bearer("alg None", TokenForge.forge(header: ["alg": "None"], payload: claims, secret: nil)),
+                bearer("alg none with the real signature", TokenForge.b64urlJSON(["alg": "none"]) + "." + parts[1] + "." + parts[2]),
+                bearer("HS512 with the real secret", signed(["alg": "HS512", "typ": "JWT"], sha512: true)),
+                bearer("RS256 header, HMAC with the secret as public key", signed(["alg": "RS256", "typ": "JWT"])),
+                bearer("kid pointing at /dev/null, empty key", signed(["alg": "HS256", "kid": "../../../../dev/null"], key: [])),
+                bearer("kid with the real secret", signed(["alg": "HS256", "typ": "JWT", "kid": "1"])),
+                bearer("jku header", signed(["alg": "HS256", "jku": "https://evil.example/keys.json"])),
+                bearer("payload edited to root, old signature", parts[0] + "." + TokenForge.b64urlJSON(claims.merging(["sub": "root"]) { $1 }) + "." + parts[2]),
+                bearer("roles edited, old signature", parts[0] + "." + TokenForge.b64urlJSON(claims.merging(["roles": ["admin"]]) { $1 }) + "." + parts[2]),
+                bearer("signed with another secret", signed(key: Array(repeating: 1, count: 32))),
+                bearer("truncated signature", String(access.dropLast(5))),
+                bearer("signature removed", parts[0] + "." + parts[1] + "."),
+                bearer("two parts", parts[0] + "." + parts[1]),
+                bearer("expired, re-signed", signed { $0["exp"] = now - 3600 }),
+                bearer("issued in the future, re-signed", signed { $0["iat"] = now + 3600 }),
+                bearer("not valid before a future time, re-signed", signed { $0["nbf"] = now + 3600 }),
+                bearer("unknown token id, re-signed", signed { $0["jti"] = "not-issued" }),
+                bearer("another subject, re-signed", signed { $0["sub"] = "root" }),
+                bearer("wrong audience, re-signed", signed { $0["aud"] = "octoprint" }),
+                bearer("refresh token as access token", refresh),
+            ]
+            try launch(attacks, port: fx.port, upstream: fx.upstream)
+        }
+    }
+
+    func testSpentAndMisplacedCredentials() async throws {
+        try await IdentityFixture.with { fx in
+            let (access, _) = try fx.login()
+            let (_, json) = try fx.api("GET", "oneshot_token", headers: ["Authorization: Bearer \(access)"])
+            let oneShot = try XCTUnwrap(json["token"] as? String)
+            XCTAssertEqual(try fx.send("GET", "/webcam/?token=\(oneShot)").status, 200)
+            let (_, loggedOut) = try fx.formLogin()
+            let deadCookie = try XCTUnwrap(loggedOut)
+            XCTAssertEqual(try fx.send("POST", "/_gatehouse/logout", headers: ["Cookie: gatehouse_session=\(deadCookie)"], body: "").status, 303)
+            let planted = "planted-by-attacker-0123456789abcdefghijklmn"
+            let (_, fresh) = try fx.formLogin(extraHeaders: ["Cookie: gatehouse_session=\(planted)"])
+            let cookie = try XCTUnwrap(fresh)
+            XCTAssertNotEqual(cookie, planted)
+            let key = ProxyFixture.aliceKey
+
+            let attacks: [Attack] = [
+                .request("one-shot token used again", "/webcam/?token=\(oneShot)", .refused(401)),
+                .request("session cookie after logout", "/api/printer", headers: ["Cookie: gatehouse_session=\(deadCookie)"], .refused(401)),
+                .request("fixation: the planted cookie", "/api/printer", headers: ["Cookie: gatehouse_session=\(planted)"], .refused(401)),
+                .request("alice's cookie claiming to be root", "/api/printer", headers: ["Cookie: gatehouse_session=\(cookie)", "X-Remote-User: root"],
+                    .forwarded(status: 200, check: Saw.identity("alice"))),
+                .request("two different session cookies", "/api/printer", headers: ["Cookie: gatehouse_session=\(cookie); gatehouse_session=\(planted)"], .refused(401)),
+                .request("API key in another case", "/api/printer", headers: ["X-Api-Key: \(key.uppercased())"], .refused(401)),
+                .request("API key with a character added", "/api/printer", headers: ["X-Api-Key: \(key)x"], .refused(401)),
+                .request("API key with a space inside the bearer value", "/api/printer", headers: ["Authorization: Bearer \(key) x"], .refused(401)),
+                .request("API key with an encoded trailing space", "/api/printer?apikey=\(key)%20", .refused(401)),
+                .request("API key followed by optional whitespace", "/api/printer", headers: ["X-Api-Key: \(key) \t"],
+                    .forwarded(status: 200, check: Saw.identity("alice"))),
+                .request("two different keys", "/api/printer", headers: ["X-Api-Key: \(key)", "Authorization: Bearer \(ProxyFixture.readerKey)"], .refused(401)),
+                .request("empty Authorization", "/api/printer", headers: ["Authorization: "], .refused(401)),
+                .request("Bearer without a token", "/api/printer", headers: ["Authorization: Bearer"], .refused(401)),
+                .request("Basic while basic_auth is off", "/api/printer", headers: ["Authorization: Basic " + Data("alice:\(IdentityFixture.password)".utf8).base64EncodedString()], .refused(401)),
+                .request("Digest scheme", "/api/printer", headers: ["Authorization: Digest username=\"alice\""], .refused(401)),
+                .request("empty X-Api-Key", "/api/printer", headers: ["X-Api-Key:"], .refused(401)),
+            ]
+            try launch(attacks, port: fx.port, upstream: fx.upstream)
+        }
+    }
+}
