@@ -60,7 +60,15 @@ struct OwnEndpoints: Sendable {
     /// Largest body accepted by an own endpoint.
     static let maxBodyBytes = 64 * 1024
 
+    /// The answer to one request under `/_gatehouse/`; over HTTPS (directly or per a trusted
+    /// proxy) it carries `Strict-Transport-Security`.
     func respond(_ request: OwnRequest, now: Date) async -> OwnResponse {
+        var response = await route(request, now: now)
+        if isSecure(request) { response.headers.append(("Strict-Transport-Security", "max-age=31536000")) }
+        return response
+    }
+
+    private func route(_ request: OwnRequest, now: Date) async -> OwnResponse {
         let path = request.target.path
         switch (path, request.method) {
         case ("/_gatehouse/login", "GET"), ("/_gatehouse/login", "HEAD"):

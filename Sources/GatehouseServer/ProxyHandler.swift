@@ -215,12 +215,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// `pending` and client reads are paused.
     private func lookUp(_ pending: PendingAuthentication, _ exchange: Exchange, context: ChannelHandlerContext) {
         guard let credentials = settings.credentials else { return refuse(exchange, .storeUnavailable, context: context) }
-        if let result = credentials.authenticateFromMemory(pending.kind, secret: pending.secret, now: credentials.now()) {
+        if let result = credentials.authenticateFromMemory(pending.kind, secret: pending.secret, digest: pending.digest, now: credentials.now()) {
             return act(on: settings.gate.complete(pending, with: result), exchange, context: context)
         }
         state = .proxying(exchange)
         let promise = context.eventLoop.makePromise(of: Result<Identity, AuthenticationFailure>.self)
-        promise.completeWithTask { await credentials.authenticate(pending.kind, secret: pending.secret, now: credentials.now()) }
+        promise.completeWithTask {
+            await credentials.authenticate(pending.kind, secret: pending.secret, digest: pending.digest, now: credentials.now())
+        }
         promise.futureResult.assumeIsolated().whenSuccess { result in
             self.lookUpFinished(pending, result, exchange)
         }

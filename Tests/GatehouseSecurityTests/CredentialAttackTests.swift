@@ -5,6 +5,10 @@ import XCTest
 
 /// Forged, tampered, spent and misplaced credentials: each is refused and the device sees nothing.
 final class CredentialAttackTests: XCTestCase {
+    private static let upgrade = [
+        "Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
+    ]
+
     private func bearer(_ name: String, _ token: String) -> Attack {
         .request(name, "/api/printer", headers: ["Authorization: Bearer \(token)"], .refused(401))
     }
@@ -83,6 +87,15 @@ final class CredentialAttackTests: XCTestCase {
                 .request("Basic while basic_auth is off", "/api/printer", headers: ["Authorization: Basic " + Data("alice:\(IdentityFixture.password)".utf8).base64EncodedString()], .refused(401)),
                 .request("Digest scheme", "/api/printer", headers: ["Authorization: Digest username=\"alice\""], .refused(401)),
                 .request("empty X-Api-Key", "/api/printer", headers: ["X-Api-Key:"], .refused(401)),
+                .request("cross-site WebSocket hijacking with the session cookie", "/websocket",
+                    headers: ["Cookie: gatehouse_session=\(cookie)", "Origin: https://evil.example"] + Self.upgrade, .refused(403)),
+                .request("WebSocket with the session cookie and no Origin", "/websocket",
+                    headers: ["Cookie: gatehouse_session=\(cookie)"] + Self.upgrade, .refused(403)),
+                .request("WebSocket with the session cookie, Sec-Fetch-Site cross-site", "/websocket",
+                    headers: ["Cookie: gatehouse_session=\(cookie)", "Origin: http://gatehouse.test", "Sec-Fetch-Site: cross-site"] + Self.upgrade,
+                    .refused(403)),
+                .request("cross-site POST with the session cookie", "/api/job", method: "POST",
+                    headers: ["Cookie: gatehouse_session=\(cookie)", "Origin: https://evil.example"], body: "{}", .refused(403)),
             ]
             try launch(attacks, port: fx.port, upstream: fx.upstream)
         }

@@ -68,7 +68,11 @@ public struct APIKeyAuthenticator: Sendable {
     }
 
     public func authenticate(key: String, now: Date) -> Result<Identity, AuthenticationFailure> {
-        let digest = SecretDigest.of(key)
+        authenticate(digest: SecretDigest.of(key), now: now)
+    }
+
+    /// The same, for a key whose digest the caller computed already.
+    public func authenticate(digest: SecretDigest, now: Date) -> Result<Identity, AuthenticationFailure> {
         guard let record = keysByDigest[digest], record.digest.constantTimeEquals(digest) else {
             return .failure(.unknownAPIKey)
         }

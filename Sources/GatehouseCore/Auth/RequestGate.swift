@@ -52,6 +52,8 @@ public enum StoredCredentialKind: Sendable, Hashable {
 public struct PendingAuthentication: Sendable {
     public let kind: StoredCredentialKind
     public let secret: String
+    /// The SHA-256 of ``secret``, computed once for the whole request.
+    public let digest: SecretDigest
     fileprivate let consumed: Set<CredentialSource>
     fileprivate let isPublic: Bool
     fileprivate let requiredRoles: [String]?
@@ -130,12 +132,13 @@ public struct RequestGate: Sendable {
         case .success(let credentials) where !credentials.isEmpty:
             let consumed = Set(credentials.map(\.source))
             let credential = credentials[0]
+            let digest = SecretDigest.of(credential.secret)
             let kind: StoredCredentialKind
             switch credential.source {
             case .sessionCookie: kind = .session
             case .oneShotQueryParameter: kind = .oneShotToken
             case .apiKeyHeader, .authorizationToken, .apiKeyQueryParameter, .authorizationBearer:
-                let result = apiKeys.authenticate(key: credential.secret, now: now)
+                let result = apiKeys.authenticate(digest: digest, now: now)
                 if case .success(let identity) = result {
                     return Self.authorize(identity, request: request, sameOrigin: true, requiredRoles: requiredRoles, plan: plan(identity, consumed))
                 }
@@ -152,7 +155,7 @@ public struct RequestGate: Sendable {
             }
             return .lookUp(
                 PendingAuthentication(
-                    kind: kind, secret: credential.secret, consumed: consumed, isPublic: isPublic, requiredRoles: requiredRoles,
+                    kind: kind, secret: credential.secret, digest: digest, consumed: consumed, isPublic: isPublic, requiredRoles: requiredRoles,
                     method: request.method,
                     isWebSocketUpgrade: request.isWebSocketUpgrade,
                     // Only a session identity is held to the same-site rule, and only for what

@@ -52,12 +52,16 @@ public struct StoredCredentialAuthenticator: Sendable {
         self.keyTouchInterval = keyTouchInterval
     }
 
-    public func authenticate(_ kind: StoredCredentialKind, secret: String, now: Date) async -> Result<Identity, AuthenticationFailure> {
-        if let answer = authenticateFromMemory(kind, secret: secret, now: now) { return answer }
+    /// - Parameter digest: the SHA-256 of `secret` when the caller has it already.
+    public func authenticate(
+        _ kind: StoredCredentialKind, secret: String, digest: SecretDigest? = nil, now: Date
+    ) async -> Result<Identity, AuthenticationFailure> {
+        let digest = digest ?? SecretDigest.of(secret)
+        if let answer = authenticateFromMemory(kind, secret: secret, digest: digest, now: now) { return answer }
         do {
             switch kind {
             case .session, .apiKey, .jsonWebToken:
-                guard let key = Self.cacheKey(kind, secret: secret) else { return .failure(.storeUnavailable) }
+                guard let key = Self.cacheKey(kind, digest: digest) else { return .failure(.storeUnavailable) }
                 return try await lookUp(key, secret: secret, now: now)
             case .oneShotToken: return try await oneShot(secret, now: now)
             }
@@ -69,8 +73,10 @@ public struct StoredCredentialAuthenticator: Sendable {
     /// The answer from ``cache`` when it holds the credential and the store has not changed since;
     /// nil when the store must be asked (through ``authenticate(_:secret:now:)``), which includes
     /// the once-a-minute request whose bookkeeping is due. Never blocks: safe on an event loop.
-    public func authenticateFromMemory(_ kind: StoredCredentialKind, secret: String, now: Date) -> Result<Identity, AuthenticationFailure>? {
-        guard let key = Self.cacheKey(kind, secret: secret),
+    public func authenticateFromMemory(
+        _ kind: StoredCredentialKind, secret: String, digest: SecretDigest? = nil, now: Date
+    ) -> Result<Identity, AuthenticationFailure>? {
+        guard let key = Self.cacheKey(kind, digest: digest ?? SecretDigest.of(secret)),
             let entry = cache.entry(for: key, revision: store.knownRevision)
         else { return nil }
         let verdict = judge(entry, now: now)
@@ -90,11 +96,11 @@ public struct StoredCredentialAuthenticator: Sendable {
         }
     }
 
-    private static func cacheKey(_ kind: StoredCredentialKind, secret: String) -> CredentialCacheKey? {
+    private static func cacheKey(_ kind: StoredCredentialKind, digest: SecretDigest) -> CredentialCacheKey? {
         switch kind {
-        case .session: return .session(SecretDigest.of(secret))
-        case .apiKey: return .apiKey(SecretDigest.of(secret))
-        case .jsonWebToken: return .accessToken(SecretDigest.of(secret))
+        case .session: return .session(digest)
+        case .apiKey: return .apiKey(digest)
+        case .jsonWebToken: return .accessToken(digest)
         case .oneShotToken: return nil
         }
     }

@@ -18,6 +18,7 @@ final class BrowserSignInTests: XCTestCase {
             XCTAssertFalse(page.bodyText.lowercased().contains("<script"), "no script, and the next parameter is not reflected raw")
             XCTAssertTrue(page.header("Content-Security-Policy")?.contains("default-src 'none'") ?? false)
             XCTAssertEqual(page.header("X-Frame-Options"), "DENY")
+            XCTAssertEqual(page.header("Referrer-Policy"), "no-referrer")
             XCTAssertEqual(page.header("Cache-Control"), "no-store")
             XCTAssertTrue(fx.upstream.requests.isEmpty)
         }
@@ -111,10 +112,15 @@ final class BrowserSignInTests: XCTestCase {
         try await IdentityFixture.with({ $0.trustedProxies = [try! CIDR(parsing: "127.0.0.1/32")] }) { fx in
             let (r, _) = try fx.formLogin(extraHeaders: ["X-Forwarded-Proto: https"])
             XCTAssertTrue(r.header("Set-Cookie")?.contains("; Secure") ?? false)
+            XCTAssertEqual(r.header("Strict-Transport-Security"), "max-age=31536000")
+            let page = try fx.send("GET", "/_gatehouse/login", headers: ["X-Forwarded-Proto: https"])
+            XCTAssertEqual(page.header("Strict-Transport-Security"), "max-age=31536000")
+            XCTAssertNil(try fx.send("GET", "/_gatehouse/login").header("Strict-Transport-Security"), "not over plain HTTP")
         }
         try await IdentityFixture.with { fx in
             let (r, _) = try fx.formLogin(extraHeaders: ["X-Forwarded-Proto: https"])
             XCTAssertFalse(r.header("Set-Cookie")?.contains("Secure") ?? true, "an untrusted peer cannot claim HTTPS")
+            XCTAssertNil(r.header("Strict-Transport-Security"))
         }
     }
 
