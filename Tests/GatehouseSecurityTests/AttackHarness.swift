@@ -60,35 +60,34 @@ extension XCTestCase {
             let outcome = StreamTest.readOutcome(client)
             let seen = upstream.requests
             let prefix = "[\(attack.name)]"
+            /// The response with the expected status, or nil (and a failure) when there was none.
+            func answer(_ status: Int) -> RawResponse? {
+                guard case .response(let response) = outcome else {
+                    XCTFail("\(prefix) expected \(status), got \(outcome)", file: file, line: line)
+                    return nil
+                }
+                XCTAssertEqual(response.status, status, "\(prefix) \(response.bodyText.prefix(200))", file: file, line: line)
+                return response
+            }
+            func deviceSawNothing() {
+                XCTAssertEqual(seen.map(\.uri), [], "\(prefix) reached the device", file: file, line: line)
+            }
             switch attack.expectation {
             case .refused(let status):
-                guard case .response(let response) = outcome else {
-                    XCTFail("\(prefix) expected \(status), got \(outcome)", file: file, line: line)
-                    continue
-                }
-                XCTAssertEqual(response.status, status, "\(prefix) \(response.bodyText.prefix(200))", file: file, line: line)
-                XCTAssertEqual(seen.map(\.uri), [], "\(prefix) reached the device", file: file, line: line)
+                _ = answer(status)
+                deviceSawNothing()
             case .answered(let status, let check):
-                guard case .response(let response) = outcome else {
-                    XCTFail("\(prefix) expected \(status), got \(outcome)", file: file, line: line)
-                    continue
-                }
-                XCTAssertEqual(response.status, status, "\(prefix) \(response.bodyText.prefix(200))", file: file, line: line)
-                if let problem = check(response) { XCTFail("\(prefix) \(problem)", file: file, line: line) }
-                XCTAssertEqual(seen.map(\.uri), [], "\(prefix) reached the device", file: file, line: line)
+                if let response = answer(status), let problem = check(response) { XCTFail("\(prefix) \(problem)", file: file, line: line) }
+                deviceSawNothing()
             case .notHTTP:
                 if case .response(let response) = outcome {
                     XCTAssertTrue([400, 408].contains(response.status), "\(prefix) \(response.status) \(response.bodyText.prefix(200))", file: file, line: line)
                 } else if case .timedOut = outcome {
                     XCTFail("\(prefix) the connection stayed open without an answer", file: file, line: line)
                 }
-                XCTAssertEqual(seen.map(\.uri), [], "\(prefix) reached the device", file: file, line: line)
+                deviceSawNothing()
             case .forwarded(let status, let check):
-                guard case .response(let response) = outcome else {
-                    XCTFail("\(prefix) expected \(status), got \(outcome)", file: file, line: line)
-                    continue
-                }
-                XCTAssertEqual(response.status, status, "\(prefix) \(response.bodyText.prefix(200))", file: file, line: line)
+                guard answer(status) != nil else { continue }
                 guard seen.count == 1, let request = seen.first else {
                     XCTFail("\(prefix) the device saw \(seen.map(\.uri)) instead of one request", file: file, line: line)
                     continue
