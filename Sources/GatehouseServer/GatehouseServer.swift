@@ -73,6 +73,7 @@ public final class GatehouseServer: Sendable {
             limits.maxHeaderFieldCount = config.limits.maxHeaders
             return limits
         }()
+        let limiter = ConnectionLimiter(limits: config.limits, trustedProxies: ClientAddressResolver(trustedProxies: config.trustedProxies))
         let idle = TimeAmount.seconds(config.timeouts.idle.seconds)
         let clientHeader = TimeAmount.seconds(config.timeouts.clientHeader.seconds)
 
@@ -92,6 +93,15 @@ public final class GatehouseServer: Sendable {
                         throw ServerError.notBound
                     }
                     let peer = channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
+                    if let (refusal, refusedSoFar) = limiter.admit(peer) {
+                        // The first refusal and every thousandth after it: a flood must not flood the log too.
+                        if refusedSoFar % 1000 == 1 {
+                            logger.warning("connection limit reached (\(refusal)); \(refusedSoFar) connection(s) refused so far")
+                        }
+                        try channel.pipeline.syncOperations.addHandler(ConnectionRefusalHandler(refusal))
+                        return
+                    }
+                    channel.closeFuture.whenComplete { _ in limiter.release(peer) }
                     let encoder = HTTPResponseEncoder(configuration: {
                         var c = HTTPResponseEncoder.Configuration()
                         c.automaticallySetFramingHeaders = false

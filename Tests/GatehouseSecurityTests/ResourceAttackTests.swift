@@ -64,13 +64,31 @@ final class ResourceAttackTests: XCTestCase {
             setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         }
         let count = Int(min(1000, (limit.rlim_cur - 200) / 2))
-        try await ProxyFixture.with { fx in
+        // Limits above the count: this is about the event loop, not the connection limits.
+        try await ProxyFixture.with({ config in
+            config.limits.maxConnections = 5000
+            config.limits.maxConnectionsPerClient = 5000
+        }) { fx in
             var idle: [RawClient] = []
             for _ in 0..<count { idle.append(try fx.client(timeout: 5)) }
             for client in idle.prefix(count / 2) { try client.send("GET /api/job HTTP/1.1\r\nHost: gatehouse.test\r\n") }  // heads never finished
             XCTAssertEqual(try AuthTest.send(fx, "GET", "/api/job", [key]).status, 200, "a real client is served")
             XCTAssertTrue(fx.upstream.requests.allSatisfy { $0.values("X-Remote-User") == ["alice"] }, "no half-sent head reached the device")
             idle.removeAll()
+        }
+    }
+
+    func testAFloodOfConnectionsFromOneAddressIsTurnedAwayAtItsLimit() async throws {
+        try await ProxyFixture.with({ config in config.limits.maxConnectionsPerClient = 50 }) { fx in
+            let held = try (0..<50).map { _ in try fx.client(timeout: 5) }
+            var refused = 0
+            for _ in 0..<200 {
+                let extra = try fx.client(timeout: 5)
+                if case .response(let r) = StreamTest.readOutcome(extra), r.status == 503 { refused += 1 }
+            }
+            XCTAssertEqual(refused, 200, "every connection past the limit gets a 503")
+            XCTAssertEqual(fx.upstream.requests.count, 0)
+            XCTAssertEqual(held.count, 50)
         }
     }
 }

@@ -243,11 +243,13 @@ struct ConfigReader {
             if let x = m["drain"] { config.timeouts.drain = try duration(x) }
         }
         if let v = top["limits"] {
-            let m = try mapping(v, known: ["max_head_bytes", "max_headers", "max_uri_bytes", "max_body_bytes"])
+            let m = try mapping(v, known: ["max_head_bytes", "max_headers", "max_uri_bytes", "max_body_bytes", "max_connections", "max_connections_per_client"])
             if let x = m["max_head_bytes"] { config.limits.maxHeadBytes = Int(try int(x, min: 1024, max: 1 << 24)) }
             if let x = m["max_headers"] { config.limits.maxHeaders = Int(try int(x, min: 8, max: 10000)) }
             if let x = m["max_uri_bytes"] { config.limits.maxURIBytes = Int(try int(x, min: 256, max: 1 << 24)) }
             if let x = m["max_body_bytes"] { config.limits.maxBodyBytes = try int(x, min: 0) }
+            if let x = m["max_connections"] { config.limits.maxConnections = Int(try int(x, min: 1, max: 1_000_000)) }
+            if let x = m["max_connections_per_client"] { config.limits.maxConnectionsPerClient = Int(try int(x, min: 1, max: 1_000_000)) }
         }
         if let v = top["store"] {
             let m = try mapping(v, known: ["path"])

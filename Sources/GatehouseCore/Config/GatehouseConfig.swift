@@ -87,6 +87,11 @@ public struct GatehouseConfig: Sendable {
         public var maxURIBytes: Int = 8192
         /// The request body; 0 is unlimited (413 beyond).
         public var maxBodyBytes: Int64 = 0
+        /// Open client connections in all (503 and close beyond).
+        public var maxConnections: Int = 1024
+        /// Open client connections from one address (503 and close beyond); a trusted proxy is
+        /// held only to ``maxConnections``.
+        public var maxConnectionsPerClient: Int = 128
         public init() {}
     }
 
