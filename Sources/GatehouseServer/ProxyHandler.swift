@@ -195,6 +195,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let facts = RequestFacts(
             method: head.method.rawValue, target: target, headers: headers, peer: peer, isWebSocketUpgrade: isWebSocket)
         exchange.headers = headers
+        exchange.facts = facts
         act(on: settings.gate.decide(facts, now: settings.credentials?.now() ?? Date()), exchange, context: context)
     }
 
@@ -528,6 +529,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         do {
             try upstream.handler.becomeTunnel(upstreamSide, httpHandlers: upstream.httpHandlers)
             let pipeline = context.pipeline.syncOperations
+            if let watch = credentialWatch(for: exchange) { try pipeline.addHandler(watch) }
             try pipeline.addHandler(clientSide)
             for handler in httpHandlers where !(handler is HTTPRequestDecoderHandle) {
                 pipeline.removeHandler(handler, promise: nil)
@@ -541,6 +543,30 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } catch {
             upstream.handler.close()
             context.close(promise: nil)
+        }
+    }
+
+    /// A watch that closes the tunnel once the request that opened it would no longer be let
+    /// through as the same user: the same gate decision, store lookup and completion, asked again.
+    /// A one-shot token is spent by design, so a tunnel it opened is held to its user instead
+    /// (deleted or disabled closes it).
+    private func credentialWatch(for exchange: Exchange) -> TunnelCredentialWatch? {
+        guard let facts = exchange.facts, let identity = exchange.identity else { return nil }
+        let user = identity.user
+        let storeUser = !settings.gate.configUsers.contains(user)
+        let gate = settings.gate
+        let credentials = settings.credentials
+        return TunnelCredentialWatch(interval: settings.tunnelRecheck, now: { credentials?.now() ?? Date() }) { now in
+            switch gate.decide(facts, now: now) {
+            case .forward(let plan): return plan.identity?.user == user
+            case .refuse: return false
+            case .lookUp(let pending):
+                guard let credentials else { return false }
+                if pending.kind == .oneShotToken { return await credentials.userIsActive(user, mustExist: storeUser) }
+                let result = await credentials.authenticate(pending.kind, secret: pending.secret, digest: pending.digest, now: now)
+                guard case .forward(let plan) = gate.complete(pending, with: result) else { return false }
+                return plan.identity?.user == user
+            }
         }
     }
 
@@ -602,6 +628,8 @@ final class Exchange: UpstreamResponseReceiver {
     /// The body of a request to an own endpoint (at most `OwnEndpoints.maxBodyBytes`).
     var ownBody: [UInt8] = []
     var isWebSocketUpgrade = false
+    /// What the gate decided on; kept so a tunnel can be held to the same decision later.
+    var facts: RequestFacts?
     var hasBody = false
     var pending: [HTTPClientRequestPart] = []
     var upstream: UpstreamPool.Connection?

@@ -11,6 +11,8 @@ struct ProxySettings: Sendable {
     let headerPolicy: UpstreamHeaderPolicy
     let limits: GatehouseConfig.Limits
     let upstreamResponseTimeout: TimeAmount
+    /// How often a WebSocket tunnel's credential is asked again.
+    let tunnelRecheck: TimeAmount
     let accessLog: Bool
     let logger: Logger
     /// The sign-in page and JSON API; nil without a store (then only `healthz` is served).
@@ -28,6 +30,7 @@ struct ProxySettings: Sendable {
             forwardCredentials: config.forwardCredentials)
         self.limits = config.limits
         self.upstreamResponseTimeout = .seconds(config.timeouts.upstreamResponse.seconds)
+        self.tunnelRecheck = .seconds(config.timeouts.tunnelRecheck.seconds)
         self.accessLog = config.accessLog
         self.logger = logger
     }

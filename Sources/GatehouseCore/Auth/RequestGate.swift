@@ -93,6 +93,8 @@ public struct RequestGate: Sendable {
     public let trustedNetworks: TrustedNetworkAuthenticator
     public let clientAddresses: ClientAddressResolver
     public let accessPolicy: AccessPolicy
+    /// The users named by config-file keys and trusted networks (they need no user in the store).
+    public let configUsers: Set<String>
     /// Whether a store stands behind the gate; without one, every credential not in the config
     /// is refused at once.
     public let storeBacked: Bool
@@ -103,6 +105,7 @@ public struct RequestGate: Sendable {
         self.trustedNetworks = TrustedNetworkAuthenticator(networks: config.trustedNetworks)
         self.clientAddresses = ClientAddressResolver(trustedProxies: config.trustedProxies)
         self.accessPolicy = config.accessPolicy
+        self.configUsers = Set(config.apiKeys.map(\.user) + config.trustedNetworks.map(\.user))
         self.storeBacked = storeBacked
     }
 

@@ -224,6 +224,19 @@ public struct StoredCredentialAuthenticator: Sendable {
         return .success((verified, record, user))
     }
 
+    /// Whether `username` may still act: a user in the store who is not disabled; with
+    /// `mustExist` false (identities from config-file keys and trusted networks, which have no
+    /// user in the store) also a name the store does not know. False when the store cannot be read.
+    public func userIsActive(_ username: String, mustExist: Bool) async -> Bool {
+        let store = self.store
+        do {
+            guard let user = try await executor.run({ try store.user(named: username) }) else { return !mustExist }
+            return !user.disabled
+        } catch {
+            return false
+        }
+    }
+
     private func oneShot(_ token: String, now: Date) async throws -> Result<Identity, AuthenticationFailure> {
         guard let identity = oneShotTokens.redeem(token, now: now) else { return .failure(.invalidOneShotToken) }
         let store = self.store

@@ -235,12 +235,13 @@ struct ConfigReader {
             for item in try list(v) { config.trustedProxies.append(try cidr(item)) }
         }
         if let v = top["timeouts"] {
-            let m = try mapping(v, known: ["upstream_connect", "upstream_response", "client_header", "idle", "drain"])
+            let m = try mapping(v, known: ["upstream_connect", "upstream_response", "client_header", "idle", "drain", "tunnel_recheck"])
             if let x = m["upstream_connect"] { config.timeouts.upstreamConnect = try positive(duration(x), x) }
             if let x = m["upstream_response"] { config.timeouts.upstreamResponse = try positive(duration(x), x) }
             if let x = m["client_header"] { config.timeouts.clientHeader = try positive(duration(x), x) }
             if let x = m["idle"] { config.timeouts.idle = try positive(duration(x), x) }
             if let x = m["drain"] { config.timeouts.drain = try duration(x) }
+            if let x = m["tunnel_recheck"] { config.timeouts.tunnelRecheck = try positive(duration(x), x) }
         }
         if let v = top["limits"] {
             let m = try mapping(v, known: ["max_head_bytes", "max_headers", "max_uri_bytes", "max_body_bytes", "max_connections", "max_connections_per_client"])

@@ -74,6 +74,8 @@ public struct GatehouseConfig: Sendable {
         public var idle: ConfigDuration = .seconds(75)
         /// On SIGTERM, how long in-flight requests may take to finish.
         public var drain: ConfigDuration = .seconds(20)
+        /// How often a WebSocket tunnel's credential is asked again (closed once it fails).
+        public var tunnelRecheck: ConfigDuration = .seconds(2)
         public init() {}
     }
 
