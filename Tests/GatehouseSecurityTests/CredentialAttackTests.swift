@@ -101,3 +101,34 @@ final class CredentialAttackTests: XCTestCase {
         }
     }
 }
+
+/// Credentials in the query string are removed from the access log as from the forwarded URL.
+final class AccessLogSecrecyTests: XCTestCase {
+    func testQueryCredentialsNeverReachTheLog() async throws {
+        let log = CapturedLog()
+        let fx = try await ProxyFixture(log: log) { config in
+            config.accessLog = true
+            config.queryAPIKey = true
+        }
+        do {
+            try check(fx, log)
+        } catch {
+            await fx.stop()
+            throw error
+        }
+        await fx.stop()
+    }
+
+    private func check(_ fx: ProxyFixture, _ log: CapturedLog) throws {
+        let key = ProxyFixture.aliceKey
+        XCTAssertEqual(try AuthTest.send(fx, "GET", "/webcam/?action=stream&apikey=\(key)").status, 200)
+        XCTAssertEqual(try AuthTest.send(fx, "GET", "/webcam/?apikey=wrong-key-0123456789&token=made-up-token-0123").status, 401)
+        XCTAssertEqual(try AuthTest.send(fx, "GET", "/api/job", ["X-Api-Key: \(key)", "Authorization: Bearer \(key)"]).status, 200)
+        let lines = log.all
+        XCTAssertTrue(lines.contains { $0.contains("GET /webcam/ 200 user=alice") }, "\(lines)")
+        XCTAssertTrue(lines.contains { $0.contains("GET /webcam/ 401") }, "\(lines)")
+        for secret in [key, "wrong-key-0123456789", "made-up-token-0123"] {
+            XCTAssertFalse(lines.contains { $0.contains(secret) }, "the log holds \(secret)")
+        }
+    }
+}

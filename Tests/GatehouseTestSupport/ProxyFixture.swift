@@ -35,8 +35,10 @@ public final class ProxyFixture {
         return config
     }
 
+    /// - Parameter log: receives every log line at `.info` and above (the access log included);
+    ///   without it only warnings are logged, to stdout.
     public init(
-        threads: Int = 1, unixSocket: String? = nil, accounts: AccountService? = nil,
+        threads: Int = 1, unixSocket: String? = nil, accounts: AccountService? = nil, log: CapturedLog? = nil,
         _ customize: (inout GatehouseConfig) -> Void = { _ in }
     ) async throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -45,8 +47,8 @@ public final class ProxyFixture {
         if let unixSocket { config.upstream = .unixSocket(path: unixSocket) }
         customize(&config)
         self.config = config
-        var logger = Logger(label: "gatehouse-test")
-        logger.logLevel = .warning
+        var logger = log.map { log in Logger(label: "gatehouse-test") { _ in log.handler() } } ?? Logger(label: "gatehouse-test")
+        logger.logLevel = log == nil ? .warning : .info
         server = try await GatehouseServer.start(config: config, group: group, logger: logger, accounts: accounts)
     }
 
