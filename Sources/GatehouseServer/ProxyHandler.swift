@@ -174,6 +174,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return answer(exchange, .json(.badRequest, detail: "The request path is refused: \(refusal).", allocator: context.channel.allocator), context: context)
         }
         let target = exchange.target
+        if settings.cors.applies(toPath: target.path) {
+            // A preflight is answered here and never reaches the device.
+            if CORSPolicy.isPreflight(method: head.method.rawValue, headers: headers) {
+                guard let allowed = settings.cors.preflightHeaders(headers: headers) else {
+                    return answer(exchange, .json(.forbidden, detail: "Calls from this origin are not allowed.", allocator: context.channel.allocator), context: context)
+                }
+                let response = GatehouseResponse(status: .ok, headers: HTTPHeaders(allowed.map { ($0.name, $0.value) }), body: context.channel.allocator.buffer(capacity: 0))
+                return answer(exchange, response, context: context)
+            }
+            exchange.corsHeaders = settings.cors.responseHeaders(origin: headers.first { $0.name.equalsCaseInsensitive("origin") }?.value)
+        }
         if settings.limits.maxBodyBytes > 0, let length = head.headers.first(name: "content-length").flatMap(Int64.init),
             length > settings.limits.maxBodyBytes
         {
@@ -343,6 +354,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.status = Int(response.status.code)
         exchange.responseBytes = Int64(response.body.readableBytes)
         let version = exchange.clientVersion
+        var response = response
+        for (name, value) in exchange.corsHeaders ?? [] { response.headers.replaceOrAdd(name: name, value: value) }
         context.write(wrapOutboundOut(.head(response.head(version: version, close: closeWhenDone))), promise: nil)
         if exchange.head.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
@@ -433,6 +446,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         var headers = HTTPHeaders(DownstreamResponseHeaders.clean(upstreamHead.headers.map { ($0.name, $0.value) }, isSwitchingProtocols: false).map { ($0.name, $0.value) })
+        if let cors = exchange.corsHeaders {
+            // On a CORS path Gatehouse's policy speaks, never the device's.
+            for name in Set(headers.map { $0.name.lowercased() }) where name.hasPrefix("access-control-") { headers.remove(name: name) }
+            for (name, value) in cors { headers.replaceOrAdd(name: name, value: value) }
+        }
         let noBody = exchange.head.method == .HEAD || upstreamHead.status.code == 204 || upstreamHead.status.code == 304
         if noBody {
             exchange.responseFraming = .none
@@ -628,6 +646,8 @@ final class Exchange: UpstreamResponseReceiver {
     /// The body of a request to an own endpoint (at most `OwnEndpoints.maxBodyBytes`).
     var ownBody: [UInt8] = []
     var isWebSocketUpgrade = false
+    /// CORS headers for this response (the origin is allowed on a CORS path), else nil.
+    var corsHeaders: [(name: String, value: String)]?
     /// What the gate decided on; kept so a tunnel can be held to the same decision later.
     var facts: RequestFacts?
     var hasBody = false

@@ -11,6 +11,7 @@ struct ProxySettings: Sendable {
     let headerPolicy: UpstreamHeaderPolicy
     let limits: GatehouseConfig.Limits
     let upstreamResponseTimeout: TimeAmount
+    let cors: CORSPolicy
     /// How often a WebSocket tunnel's credential is asked again.
     let tunnelRecheck: TimeAmount
     let accessLog: Bool
@@ -31,6 +32,7 @@ struct ProxySettings: Sendable {
         self.limits = config.limits
         self.upstreamResponseTimeout = .seconds(config.timeouts.upstreamResponse.seconds)
         self.tunnelRecheck = .seconds(config.timeouts.tunnelRecheck.seconds)
+        self.cors = config.cors
         self.accessLog = config.accessLog
         self.logger = logger
     }

@@ -13,6 +13,9 @@ enum Expectation {
     /// Answered with 400 (or 408 when the bytes never complete a head), or the connection closed
     /// without an answer (for bytes that are not HTTP/1 at all); the device saw nothing.
     case notHTTP
+    /// Like ``notHTTP`` for a body that turns out malformed after its head went upstream: the
+    /// device may have seen the head, but never a complete request (its connection is closed).
+    case cutOff
     /// The device saw exactly one request and the client got `status`; `check` returns what is
     /// wrong with the request the device saw, or nil when it is the expected, sanitized one.
     case forwarded(status: Int, check: @Sendable (RecordedRequest) -> String?)
@@ -86,6 +89,13 @@ extension XCTestCase {
                     XCTFail("\(prefix) the connection stayed open without an answer", file: file, line: line)
                 }
                 deviceSawNothing()
+            case .cutOff:
+                if case .response(let response) = outcome {
+                    XCTAssertEqual(response.status, 400, "\(prefix) \(response.bodyText.prefix(200))", file: file, line: line)
+                } else if case .timedOut = outcome {
+                    XCTFail("\(prefix) the connection stayed open without an answer", file: file, line: line)
+                }
+                XCTAssertEqual(seen.filter(\.complete).map(\.uri), [], "\(prefix) the device got a complete request", file: file, line: line)
             case .forwarded(let status, let check):
                 guard answer(status) != nil else { continue }
                 guard seen.count == 1, let request = seen.first else {

@@ -12,6 +12,8 @@ public struct RecordedRequest: Sendable {
     public let headers: [(name: String, value: String)]
     public var bodyBytes: Int
     public var bodySHA: String?
+    /// The request's end arrived (its whole body was received).
+    public var complete = false
     public let connectionID: Int
 
     /// Every value of `name`, compared case-insensitively and with `_` folded into `-`, the way a
@@ -83,6 +85,7 @@ public final class RecordingUpstream: @unchecked Sendable {
             if let i = _requests.lastIndex(where: { $0.connectionID == connectionID }) {
                 _requests[i].bodyBytes = bytes
                 _requests[i].bodySHA = sha
+                _requests[i].complete = true
             }
         }
     }

@@ -180,7 +180,7 @@ struct ConfigReader {
     static let topLevelKeys = [
         "listen", "upstream", "identity_headers", "strip_headers", "forward_credentials", "query_api_key",
         "public_paths", "api_keys", "trusted_networks", "trusted_proxies", "timeouts", "limits", "access_log",
-        "store", "passwords", "sessions", "jwt", "login", "access_rules",
+        "store", "passwords", "sessions", "jwt", "login", "access_rules", "cors",
     ]
 
     func read(_ root: ConfigValue) throws(ConfigError) -> GatehouseConfig {
@@ -222,6 +222,7 @@ struct ConfigReader {
             }
         }
         if let v = top["access_rules"] { config.accessRules = try accessRules(v) }
+        if let v = top["cors"] { config.cors = try cors(v) }
         if let v = top["api_keys"] { config.apiKeys = try apiKeys(v) }
         if let v = top["trusted_networks"] {
             for item in try list(v) {
@@ -300,6 +301,37 @@ struct ConfigReader {
     private func positive(_ d: ConfigDuration, _ value: ConfigValue) throws(ConfigError) -> ConfigDuration {
         guard d.seconds > 0 else { throw fail(value, "must be longer than 0") }
         return d
+    }
+
+    private func cors(_ value: ConfigValue) throws(ConfigError) -> CORSPolicy {
+        let m = try mapping(value, known: ["allowed_origins", "paths", "max_age"])
+        var origins: [String] = []
+        for item in try m["allowed_origins"].map({ v throws(ConfigError) in try list(v) }) ?? [] {
+            let text = try string(item)
+            guard text == "*" || Self.isOrigin(text) else {
+                throw fail(item, "expected an origin like https://app.example.com (scheme, host, optional port; no path) or *")
+            }
+            origins.append(text)
+        }
+        var paths: [String] = []
+        for item in try m["paths"].map({ v throws(ConfigError) in try list(v) }) ?? [] {
+            let text = try string(item)
+            guard case .success(let normal) = PathNormalizer.normalize(text), normal == text else {
+                throw fail(item, "expected a path prefix starting with / in normal form")
+            }
+            paths.append(text)
+        }
+        let maxAge = try m["max_age"].map { v throws(ConfigError) in try duration(v).seconds } ?? 600
+        return CORSPolicy(allowedOrigins: origins, proxiedPaths: paths, maxAgeSeconds: Int(maxAge))
+    }
+
+    private static func isOrigin(_ text: String) -> Bool {
+        let lower = text.lowercased()
+        guard let scheme = ["https://", "http://"].first(where: { lower.hasPrefix($0) }) else { return false }
+        let rest = lower.dropFirst(scheme.count)
+        return !rest.isEmpty && !rest.contains("/") && rest.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x2E || b == 0x3A || b == 0x5B || b == 0x5D
+        }
     }
 
     private func accessRules(_ value: ConfigValue) throws(ConfigError) -> [AccessRule] {

@@ -19,6 +19,8 @@ public struct GatehouseConfig: Sendable {
     /// `access_rules:`, in order (the `public_paths` shorthand is kept apart in ``publicPaths``;
     /// ``accessPolicy`` puts both together).
     public var accessRules: [AccessRule] = []
+    /// `cors:` (off unless `allowed_origins` is given).
+    public var cors = CORSPolicy()
     /// One line per request on stdout (`access_log`, default true).
     public var accessLog: Bool = true
     /// The store file (`store.path`, default `./gatehouse.db`). `ConfigLoader.load(path:)`

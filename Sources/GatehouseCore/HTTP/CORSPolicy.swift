@@ -1,0 +1,76 @@
+/// `cors:` — which other sites' pages may call Gatehouse's own API and, when listed, proxied
+/// paths from a browser.
+///
+/// Guarantees:
+/// - Only an origin in ``allowedOrigins`` (compared without case) gets CORS headers; with `*`
+///   any origin does, but then `Access-Control-Allow-Credentials` is never sent, so a browser
+///   never attaches cookies for a wildcard (OctoPrint's `allowCrossOrigin` is likewise for API-key
+///   clients only).
+/// - A preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) on a CORS path is
+///   answered by Gatehouse (204, or 403 for an origin not allowed) and never reaches the device.
+/// - On CORS paths the device's own `Access-Control-*` headers are replaced by these, so the two
+///   can never disagree.
+public struct CORSPolicy: Sendable, Hashable {
+    /// Exact origins (`scheme://host[:port]`, lower case), or `*`.
+    public var allowedOrigins: [String]
+    /// Proxied path prefixes (whole segments) that get CORS; Gatehouse's own API always does.
+    public var proxiedPaths: [String]
+    /// How long a browser may keep a preflight's answer.
+    public var maxAgeSeconds: Int
+
+    public init(allowedOrigins: [String] = [], proxiedPaths: [String] = [], maxAgeSeconds: Int = 600) {
+        self.allowedOrigins = allowedOrigins.map { $0.lowercased() }
+        self.proxiedPaths = proxiedPaths
+        self.maxAgeSeconds = maxAgeSeconds
+    }
+
+    public var isEnabled: Bool { !allowedOrigins.isEmpty }
+
+    private var allowsAnyOrigin: Bool { allowedOrigins.contains("*") }
+
+    /// Whether CORS applies on `path` (normalized).
+    public func applies(toPath path: String) -> Bool {
+        guard isEnabled else { return false }
+        if path.hasPrefix("/_gatehouse/api/") { return true }
+        return proxiedPaths.contains { prefix in
+            prefix.hasSuffix("/") ? path.hasPrefix(prefix) : (path == prefix || path.hasPrefix(prefix + "/"))
+        }
+    }
+
+    /// A browser's preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+    public static func isPreflight(method: String, headers: [(name: String, value: String)]) -> Bool {
+        method == "OPTIONS" && headers.contains { $0.name.equalsCaseInsensitive("origin") }
+            && headers.contains { $0.name.equalsCaseInsensitive("access-control-request-method") }
+    }
+
+    /// The headers that let `origin` read a response; nil when the origin is not allowed.
+    public func responseHeaders(origin: String?) -> [(name: String, value: String)]? {
+        guard let origin = origin?.trimmingASCIIWhitespace().lowercased(), !origin.isEmpty, origin != "null" else { return nil }
+        if allowedOrigins.contains(origin) {
+            return [("Access-Control-Allow-Origin", origin), ("Access-Control-Allow-Credentials", "true"), ("Vary", "Origin")]
+        }
+        if allowsAnyOrigin { return [("Access-Control-Allow-Origin", "*")] }
+        return nil
+    }
+
+    /// The answer to a preflight: its headers, or nil (then 403) when the origin is not allowed or
+    /// the requested headers are not header names.
+    public func preflightHeaders(headers: [(name: String, value: String)]) -> [(name: String, value: String)]? {
+        let origin = headers.first { $0.name.equalsCaseInsensitive("origin") }?.value
+        guard var out = responseHeaders(origin: origin) else { return nil }
+        let requested = headers.filter { $0.name.equalsCaseInsensitive("access-control-request-headers") }
+            .flatMap { $0.value.split(separator: ",") }.map { $0.trimmingASCIIWhitespace().lowercased() }.filter { !$0.isEmpty }
+        guard requested.allSatisfy(Self.isToken) else { return nil }
+        out.append(("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"))
+        if !requested.isEmpty { out.append(("Access-Control-Allow-Headers", requested.joined(separator: ", "))) }
+        out.append(("Access-Control-Max-Age", String(maxAgeSeconds)))
+        return out
+    }
+
+    /// A header name: RFC 9110 token characters only.
+    private static func isToken(_ text: String) -> Bool {
+        text.utf8.count <= 64 && text.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F || b == 0x2E
+        }
+    }
+}
