@@ -2,8 +2,11 @@ import NIOCore
 
 /// Events the proxy handler sends toward this handler to say where the connection is.
 enum ClientConnectionPhase: Sendable {
-    /// A request head was received: no client timeout applies until the exchange ends.
+    /// A request head was received: until its end arrives, each read of its body must bring
+    /// bytes within `clientBody`.
     case requestHeadReceived
+    /// The request's end arrived: no client timeout applies until the exchange ends.
+    case requestEndReceived
     /// The response was written completely: the connection is idle again.
     case exchangeFinished
     /// The connection became a tunnel: its own lifetime rules apply.
@@ -14,24 +17,29 @@ enum ClientConnectionPhase: Sendable {
 ///
 /// Guarantees: an idle keep-alive connection (no byte of a next request) is closed after
 /// `idle`; once the first byte of a request has arrived, its head must be complete within
-/// `clientHeader`, otherwise the connection is closed (slowloris). Sits first in the pipeline,
-/// so it sees raw bytes before the HTTP parser.
+/// `clientHeader`, otherwise the connection is closed (slowloris); while its body is being
+/// received, each read Gatehouse asks for must bring bytes within `clientBody` (a client that
+/// stops sending its body mid-way is cut off, as nginx's `client_body_timeout`). The body clock
+/// runs only while Gatehouse is reading: a client held back by backpressure or a store lookup is
+/// never blamed. Sits first in the pipeline, so it sees raw bytes before the HTTP parser.
 final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = NIOAny
 
-    private enum Phase { case idle, readingHead, inExchange, tunnel }
+    private enum Phase { case idle, readingHead, readingBody, inExchange, tunnel }
 
     private let idle: TimeAmount
     private let clientHeader: TimeAmount
+    private let clientBody: TimeAmount
     private var phase = Phase.idle
     private var timer: DeadlineTimer?
     private var context: ChannelHandlerContext?
 
-    init(idle: TimeAmount, clientHeader: TimeAmount) {
+    init(idle: TimeAmount, clientHeader: TimeAmount, clientBody: TimeAmount = .seconds(30)) {
         self.idle = idle
         self.clientHeader = clientHeader
+        self.clientBody = clientBody
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -58,11 +66,21 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if phase == .idle {
+        switch phase {
+        case .idle:
             phase = .readingHead
             arm(context: context, after: clientHeader)
+        case .readingBody:
+            timer?.clear()  // bytes came; the next read asked for starts the clock again
+        case .readingHead, .inExchange, .tunnel:
+            break
         }
         context.fireChannelRead(data)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if phase == .readingBody { arm(context: context, after: clientBody) }
+        context.read()
     }
 
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
@@ -84,7 +102,10 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private func enter(_ event: ClientConnectionPhase, context: ChannelHandlerContext) {
         switch event {
         case .requestHeadReceived:
-            phase = .inExchange
+            phase = .readingBody
+            timer?.clear()
+        case .requestEndReceived:
+            if phase == .readingBody { phase = .inExchange }
             timer?.clear()
         case .exchangeFinished:
             phase = .idle

@@ -76,6 +76,7 @@ public final class GatehouseServer: Sendable {
         let limiter = ConnectionLimiter(limits: config.limits, trustedProxies: ClientAddressResolver(trustedProxies: config.trustedProxies))
         let idle = TimeAmount.seconds(config.timeouts.idle.seconds)
         let clientHeader = TimeAmount.seconds(config.timeouts.clientHeader.seconds)
+        let clientBody = TimeAmount.seconds(config.timeouts.clientBody.seconds)
 
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -112,7 +113,7 @@ public final class GatehouseServer: Sendable {
                     let pipelining = HTTPServerPipelineHandler()
                     let validator = NIOHTTPResponseHeadersValidator()
                     let errors = ProtocolErrorResponder()
-                    let timeouts = ClientTimeoutHandler(idle: idle, clientHeader: clientHeader)
+                    let timeouts = ClientTimeoutHandler(idle: idle, clientHeader: clientHeader, clientBody: clientBody)
                     let proxy = ProxyHandler(
                         settings: settings, pool: pool, peer: peer,
                         httpHandlers: [timeouts, pipelining, validator, errors, encoder, decoder])

@@ -328,6 +328,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func receiveEnd(context: ChannelHandlerContext) {
+        enter(.requestEndReceived, context: context)
         switch state {
         case .proxying(let exchange):
             exchange.requestComplete = true

@@ -236,10 +236,11 @@ struct ConfigReader {
             for item in try list(v) { config.trustedProxies.append(try cidr(item)) }
         }
         if let v = top["timeouts"] {
-            let m = try mapping(v, known: ["upstream_connect", "upstream_response", "client_header", "idle", "drain", "tunnel_recheck"])
+            let m = try mapping(v, known: ["upstream_connect", "upstream_response", "client_header", "client_body", "idle", "drain", "tunnel_recheck"])
             if let x = m["upstream_connect"] { config.timeouts.upstreamConnect = try positive(duration(x), x) }
             if let x = m["upstream_response"] { config.timeouts.upstreamResponse = try positive(duration(x), x) }
             if let x = m["client_header"] { config.timeouts.clientHeader = try positive(duration(x), x) }
+            if let x = m["client_body"] { config.timeouts.clientBody = try positive(duration(x), x) }
             if let x = m["idle"] { config.timeouts.idle = try positive(duration(x), x) }
             if let x = m["drain"] { config.timeouts.drain = try duration(x) }
             if let x = m["tunnel_recheck"] { config.timeouts.tunnelRecheck = try positive(duration(x), x) }

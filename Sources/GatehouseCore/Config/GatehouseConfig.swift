@@ -72,6 +72,8 @@ public struct GatehouseConfig: Sendable {
         public var upstreamResponse: ConfigDuration = .seconds(60)
         /// From a request's first byte to its complete head (slow clients are cut off).
         public var clientHeader: ConfigDuration = .seconds(10)
+        /// While a request body is read: the longest wait for its next bytes.
+        public var clientBody: ConfigDuration = .seconds(30)
         /// An idle keep-alive connection is closed after this.
         public var idle: ConfigDuration = .seconds(75)
         /// On SIGTERM, how long in-flight requests may take to finish.
