@@ -2,8 +2,16 @@ import XCTest
 
 @testable import GatehouseCore
 
+/// The `public_paths` shorthand, as the access policy the gate uses decides it.
 final class PublicPathsTests: XCTestCase {
-    let paths = PublicPaths(prefixes: ["/static", "/assets/"])
+    /// Public prefixes as the gate applies them: one public prefix rule each.
+    struct Prefixes {
+        let policy: AccessPolicy
+        init(prefixes: [String]) { policy = GatehouseConfig(publicPaths: prefixes).accessPolicy }
+        func isPublic(path: String) -> Bool { policy.decision(method: "GET", host: nil, path: path) == .open }
+    }
+
+    let paths = Prefixes(prefixes: ["/static", "/assets/"])
 
     func testPrefixMatchesItself() {
         XCTAssertTrue(paths.isPublic(path: "/static"))
@@ -87,11 +95,11 @@ final class PublicPathsTests: XCTestCase {
     }
 
     func testNoPrefixesMeansNothingIsPublic() {
-        XCTAssertFalse(PublicPaths(prefixes: []).isPublic(path: "/static"))
+        XCTAssertFalse(Prefixes(prefixes: []).isPublic(path: "/static"))
     }
 
     func testRootPrefixMakesEveryCanonicalPathPublic() {
-        let all = PublicPaths(prefixes: ["/"])
+        let all = Prefixes(prefixes: ["/"])
         XCTAssertTrue(all.isPublic(path: "/anything"))
         XCTAssertFalse(all.isPublic(path: "/a/../b"))
     }

@@ -167,16 +167,20 @@ public struct AccessPolicy: Sendable, Hashable {
     }
 
     /// What the request needs: the first covering rule's decision (a public one downgraded to
-    /// `authenticated` when the path holds `;`), else `authenticated`.
+    /// `authenticated` when the path holds `;` or is not in normal form), else `authenticated`.
     public func decision(method: String, host: String?, path: String) -> AccessDecision {
-        guard let (_, rule) = rule(method: method, host: host, path: path) else { return .authenticated }
-        if rule.decision == .open {
-            // Never public unless the path is exactly in the form the rules are written for (the
-            // server normalizes first; this also holds for any caller that forgot to).
-            if path.utf8.contains(UInt8(ascii: ";")) { return .authenticated }
-            guard case .success(path) = PathNormalizer.normalize(path) else { return .authenticated }
+        decide(method: method, host: host, path: path).decision
+    }
+
+    /// The covering rule (nil: none) and what the request needs, from one pass over the rules.
+    public func decide(method: String, host: String?, path: String) -> (rule: AccessRule?, decision: AccessDecision) {
+        guard let (_, rule) = rule(method: method, host: host, path: path) else { return (nil, .authenticated) }
+        // Never public unless the path is exactly in the form the rules are written for (the
+        // server normalizes first; this also holds for any caller that forgot to).
+        if rule.decision == .open, path.utf8.contains(UInt8(ascii: ";")) || !PathNormalizer.isNormal(path) {
+            return (rule, .authenticated)
         }
-        return rule.decision
+        return (rule, rule.decision)
     }
 
     /// Rules that an earlier rule covers completely: (the shadowed rule's index, the earlier one's).

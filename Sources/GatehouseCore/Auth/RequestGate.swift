@@ -113,8 +113,7 @@ public struct RequestGate: Sendable {
         let peerIsTrustedProxy = clientAddresses.isTrustedProxy(request.peer)
         let client = clientAddresses.clientAddress(peer: request.peer, headers: request.headers)
         let host = request.headers.first { $0.name.equalsCaseInsensitive("host") }?.value
-        let rule = accessPolicy.rule(method: request.method, host: host, path: request.target.path)?.rule
-        let access = accessPolicy.decision(method: request.method, host: host, path: request.target.path)
+        let (rule, access) = accessPolicy.decide(method: request.method, host: host, path: request.target.path)
         if access == .deny { return .refuse(.deniedByRule) }
         let isPublic = access == .open
         let requiredRoles: [String]? = if case .roles(let roles) = access { roles } else { nil }

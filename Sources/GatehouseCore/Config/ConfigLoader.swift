@@ -215,8 +215,9 @@ struct ConfigReader {
         if let v = top["public_paths"] {
             for item in try list(v) {
                 let p = try string(item)
-                guard p.hasPrefix("/"), PublicPaths.isCanonical(p) else {
-                    throw fail(item, "expected a path starting with / without dot segments, // or escapes")
+                // The same form as an access rule's prefix: what the rules match is normalized.
+                guard PathNormalizer.isNormal(p) else {
+                    throw fail(item, "expected a path starting with / in normal form (no dot segments, //, %2F or lower-case escapes)")
                 }
                 config.publicPaths.append(p)
             }
@@ -317,7 +318,7 @@ struct ConfigReader {
         var paths: [String] = []
         for item in try m["paths"].map({ v throws(ConfigError) in try list(v) }) ?? [] {
             let text = try string(item)
-            guard case .success(let normal) = PathNormalizer.normalize(text), normal == text else {
+            guard PathNormalizer.isNormal(text) else {
                 throw fail(item, "expected a path prefix starting with / in normal form")
             }
             paths.append(text)
@@ -347,12 +348,12 @@ struct ConfigReader {
             let pattern: PathPattern
             switch kind {
             case "glob":
-                guard text.hasPrefix("/"), !text.contains("***"), case .success(let normal) = PathNormalizer.normalize(text), normal == text else {
+                guard !text.contains("***"), PathNormalizer.isNormal(text) else {
                     throw fail(patternValue, "expected a path starting with / in normal form, with * (one segment) or ** (any depth)")
                 }
                 pattern = .glob(text)
             default:
-                guard case .success(let normal) = PathNormalizer.normalize(text), normal == text, !text.contains("*") else {
+                guard PathNormalizer.isNormal(text), !text.contains("*") else {
                     throw fail(patternValue, "expected a path starting with / in normal form (no dot segments, //, %2F or lower-case escapes)")
                 }
                 pattern = kind == "path" ? .exact(text) : .prefix(text)

@@ -46,6 +46,12 @@ public enum PathRefusal: Error, Sendable, Hashable, CustomStringConvertible {
 ///   the root.
 /// - The result is itself normalized: normalizing it again changes nothing.
 public enum PathNormalizer {
+    /// Whether `path` is already in the one form (normalizing it changes nothing, and it is not refused).
+    public static func isNormal(_ path: String) -> Bool {
+        guard case .success(let normal) = normalize(path) else { return false }
+        return normal == path
+    }
+
     public static func normalize(_ path: String) -> Result<String, PathRefusal> {
         if isPlainlyNormal(path) { return .success(path) }
         let bytes = Array(path.utf8)
