@@ -101,12 +101,7 @@ struct TokenCommand: AsyncParsableCommand {
             let cfg = try loadConfig(config)
             let db: SQLiteStore
             do { db = try SQLiteStore(path: cfg.storePath) } catch { throw CommandFailure(error.description) }
-            let secret: [UInt8]
-            do { secret = try JWTSecretFile.loadOrCreate(path: cfg.jwt.secretFile) } catch { throw CommandFailure(error.description) }
-            let credentials = StoredCredentialAuthenticator(
-                store: db, executor: InlineStoreExecutor(), tokens: TokenAuthority(secret: secret, settings: cfg.jwt),
-                sessions: cfg.sessions, oneShotTokens: OneShotTokens())
-            let accounts = AccountService(credentials: credentials, throttle: LoginThrottle(policy: cfg.loginThrottle), passwordPolicy: cfg.passwordPolicy)
+            let accounts = try makeAccounts(cfg, store: db, executor: InlineStoreExecutor())
             do {
                 let signed = try await accounts.issueLongLivedToken(for: user, lifetime: lifetime, description: description, now: Date())
                 print("Token \(signed.record.jti.prefix(8)) for \(user), expires \(CommandDates.show(signed.record.expires)) (shown once):\n\(signed.token)")

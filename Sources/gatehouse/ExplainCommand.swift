@@ -93,13 +93,6 @@ struct Explain: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: cfg.storePath), FileManager.default.fileExists(atPath: cfg.jwt.secretFile) else {
             return nil
         }
-        let store = try SQLiteStore(path: cfg.storePath)
-        let secret = try JWTSecretFile.loadOrCreate(path: cfg.jwt.secretFile)
-        var sessions = cfg.sessions
-        sessions.touchInterval = .infinity
-        let credentials = StoredCredentialAuthenticator(
-            store: store, executor: InlineStoreExecutor(), tokens: TokenAuthority(secret: secret, settings: cfg.jwt),
-            sessions: sessions, oneShotTokens: OneShotTokens(), keyTouchInterval: .infinity)
-        return AccountService(credentials: credentials, throttle: LoginThrottle(policy: cfg.loginThrottle), passwordPolicy: cfg.passwordPolicy)
+        return try makeAccounts(cfg, store: try SQLiteStore(path: cfg.storePath), executor: InlineStoreExecutor(), recordUse: false)
     }
 }

@@ -80,13 +80,20 @@ func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, l
     return store
 }
 
-/// Everything sign-ins, tokens and run-time keys need, over the opened store.
-func makeAccounts(_ config: GatehouseConfig, store: SQLiteStore, threadPool: NIOThreadPool) throws -> AccountService {
+/// Everything sign-ins, tokens and run-time keys need, over the opened store (the server, the
+/// commands). With `recordUse` false (read-only tools) neither a key's `last_used` nor a
+/// session's last use is ever written.
+func makeAccounts(
+    _ config: GatehouseConfig, store: SQLiteStore, executor: any StoreExecutor, recordUse: Bool = true
+) throws -> AccountService {
     let secret: [UInt8]
     do { secret = try JWTSecretFile.loadOrCreate(path: config.jwt.secretFile) } catch { throw CommandFailure(error.description) }
+    var sessions = config.sessions
+    if !recordUse { sessions.touchInterval = .infinity }
     let credentials = StoredCredentialAuthenticator(
-        store: store, executor: ThreadPoolStoreExecutor(pool: threadPool), tokens: TokenAuthority(secret: secret, settings: config.jwt),
-        sessions: config.sessions, oneShotTokens: OneShotTokens())
+        store: store, executor: executor, tokens: TokenAuthority(secret: secret, settings: config.jwt),
+        sessions: sessions, oneShotTokens: OneShotTokens(),
+        keyTouchInterval: recordUse ? StoredCredentialAuthenticator.defaultKeyTouchInterval : .infinity)
     return AccountService(credentials: credentials, throttle: LoginThrottle(policy: config.loginThrottle), passwordPolicy: config.passwordPolicy)
 }
 
@@ -107,7 +114,7 @@ struct Serve: AsyncParsableCommand {
         // Store calls and scrypt run here, never on an event loop.
         let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
         threadPool.start()
-        let accounts = try makeAccounts(cfg, store: store, threadPool: threadPool)
+        let accounts = try makeAccounts(cfg, store: store, executor: ThreadPoolStoreExecutor(pool: threadPool))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         try await runUntilSignalled(config: cfg, logger: logger, group: group, accounts: accounts)
         try await group.shutdownGracefully()

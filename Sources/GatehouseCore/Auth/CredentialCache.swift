@@ -96,14 +96,5 @@ public final class CredentialCache: Sendable {
         }
     }
 
-    /// Drops every entry (the next request of each credential asks the store).
-    public func removeAll() {
-        state.withLock { state in
-            state.entries.removeAll(keepingCapacity: true)
-            state.order.removeAll(keepingCapacity: true)
-            state.next = 0
-        }
-    }
-
     public var count: Int { state.withLock { $0.entries.count } }
 }

@@ -32,6 +32,8 @@ public struct StoredCredentialAuthenticator: Sendable {
     public let sessions: SessionPolicy
     public let oneShotTokens: OneShotTokens
     public let cache: CredentialCache
+    /// NetBox's throttle: a key's `last_used` is written at most once a minute.
+    public static let defaultKeyTouchInterval: TimeInterval = 60
     /// How often a key's `last_used` may be written (`.infinity`: never, for read-only tools).
     public let keyTouchInterval: TimeInterval
     /// The clock every expiry is judged by (tests move it; the server uses the system clock).
@@ -39,7 +41,7 @@ public struct StoredCredentialAuthenticator: Sendable {
 
     public init(
         store: any CredentialStore, executor: any StoreExecutor, tokens: TokenAuthority, sessions: SessionPolicy,
-        oneShotTokens: OneShotTokens, cache: CredentialCache = CredentialCache(), keyTouchInterval: TimeInterval = 60,
+        oneShotTokens: OneShotTokens, cache: CredentialCache = CredentialCache(), keyTouchInterval: TimeInterval = defaultKeyTouchInterval,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.now = now
