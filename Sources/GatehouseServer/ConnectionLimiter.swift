@@ -1,5 +1,6 @@
 import GatehouseCore
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// Counts open client connections, in all and per client address, and turns away those past
@@ -8,7 +9,8 @@ import Synchronization
 /// Guarantees: a connection is counted from ``admit(_:)`` until ``release(_:)`` (the server
 /// releases on the channel's close, whatever the reason), so the counts never drift; a trusted
 /// proxy's address is held only to the total (every client behind it shares it); memory holds
-/// one entry per address with an open connection; refusals are counted for metrics.
+/// one entry per address with an open connection; refusals are counted (the running count goes
+/// to the log).
 final class ConnectionLimiter: Sendable {
     private struct State {
         var total = 0
@@ -60,14 +62,13 @@ final class ConnectionLimiter: Sendable {
             if count <= 1 { state.perAddress.removeValue(forKey: peer) } else { state.perAddress[peer] = count - 1 }
         }
     }
-
-    var openConnections: Int { state.withLock { $0.total } }
-    var refusedConnections: Int { state.withLock { $0.refused } }
 }
 
 /// Answers a connection that was turned away with a 503 and closes it, without reading a byte.
+/// The answer is a ``GatehouseResponse`` like every other Gatehouse writes itself.
 final class ConnectionRefusalHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundOut = HTTPServerResponsePart
 
     private let refusal: ConnectionLimiter.Refusal
 
@@ -77,11 +78,12 @@ final class ConnectionRefusalHandler: ChannelInboundHandler {
         let detail = refusal == .tooManyConnections
             ? "Gatehouse has too many open connections; try again shortly."
             : "Too many open connections from your address; close some and try again."
-        let body = "{\"detail\": \"\(detail)\"}\n"
-        let text = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
-            + "Retry-After: 1\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" + body
+        var response = GatehouseResponse.json(.serviceUnavailable, detail: detail, allocator: context.channel.allocator)
+        response.headers.add(name: "Retry-After", value: "1")
+        context.write(wrapOutboundOut(.head(response.head(version: .http1_1, close: true))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text)), promise: written)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
         written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 

@@ -99,7 +99,7 @@ public final class GatehouseServer: Sendable {
                         if refusedSoFar % 1000 == 1 {
                             logger.warning("connection limit reached (\(refusal)); \(refusedSoFar) connection(s) refused so far")
                         }
-                        try channel.pipeline.syncOperations.addHandler(ConnectionRefusalHandler(refusal))
+                        try channel.pipeline.syncOperations.addHandlers([HTTPResponseEncoder(), ConnectionRefusalHandler(refusal)])
                         return
                     }
                     channel.closeFuture.whenComplete { _ in limiter.release(peer) }
