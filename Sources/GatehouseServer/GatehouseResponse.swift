@@ -33,6 +33,7 @@ struct GatehouseResponse {
         if failure.status == 401 {
             response.headers.add(name: "WWW-Authenticate", value: "Bearer realm=\"gatehouse\"")
         }
+        if case .lockedOut(let seconds) = failure { response.headers.add(name: "Retry-After", value: String(seconds)) }
         return response
     }
 

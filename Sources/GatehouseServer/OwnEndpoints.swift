@@ -140,7 +140,7 @@ struct OwnEndpoints: Sendable {
         let facts = RequestFacts(method: request.method, target: request.target, headers: request.headers, peer: request.peer)
         var decision = gate.decide(facts, now: now)
         if case .lookUp(let pending) = decision {
-            let result = await accounts.credentials.authenticate(pending.kind, secret: pending.secret, now: now)
+            let result = await accounts.identify(pending, now: now)
             decision = gate.complete(pending, with: result)
         }
         switch decision {

@@ -226,15 +226,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// loop. Meanwhile the exchange counts as proxying without an upstream: body parts wait in
     /// `pending` and client reads are paused.
     private func lookUp(_ pending: PendingAuthentication, _ exchange: Exchange, context: ChannelHandlerContext) {
-        guard let credentials = settings.credentials else { return refuse(exchange, .storeUnavailable, context: context) }
-        if let result = credentials.authenticateFromMemory(pending.kind, secret: pending.secret, digest: pending.digest, now: credentials.now()) {
+        guard let accounts = settings.accounts else { return refuse(exchange, .storeUnavailable, context: context) }
+        let credentials = accounts.credentials
+        if let result = accounts.identifyFromMemory(pending, now: credentials.now()) {
             return act(on: settings.gate.complete(pending, with: result), exchange, context: context)
         }
         state = .proxying(exchange)
         let promise = context.eventLoop.makePromise(of: Result<Identity, AuthenticationFailure>.self)
-        promise.completeWithTask {
-            await credentials.authenticate(pending.kind, secret: pending.secret, digest: pending.digest, now: credentials.now())
-        }
+        promise.completeWithTask { await accounts.identify(pending, now: credentials.now()) }
         promise.futureResult.assumeIsolated().whenSuccess { result in
             self.lookUpFinished(pending, result, exchange)
         }
@@ -574,15 +573,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let user = identity.user
         let storeUser = !settings.gate.configUsers.contains(user)
         let gate = settings.gate
-        let credentials = settings.credentials
-        return TunnelCredentialWatch(interval: settings.tunnelRecheck, now: { credentials?.now() ?? Date() }) { now in
+        let accounts = settings.accounts
+        return TunnelCredentialWatch(interval: settings.tunnelRecheck, now: { accounts?.credentials.now() ?? Date() }) { now in
             switch gate.decide(facts, now: now) {
             case .forward(let plan): return plan.identity?.user == user
             case .refuse: return false
             case .lookUp(let pending):
-                guard let credentials else { return false }
-                if pending.kind == .oneShotToken { return await credentials.userIsActive(user, mustExist: storeUser) }
-                let result = await credentials.authenticate(pending.kind, secret: pending.secret, digest: pending.digest, now: now)
+                guard let accounts else { return false }
+                if pending.kind == .oneShotToken { return await accounts.credentials.userIsActive(user, mustExist: storeUser) }
+                let result = await accounts.identify(pending, now: now)
                 guard case .forward(let plan) = gate.complete(pending, with: result) else { return false }
                 return plan.identity?.user == user
             }

@@ -18,14 +18,15 @@ struct ProxySettings: Sendable {
     let logger: Logger
     /// The sign-in page and JSON API; nil without a store (then only `healthz` is served).
     let endpoints: OwnEndpoints?
-    /// Looks up stored credentials; nil without a store.
-    let credentials: StoredCredentialAuthenticator?
+    /// Looks up stored credentials and passwords; nil without a store.
+    let accounts: AccountService?
+    var credentials: StoredCredentialAuthenticator? { accounts?.credentials }
 
     init(config: GatehouseConfig, logger: Logger, accounts: AccountService? = nil) {
         let gate = RequestGate(config: config, storeBacked: accounts != nil)
         self.gate = gate
         self.endpoints = accounts.map { OwnEndpoints(accounts: $0, gate: gate) }
-        self.credentials = accounts?.credentials
+        self.accounts = accounts
         self.headerPolicy = UpstreamHeaderPolicy(
             identityHeaders: config.identityHeaders, stripHeaders: config.stripHeaders,
             forwardCredentials: config.forwardCredentials)

@@ -66,7 +66,7 @@ struct Explain: AsyncParsableCommand {
         if case .lookUp(let pending) = decision {
             guard let accounts else { return print("decision:   503 — the credential needs the store, which cannot be opened") }
             print("credential: looked up in the store (\(pending.kind))")
-            decision = gate.complete(pending, with: await accounts.credentials.authenticate(pending.kind, secret: pending.secret, now: Date()))
+            decision = gate.complete(pending, with: await accounts.identify(pending, now: Date()))
         }
         switch decision {
         case .refuse(let failure):

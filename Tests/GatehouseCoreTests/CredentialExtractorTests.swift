@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import GatehouseCore
@@ -52,6 +53,53 @@ final class CredentialExtractorTests: XCTestCase {
 
     func testExtraSpacesAroundTheTokenAreIgnored() {
         XCTAssertEqual(extract([("Authorization", "  Bearer   K1  ")]), .success([PresentedCredential(secret: "K1", source: .authorizationBearer)]))
+    }
+
+    private func basic(_ encoded: String) -> Result<[PresentedCredential], AuthenticationFailure> {
+        CredentialExtractor(queryAPIKeyEnabled: false, basicAuthEnabled: true).extract(headers: [("Authorization", "Basic " + encoded)], query: noQuery)
+    }
+
+    private func b64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
+
+    func testBasicIsReadWhenEnabled() {
+        XCTAssertEqual(basic(b64("alice:s3cret")), .success([PresentedCredential(secret: "s3cret", source: .authorizationBasic, basicUser: "alice")]))
+        // The password may hold colons; the user name ends at the first.
+        XCTAssertEqual(basic(b64("alice:a:b:c")), .success([PresentedCredential(secret: "a:b:c", source: .authorizationBasic, basicUser: "alice")]))
+        // An API key as the password, no user name.
+        XCTAssertEqual(basic(b64(":KEY")), .success([PresentedCredential(secret: "KEY", source: .authorizationBasic, basicUser: "")]))
+        XCTAssertEqual(basic(b64("zoë:pässwörd")), .success([PresentedCredential(secret: "pässwörd", source: .authorizationBasic, basicUser: "zoë")]))
+        // Without padding, as some clients send it.
+        XCTAssertEqual(basic("YWxpY2U6eA"), .success([PresentedCredential(secret: "x", source: .authorizationBasic, basicUser: "alice")]))
+    }
+
+    func testMalformedBasicIsRefusedNotIgnored() {
+        let cases: [(String, String)] = [
+            ("no colon", b64("alice")),
+            ("empty password", b64("alice:")),
+            ("not base64", "alice:secret"),
+            ("base64url alphabet", "YWxpY2U6-_8"),
+            ("padding in the middle", "YW==xpY2U6eA"),
+            ("too much padding", "YWxpY2U6eA===="),
+            ("a lone sixth-bit group", "YWxpY2U6e"),
+            ("bits left over", "YWxpY2U6eB=="),
+            ("CR LF in the user name", b64("alice\r\nX-Remote-User: root:x")),
+            ("NUL in the password", b64("alice:a\u{0}b")),
+            ("DEL", b64("alice:a\u{7F}")),
+            ("C1 control", b64("alice:a\u{85}")),
+            ("not UTF-8", Data([0x61, 0x3A, 0xC0, 0xAF]).base64EncodedString()),
+            ("over 4 KiB", b64("alice:" + String(repeating: "x", count: 4096))),
+        ]
+        for (name, encoded) in cases {
+            guard case .failure(.malformedAuthorization) = basic(encoded) else { return XCTFail("\(name): \(basic(encoded))") }
+        }
+    }
+
+    func testBasicPasswordDifferentFromAnotherCredentialConflicts() {
+        let extractor = CredentialExtractor(queryAPIKeyEnabled: false, basicAuthEnabled: true)
+        let headers = [("X-Api-Key", "K1"), ("Authorization", "Basic " + b64("alice:K2"))]
+        XCTAssertEqual(extractor.extract(headers: headers, query: noQuery), .failure(.conflictingCredentials))
+        let same = [("X-Api-Key", "K1"), ("Authorization", "Basic " + b64("x:K1"))]
+        XCTAssertEqual(extractor.extract(headers: same, query: noQuery).map(\.count), .success(2))
     }
 
     func testBasicSchemeIsUnsupported() {

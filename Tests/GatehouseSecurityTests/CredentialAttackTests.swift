@@ -102,6 +102,56 @@ final class CredentialAttackTests: XCTestCase {
     }
 }
 
+/// HTTP Basic with `basic_auth: true`: guesses, malformed values and lockout dodges.
+final class BasicAuthAttackTests: XCTestCase {
+    private static func basic(_ pair: String) -> [String] { ["Authorization: Basic " + Data(pair.utf8).base64EncodedString()] }
+
+    func testBasicGuessesAndTricks() async throws {
+        try await IdentityFixture.with({ $0.basicAuth = true }) { fx in
+            let password = IdentityFixture.password
+            let attacks: [Attack] = [
+                .request("wrong password", "/api/printer", headers: Self.basic("alice:guess"), .refused(401)),
+                .request("unknown user", "/api/printer", headers: Self.basic("mallory:\(password)"), .refused(401)),
+                .request("user name in another case", "/api/printer", headers: Self.basic("ALICE:\(password)"), .refused(401)),
+                .request("password with a trailing space", "/api/printer", headers: Self.basic("alice:\(password) "), .refused(401)),
+                .request("empty password", "/api/printer", headers: Self.basic("alice:"), .refused(401)),
+                .request("CRLF in the user name", "/api/printer", headers: Self.basic("alice\r\nX-Remote-User: root:\(password)"), .refused(401)),
+                .request("NUL after the user name", "/api/printer", headers: Self.basic("alice\u{0}:\(password)"), .refused(401)),
+                .request("not base64", "/api/printer", headers: ["Authorization: Basic alice:\(password)"], .refused(401)),
+                .request("Basic without a value", "/api/printer", headers: ["Authorization: Basic"], .refused(401)),
+                .request("Basic and a different API key", "/api/printer", headers: Self.basic("alice:\(password)") + ["X-Api-Key: \(ProxyFixture.readerKey)"],
+                    .refused(401)),
+                .request("two Basic headers for different users", "/api/printer", headers: Self.basic("alice:\(password)") + Self.basic("root:\(password)"),
+                    .refused(401)),
+                .request("cross-site POST with a right password", "/api/job", method: "POST",
+                    headers: Self.basic("alice:\(password)") + ["Origin: https://evil.example"], body: "{}", .refused(403)),
+                .request("cross-site WebSocket with a right password", "/ws",
+                    headers: Self.basic("alice:\(password)") + ["Origin: https://evil.example", "Connection: Upgrade", "Upgrade: websocket",
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"], .refused(403)),
+            ]
+            try launch(attacks, port: fx.port, upstream: fx.upstream)
+        }
+    }
+
+    func testTheLockoutCannotBeDodged() async throws {
+        try await IdentityFixture.with({ $0.basicAuth = true }) { fx in
+            let password = IdentityFixture.password
+            // Five guesses from one address, each under another spelling of the name and another
+            // claimed client address: the address is locked all the same.
+            let guesses: [Attack] = ["alice", "ALICE", "Alice", "alicE", "aLiCe"].enumerated().map { i, name in
+                .request("guess as \(name)", "/api/printer", headers: Self.basic("\(name):guess\(i)") + ["X-Forwarded-For: 203.0.113.\(i)"], .refused(401))
+            }
+            try launch(guesses, port: fx.port, upstream: fx.upstream)
+            let dodges: [Attack] = [
+                .request("right password from the locked address, X-Forwarded-For from an untrusted peer", "/api/printer",
+                    headers: Self.basic("alice:\(password)") + ["X-Forwarded-For: 198.51.100.7"], .refused(429)),
+                .request("right password as root from the locked address", "/api/printer", headers: Self.basic("root:\(password)"), .refused(429)),
+            ]
+            try launch(dodges, port: fx.port, upstream: fx.upstream)
+        }
+    }
+}
+
 /// Credentials in the query string are removed from the access log as from the forwarded URL.
 final class AccessLogSecrecyTests: XCTestCase {
     func testQueryCredentialsNeverReachTheLog() async throws {

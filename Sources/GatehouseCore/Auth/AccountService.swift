@@ -112,15 +112,23 @@ public struct AccountService: Sendable {
 
     /// The user whose name and password these are.
     public func checkPassword(username: String, password: String, client: IPAddress?, now: Date) async throws(AccountError) -> UserRecord {
+        try await verifyPassword(username: username, password: password, client: client, now: now).user
+    }
+
+    /// ``checkPassword(username:password:client:now:)``, and the store revision read before the user was.
+    private func verifyPassword(
+        username: String, password: String, client: IPAddress?, now: Date
+    ) async throws(AccountError) -> (user: UserRecord, revision: Int64) {
         if let seconds = throttle.retryAfter(username: username, client: client, now: now) { throw .lockedOut(retryAfter: seconds) }
         let decoy = decoyHash
-        let user = try await run { store -> UserRecord? in
+        let (user, revision) = try await run { store -> (UserRecord?, Int64) in
+            let revision = try store.refreshRevision()
             let user = Identity.isValidName(username) ? try store.user(named: username) : nil
             guard let user else {
                 _ = decoy?.verify(password)
-                return nil
+                return (nil, revision)
             }
-            return user.passwordHash.verify(password) ? user : nil
+            return (user.passwordHash.verify(password) ? user : nil, revision)
         }
         guard let user, !user.disabled else {
             throttle.recordFailure(username: username, client: client, now: now)
@@ -130,7 +138,39 @@ public struct AccountService: Sendable {
         if user.passwordHash.needsRehash(current: passwordParameters), let hash = try? PasswordHash.make(password, parameters: passwordParameters) {
             _ = try? await run { store in try store.setPassword(hash, forUser: username) }
         }
-        return user
+        return (user, revision)
+    }
+
+    // MARK: Identifying requests
+
+    /// The identity a credential the gate could not settle on its own stands for
+    /// (``GateDecision/lookUp(_:)``), answered from memory when possible (never blocks then).
+    ///
+    /// An HTTP Basic password is tried as an API key first, then as the user's password: a
+    /// locked-out name or address is refused before the check (429), a wrong pair counts toward
+    /// the lockout, and a right one is remembered for ``StoredCredentialAuthenticator/passwordMemory``
+    /// under a keyed hash (dropped at once when the user or their password changes in the store),
+    /// so a client sending Basic on every request costs one scrypt run a minute, not one a request.
+    public func identifyFromMemory(_ pending: PendingAuthentication, now: Date) -> Result<Identity, AuthenticationFailure>? {
+        credentials.authenticateFromMemory(pending.kind, secret: pending.secret, digest: pending.digest, now: now)
+    }
+
+    /// See ``identifyFromMemory(_:now:)``; this one asks the store (and scrypt) when memory cannot answer.
+    public func identify(_ pending: PendingAuthentication, now: Date) async -> Result<Identity, AuthenticationFailure> {
+        if let answer = identifyFromMemory(pending, now: now) { return answer }
+        let asStored = await credentials.authenticate(pending.kind, secret: pending.secret, digest: pending.digest, now: now)
+        guard case .basic(let username) = pending.kind, case .failure(.unknownAPIKey) = asStored else { return asStored }
+        do {
+            let (user, revision) = try await verifyPassword(username: username, password: pending.secret, client: pending.client, now: now)
+            credentials.rememberPassword(of: user, username: username, password: pending.secret, readAt: revision, now: now)
+            return .success(StoredCredentialAuthenticator.passwordIdentity(user))
+        } catch {
+            switch error {
+            case .lockedOut(let seconds): return .failure(.lockedOut(retryAfter: seconds))
+            case .invalidCredentials: return .failure(.wrongPassword)
+            default: return .failure(.storeUnavailable)
+            }
+        }
     }
 
     public func openSession(for user: UserRecord, remember: Bool, client: IPAddress?, now: Date) async throws(AccountError) -> OpenedSession {

@@ -26,15 +26,21 @@ public enum AuthenticationFailure: Error, Sendable, Hashable {
     case deniedByRule
     /// An access rule asks for a role the caller does not hold.
     case missingRole
+    /// An HTTP Basic user name and password that do not match (never says which part was wrong).
+    case wrongPassword
+    /// Too many failed password checks for this user name or client address; retry after so many seconds.
+    case lockedOut(retryAfter: Int)
 
     /// 401 when no valid credential was presented; 403 when the caller is known but not allowed;
-    /// 503 when the store cannot be read (never a guess).
+    /// 429 while a lockout lasts; 503 when the store cannot be read (never a guess).
     public var status: Int {
         switch self {
         case .missingCredential, .unknownAPIKey, .expiredAPIKey, .disabledAPIKey, .malformedAuthorization,
             .unsupportedAuthorizationScheme, .conflictingCredentials, .invalidSession, .invalidToken, .invalidOneShotToken,
-            .disabledUser:
+            .disabledUser, .wrongPassword:
             return 401
+        case .lockedOut:
+            return 429
         case .readOnlyCredential, .readOnlyUpgrade, .crossSiteRequest, .deniedByRule, .missingRole:
             return 403
         case .storeUnavailable:
@@ -62,6 +68,8 @@ public enum AuthenticationFailure: Error, Sendable, Hashable {
         case .storeUnavailable: return "store_unavailable"
         case .deniedByRule: return "denied_by_rule"
         case .missingRole: return "missing_role"
+        case .wrongPassword: return "wrong_password"
+        case .lockedOut: return "locked_out"
         }
     }
 
@@ -81,10 +89,13 @@ public enum AuthenticationFailure: Error, Sendable, Hashable {
         case .invalidToken(let reason): return "The token is not valid: \(reason)."
         case .invalidOneShotToken: return "The one-shot token is not valid (unknown, used, or expired)."
         case .disabledUser: return "The user is disabled."
-        case .crossSiteRequest: return "Cross-site request refused: a request signed in by cookie must come from this site."
+        case .crossSiteRequest:
+            return "Cross-site request refused: a request signed in by cookie or HTTP Basic must come from this site."
         case .storeUnavailable: return "Gatehouse cannot read its store right now."
         case .deniedByRule: return "This path is not available through Gatehouse."
         case .missingRole: return "Your account lacks the role this path requires."
+        case .wrongPassword: return "Wrong user name or password."
+        case .lockedOut(let seconds): return "Too many failed sign-ins; try again in \(seconds) seconds."
         }
     }
 }

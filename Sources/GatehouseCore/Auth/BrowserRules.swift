@@ -8,18 +8,34 @@ import Foundation
 /// names this very host. A request carrying neither header is *not* same-site: every browser
 /// of the last years sends one of them on a state-changing request, so their absence means a
 /// client Gatehouse cannot vouch for.
+///
+/// ``isCrossSite(headers:peerIsTrustedProxy:)`` is the weaker test for HTTP Basic credentials,
+/// which a browser also replays on its own but which non-browser clients (slicers, phone apps)
+/// send without either header: only a request a browser marked as coming from elsewhere fails it.
 public enum CrossSiteCheck {
+    /// What the request's `Sec-Fetch-Site` / `Origin` say about where it came from.
+    enum Verdict { case sameSite, crossSite, unstated }
+
     public static func isSameSite(headers: [(name: String, value: String)], peerIsTrustedProxy: Bool) -> Bool {
+        verdict(headers: headers, peerIsTrustedProxy: peerIsTrustedProxy) == .sameSite
+    }
+
+    /// A browser said the request comes from another site (or sent contradicting headers).
+    public static func isCrossSite(headers: [(name: String, value: String)], peerIsTrustedProxy: Bool) -> Bool {
+        verdict(headers: headers, peerIsTrustedProxy: peerIsTrustedProxy) == .crossSite
+    }
+
+    static func verdict(headers: [(name: String, value: String)], peerIsTrustedProxy: Bool) -> Verdict {
         var fetchSite: String?
         var origin: String?
         var host: String?
         var forwardedHost: String?
         for (name, value) in headers {
             if name.equalsCaseInsensitive("sec-fetch-site") {
-                if fetchSite != nil { return false }
+                if fetchSite != nil { return .crossSite }
                 fetchSite = value.trimmingASCIIWhitespace().lowercased()
             } else if name.equalsCaseInsensitive("origin") {
-                if origin != nil { return false }
+                if origin != nil { return .crossSite }
                 origin = value.trimmingASCIIWhitespace().lowercased()
             } else if name.equalsCaseInsensitive("host") {
                 host = host ?? value.trimmingASCIIWhitespace().lowercased()
@@ -27,12 +43,13 @@ public enum CrossSiteCheck {
                 forwardedHost = forwardedHost ?? value.trimmingASCIIWhitespace().lowercased()
             }
         }
-        if let fetchSite { return fetchSite == "same-origin" || fetchSite == "none" }
-        guard let origin, let siteHost = forwardedHost ?? host, !siteHost.isEmpty else { return false }
+        if let fetchSite { return fetchSite == "same-origin" || fetchSite == "none" ? .sameSite : .crossSite }
+        guard let origin else { return .unstated }
+        guard let siteHost = forwardedHost ?? host, !siteHost.isEmpty else { return .crossSite }
         for scheme in ["https://", "http://"] where origin.hasPrefix(scheme) {
-            return String(origin.dropFirst(scheme.count)) == siteHost
+            return String(origin.dropFirst(scheme.count)) == siteHost ? .sameSite : .crossSite
         }
-        return false
+        return .crossSite
     }
 }
 

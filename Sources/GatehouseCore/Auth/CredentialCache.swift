@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Synchronization
 
@@ -7,6 +8,8 @@ public enum CachedCredential: Sendable {
     case apiKey(StoredAPIKey, UserRecord)
     /// A token whose signature, issuer, audience and times were verified, and its store record.
     case accessToken(VerifiedToken, IssuedToken, UserRecord)
+    /// A user whose HTTP Basic password was verified with scrypt at `verified`.
+    case password(UserRecord, verified: Date)
 }
 
 /// Names a cached credential by the digest of what the client presented (never the secret).
@@ -15,6 +18,8 @@ public enum CredentialCacheKey: Sendable, Hashable {
     case apiKey(SecretDigest)
     /// The digest of the whole token text: the same text carries the same verified signature.
     case accessToken(SecretDigest)
+    /// A keyed hash of an HTTP Basic user name and password (``CredentialCache/passwordKey(username:password:)``).
+    case password(SecretDigest)
 }
 
 /// A bounded in-memory table of store answers, in front of ``CredentialStore``, so that a
@@ -54,10 +59,23 @@ public final class CredentialCache: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Keys the hash of verified passwords; random per process, never stored, so what the table
+    /// holds cannot be tested against guessed passwords by anyone who reads this process's memory
+    /// without the key, nor compared across restarts.
+    private let passwordHashKey = SymmetricKey(size: .bits256)
 
     public init(capacity: Int = 4096, confirmationLimit: Duration = .seconds(1)) {
         self.capacity = max(0, capacity)
         self.confirmationLimit = confirmationLimit
+    }
+
+    /// The key under which a verified user name and password are kept: an HMAC-SHA-256 of both
+    /// (separated by a NUL, which neither may contain), never the password itself.
+    public func passwordKey(username: String, password: String) -> CredentialCacheKey {
+        var message = Array(username.utf8)
+        message.append(0)
+        message.append(contentsOf: password.utf8)
+        return .password(SecretDigest(bytes: HMAC<SHA256>.authenticationCode(for: message, using: passwordHashKey)))
     }
 
     /// The entry for `key` when it may still be trusted with the store at `revision`.

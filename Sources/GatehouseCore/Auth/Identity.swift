@@ -9,6 +9,8 @@ public enum AuthenticationMethod: String, Sendable, Hashable {
     case jwt = "jwt"
     /// A single-use token in `?token=`.
     case oneShotToken = "oneshot_token"
+    /// A user name and password in `Authorization: Basic` (`basic_auth: true`).
+    case password = "basic"
 }
 
 /// Who a request was attributed to.

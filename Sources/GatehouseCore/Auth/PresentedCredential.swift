@@ -4,6 +4,9 @@ public enum CredentialSource: String, Sendable, Hashable {
     case apiKeyHeader = "X-Api-Key"
     case authorizationBearer = "Authorization: Bearer"
     case authorizationToken = "Authorization: Token"
+    /// `Authorization: Basic` (only with `basic_auth: true`): a user name and password, or an API
+    /// key as the password.
+    case authorizationBasic = "Authorization: Basic"
     case apiKeyQueryParameter = "apikey"
     /// A one-shot token in `?token=`.
     case oneShotQueryParameter = "token"
@@ -13,24 +16,39 @@ public enum CredentialSource: String, Sendable, Hashable {
 
 /// A credential a request carries, before it is checked.
 public struct PresentedCredential: Sendable, Hashable {
+    /// The key, token or cookie value; for HTTP Basic, the password.
     public let secret: String
     public let source: CredentialSource
+    /// The user name of an HTTP Basic credential (possibly empty); nil for every other source.
+    public let basicUser: String?
+
+    public init(secret: String, source: CredentialSource, basicUser: String? = nil) {
+        self.secret = secret
+        self.source = source
+        self.basicUser = basicUser
+    }
 }
 
 /// Finds the credentials in a request.
 ///
 /// Guarantees: the places are read in one fixed order — `X-Api-Key`, then `Authorization`
-/// (`Bearer` or `Token`, scheme case-insensitive), then the `apikey` query parameter (only when
+/// (`Bearer` or `Token`, and `Basic` when ``basicAuthEnabled``; scheme case-insensitive), then the `apikey` query parameter (only when
 /// enabled), then the `token` query parameter (one-shot tokens). The `gatehouse_session` cookie
 /// counts only when none of these is present: a browser that is signed in may still call with an
 /// explicit key, and the key decides. Several copies carrying *different* secrets are refused as a whole
 /// (``AuthenticationFailure/conflictingCredentials``) rather than letting one win: a proxy and its
-/// device must never disagree on who is calling. An `Authorization` header with another scheme
-/// (Basic, Digest…) or no token is a presented-but-unusable credential, never ignored.
+/// device must never disagree on who is calling (a Basic password counts as its secret). An
+/// `Authorization` header with another scheme (Digest, or Basic while it is off), no token, or a
+/// Basic value that is not base64 of UTF-8 `user:password` without control characters is a
+/// presented-but-unusable credential, never ignored.
 public struct CredentialExtractor: Sendable {
     public let queryAPIKeyEnabled: Bool
+    public let basicAuthEnabled: Bool
 
-    public init(queryAPIKeyEnabled: Bool) { self.queryAPIKeyEnabled = queryAPIKeyEnabled }
+    public init(queryAPIKeyEnabled: Bool, basicAuthEnabled: Bool = false) {
+        self.queryAPIKeyEnabled = queryAPIKeyEnabled
+        self.basicAuthEnabled = basicAuthEnabled
+    }
 
     /// - Parameter acceptQueryAPIKey: read `?apikey=` here even when ``queryAPIKeyEnabled`` is off
     ///   (an access rule allows it on this path).
@@ -44,7 +62,7 @@ public struct CredentialExtractor: Sendable {
             found.append(PresentedCredential(secret: key, source: .apiKeyHeader))
         }
         for (name, value) in headers where name.equalsCaseInsensitive("authorization") {
-            switch Self.parseAuthorization(value) {
+            switch Self.parseAuthorization(value, basicAuthEnabled: basicAuthEnabled) {
             case .success(let credential): found.append(credential)
             case .failure(let failure): return .failure(failure)
             }
@@ -62,6 +80,8 @@ public struct CredentialExtractor: Sendable {
         if let first = found.first, found.contains(where: { $0.secret != first.secret }) {
             return .failure(.conflictingCredentials)
         }
+        // The same password for two different users is two identities too.
+        if Set(found.compactMap(\.basicUser)).count > 1 { return .failure(.conflictingCredentials) }
         if found.isEmpty {
             let cookies = SessionCookie.values(in: headers)
             if let first = cookies.first {
@@ -73,7 +93,7 @@ public struct CredentialExtractor: Sendable {
         return .success(found)
     }
 
-    static func parseAuthorization(_ value: String) -> Result<PresentedCredential, AuthenticationFailure> {
+    static func parseAuthorization(_ value: String, basicAuthEnabled: Bool) -> Result<PresentedCredential, AuthenticationFailure> {
         // Byte scans: every boundary found is an ASCII byte, so it is also a character boundary.
         let isBlank = { (b: UInt8) in b == 0x20 || b == 0x09 }
         let bytes = value.utf8
@@ -97,8 +117,70 @@ public struct CredentialExtractor: Sendable {
         if scheme.equalsCaseInsensitive("token") {
             return .success(PresentedCredential(secret: String(token), source: .authorizationToken))
         }
+        if basicAuthEnabled && scheme.equalsCaseInsensitive("basic") {
+            return BasicCredential.parse(token).map { PresentedCredential(secret: $0.password, source: .authorizationBasic, basicUser: $0.user) }
+        }
         let printable = scheme.utf8.count <= 20 && scheme.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
         return .failure(.unsupportedAuthorizationScheme(printable ? String(scheme) : "?"))
+    }
+}
+
+/// The `user:password` pair of an `Authorization: Basic` header (RFC 7617).
+enum BasicCredential {
+    /// Decodes base64 (standard alphabet, padding optional but never misplaced) into UTF-8
+    /// `user:password`, split at the first colon. Refused: anything else, a control character
+    /// in either part (RFC 7617 forbids them; they could forge log lines), an empty password, and
+    /// values over 4 KiB.
+    static func parse(_ encoded: Substring) -> Result<(user: String, password: String), AuthenticationFailure> {
+        func malformed(_ reason: String) -> Result<(user: String, password: String), AuthenticationFailure> {
+            .failure(.malformedAuthorization(reason: reason))
+        }
+        guard encoded.utf8.count <= 4096, let bytes = decodeBase64(encoded.utf8) else {
+            return malformed("the Basic credential is not base64")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { return malformed("the Basic credential is not UTF-8") }
+        guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || ($0.value >= 0x7F && $0.value < 0xA0) }) else {
+            return malformed("the Basic credential contains control characters")
+        }
+        guard let colon = text.firstIndex(of: ":") else { return malformed("the Basic credential has no ':' between user and password") }
+        let password = String(text[text.index(after: colon)...])
+        guard !password.isEmpty else { return malformed("the Basic password is empty") }
+        return .success((String(text[..<colon]), password))
+    }
+
+    /// Strict base64: a length that padding makes a multiple of four, `=` only at the end.
+    static func decodeBase64(_ input: Substring.UTF8View) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(input.count * 3 / 4)
+        var accumulator: UInt32 = 0
+        var bits = 0
+        var padding = 0
+        var count = 0
+        for c in input {
+            count += 1
+            if c == UInt8(ascii: "=") { padding += 1; continue }
+            guard padding == 0 else { return nil }
+            let value: UInt8
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = c - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = c - UInt8(ascii: "a") + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = c - UInt8(ascii: "0") + 52
+            case UInt8(ascii: "+"): value = 62
+            case UInt8(ascii: "/"): value = 63
+            default: return nil
+            }
+            accumulator = (accumulator << 6) | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+                accumulator &= (1 << UInt32(bits)) - 1
+            }
+        }
+        let dataCount = count - padding
+        // A lone sixth bit group cannot hold a byte; padding, when present, completes the quad.
+        guard dataCount % 4 != 1, padding == 0 || (dataCount % 4 != 0 && padding == 4 - dataCount % 4), accumulator == 0 else { return nil }
+        return out
     }
 }
 

@@ -46,6 +46,9 @@ public enum StoredCredentialKind: Sendable, Hashable {
     case jsonWebToken
     case session
     case oneShotToken
+    /// An HTTP Basic credential: the password is tried as an API key first, then as this user's
+    /// password (``AccountService/identify(_:now:)``).
+    case basic(username: String)
 }
 
 /// A credential waiting for its store lookup, with everything the gate needs to finish deciding.
@@ -78,7 +81,8 @@ public struct PendingAuthentication: Sendable {
 /// 3. With no identity, a public path passes anonymously; anything else is 401.
 /// 4. A read-only identity may use GET, HEAD and OPTIONS only, and may not open a WebSocket.
 /// 5. An identity from the session cookie may change state (any other method, or a WebSocket)
-///    only from the same site (``CrossSiteCheck``); otherwise 403.
+///    only from the same site (``CrossSiteCheck``); one from HTTP Basic, which browsers also
+///    replay on their own, only when no browser marked the request cross-site; otherwise 403.
 /// 6. A path whose rule names roles needs an identity holding one of them; otherwise 403.
 ///
 /// Before all of these, the first access rule covering the request (``AccessPolicy``) is found
@@ -100,7 +104,7 @@ public struct RequestGate: Sendable {
     public let storeBacked: Bool
 
     public init(config: GatehouseConfig, storeBacked: Bool = false) {
-        self.extractor = CredentialExtractor(queryAPIKeyEnabled: config.queryAPIKey)
+        self.extractor = CredentialExtractor(queryAPIKeyEnabled: config.queryAPIKey, basicAuthEnabled: config.basicAuth)
         self.apiKeys = APIKeyAuthenticator(keys: config.apiKeys)
         self.trustedNetworks = TrustedNetworkAuthenticator(networks: config.trustedNetworks)
         self.clientAddresses = ClientAddressResolver(trustedProxies: config.trustedProxies)
@@ -135,21 +139,36 @@ public struct RequestGate: Sendable {
             let consumed = Set(credentials.map(\.source))
             let credential = credentials[0]
             let digest = SecretDigest.of(credential.secret)
+            // Credentials a browser sends on its own are held to a same-site rule, and only for
+            // what `authorize` treats as a state change.
+            let safe = Self.isSafe(request.method, isWebSocketUpgrade: request.isWebSocketUpgrade)
+            let sameOrigin: Bool
+            switch credential.source {
+            case .sessionCookie: sameOrigin = safe || CrossSiteCheck.isSameSite(headers: request.headers, peerIsTrustedProxy: peerIsTrustedProxy)
+            case .authorizationBasic: sameOrigin = safe || !CrossSiteCheck.isCrossSite(headers: request.headers, peerIsTrustedProxy: peerIsTrustedProxy)
+            default: sameOrigin = true
+            }
             let kind: StoredCredentialKind
             switch credential.source {
             case .sessionCookie: kind = .session
             case .oneShotQueryParameter: kind = .oneShotToken
-            case .apiKeyHeader, .authorizationToken, .apiKeyQueryParameter, .authorizationBearer:
+            case .apiKeyHeader, .authorizationToken, .apiKeyQueryParameter, .authorizationBearer, .authorizationBasic:
+                // A Basic password may be an API key (what slicers and phone apps send).
                 let result = apiKeys.authenticate(digest: digest, now: now)
                 if case .success(let identity) = result {
-                    return Self.authorize(identity, request: request, sameOrigin: true, requiredRoles: requiredRoles, plan: plan(identity, consumed))
+                    return Self.authorize(identity, request: request, sameOrigin: sameOrigin, requiredRoles: requiredRoles, plan: plan(identity, consumed))
                 }
                 if case .failure(.unknownAPIKey) = result, storeBacked {
-                    kind = credential.source == .authorizationBearer && JSONWebTokenShape.matches(credential.secret)
-                        ? .jsonWebToken : .apiKey
+                    if let user = credential.basicUser {
+                        kind = .basic(username: user)
+                    } else {
+                        kind = credential.source == .authorizationBearer && JSONWebTokenShape.matches(credential.secret)
+                            ? .jsonWebToken : .apiKey
+                    }
                 } else {
                     guard case .failure(let failure) = result else { return .refuse(.unknownAPIKey) }
-                    return isPublic ? .forward(plan(nil, consumed)) : .refuse(failure)
+                    let refusal = failure == .unknownAPIKey && credential.basicUser != nil ? .wrongPassword : failure
+                    return isPublic ? .forward(plan(nil, consumed)) : .refuse(refusal)
                 }
             }
             guard storeBacked else {
@@ -160,10 +179,7 @@ public struct RequestGate: Sendable {
                     kind: kind, secret: credential.secret, digest: digest, consumed: consumed, isPublic: isPublic, requiredRoles: requiredRoles,
                     method: request.method,
                     isWebSocketUpgrade: request.isWebSocketUpgrade,
-                    // Only a session identity is held to the same-site rule, and only for what
-                    // `authorize` treats as a state change.
-                    sameOrigin: kind != .session || Self.isSafe(request.method, isWebSocketUpgrade: request.isWebSocketUpgrade)
-                        || CrossSiteCheck.isSameSite(headers: request.headers, peerIsTrustedProxy: peerIsTrustedProxy),
+                    sameOrigin: sameOrigin,
                     clientAddress: client, peerIsTrustedProxy: peerIsTrustedProxy))
         case .success:
             if let identity = trustedNetworks.authenticate(client: client) {
@@ -184,7 +200,8 @@ public struct RequestGate: Sendable {
                 identity, method: pending.method, isWebSocketUpgrade: pending.isWebSocketUpgrade,
                 sameOrigin: pending.sameOrigin, requiredRoles: pending.requiredRoles, plan: plan)
         case .failure(let failure):
-            guard pending.isPublic, failure != .storeUnavailable else { return .refuse(failure) }
+            // A lockout stays a lockout on a public path too: a guessing client is told so.
+            guard pending.isPublic, failure != .storeUnavailable, failure.status != 429 else { return .refuse(failure) }
             return .forward(
                 ForwardPlan(identity: nil, consumed: pending.consumed, clientAddress: pending.clientAddress,
                             peerIsTrustedProxy: pending.peerIsTrustedProxy))
@@ -212,7 +229,7 @@ public struct RequestGate: Sendable {
         if identity.readOnly && !safe {
             return .refuse(isWebSocketUpgrade ? .readOnlyUpgrade : .readOnlyCredential(method: method))
         }
-        if identity.method == .session && !safe && !sameOrigin { return .refuse(.crossSiteRequest) }
+        if !safe && !sameOrigin { return .refuse(.crossSiteRequest) }
         if let requiredRoles, !identity.roles.contains(where: requiredRoles.contains) { return .refuse(.missingRole) }
         return .forward(plan)
     }
@@ -234,5 +251,5 @@ public enum JSONWebTokenShape {
 
 extension CredentialSource {
     /// The header-borne sources, removed together when a request's credentials were unusable.
-    static let allHeaderSources: [CredentialSource] = [.apiKeyHeader, .authorizationBearer, .authorizationToken]
+    static let allHeaderSources: [CredentialSource] = [.apiKeyHeader, .authorizationBearer, .authorizationToken, .authorizationBasic]
 }

@@ -66,6 +66,9 @@ public struct StoredCredentialAuthenticator: Sendable {
                 guard let key = Self.cacheKey(kind, digest: digest) else { return .failure(.storeUnavailable) }
                 return try await lookUp(key, secret: secret, now: now)
             case .oneShotToken: return try await oneShot(secret, now: now)
+            case .basic:
+                // Passwords are AccountService's (lockouts, scrypt); this type only knows keys.
+                return try await lookUp(.apiKey(digest), secret: secret, now: now)
             }
         } catch {
             return .failure(.storeUnavailable)
@@ -78,11 +81,34 @@ public struct StoredCredentialAuthenticator: Sendable {
     public func authenticateFromMemory(
         _ kind: StoredCredentialKind, secret: String, digest: SecretDigest? = nil, now: Date
     ) -> Result<Identity, AuthenticationFailure>? {
-        guard let key = Self.cacheKey(kind, digest: digest ?? SecretDigest.of(secret)),
-            let entry = cache.entry(for: key, revision: store.knownRevision)
-        else { return nil }
+        let digest = digest ?? SecretDigest.of(secret)
+        if case .basic(let username) = kind {
+            return authenticateFromMemory(.apiKey, secret: secret, digest: digest, now: now)
+                ?? remembered(cache.passwordKey(username: username, password: secret), now: now)
+        }
+        guard let key = Self.cacheKey(kind, digest: digest) else { return nil }
+        return remembered(key, now: now)
+    }
+
+    private func remembered(_ key: CredentialCacheKey, now: Date) -> Result<Identity, AuthenticationFailure>? {
+        guard let entry = cache.entry(for: key, revision: store.knownRevision) else { return nil }
         let verdict = judge(entry, now: now)
         return verdict.bookkeepingDue ? nil : verdict.result
+    }
+
+    /// How long a verified HTTP Basic password is remembered (the store's revision dropping it
+    /// sooner when the user or their password changes).
+    public static let passwordMemory: TimeInterval = 60
+
+    /// Keeps `user`'s verified Basic password in ``cache`` for ``passwordMemory`` (by a keyed
+    /// hash), unless the store has moved on since `readAt`.
+    public func rememberPassword(of user: UserRecord, username: String, password: String, readAt: Int64, now: Date) {
+        cache.insert(.password(user, verified: now), for: cache.passwordKey(username: username, password: password), readAt: readAt, current: store.knownRevision)
+    }
+
+    /// The identity a verified Basic password gives.
+    public static func passwordIdentity(_ user: UserRecord) -> Identity {
+        Identity(user: user.username, roles: user.roles, method: .password, source: "basic")
     }
 
     /// Confirms the store's revision every `interval` until the task is cancelled, so that other
@@ -103,7 +129,7 @@ public struct StoredCredentialAuthenticator: Sendable {
         case .session: return .session(digest)
         case .apiKey: return .apiKey(digest)
         case .jsonWebToken: return .accessToken(digest)
-        case .oneShotToken: return nil
+        case .oneShotToken, .basic: return nil
         }
     }
 
@@ -130,6 +156,9 @@ public struct StoredCredentialAuthenticator: Sendable {
             case .accessToken:
                 guard let verified else { return (nil, revision) }
                 return (try store.token(jti: verified.jti).map { .accessToken(verified, $0, $1) }, revision)
+            case .password:
+                // Only ever inserted after a password check (AccountService), never looked up.
+                return (nil, revision)
             }
         }
         cache.confirm(revision: fetched.1, at: instant)
@@ -150,6 +179,7 @@ public struct StoredCredentialAuthenticator: Sendable {
         case .session: return .invalidSession
         case .apiKey: return .unknownAPIKey
         case .accessToken: return .invalidToken(reason: "it was not issued by this Gatehouse or its user is gone")
+        case .password: return .wrongPassword
         }
     }
 
@@ -168,7 +198,7 @@ public struct StoredCredentialAuthenticator: Sendable {
             guard (try? await executor.run({ try store.touchAPIKey(named: name, at: now) })) != nil else { return entry }
             key.lastUsed = now
             return .apiKey(key, user)
-        case .accessToken:
+        case .accessToken, .password:
             return entry
         }
     }
@@ -195,6 +225,10 @@ public struct StoredCredentialAuthenticator: Sendable {
                 return (.failure(.invalidToken(reason: "a refresh token cannot be used as an access token")), false)
             }
             return (.success(Identity(user: user.username, roles: user.roles, method: .jwt, source: "jwt:" + String(record.jti.prefix(8)))), false)
+        case .password(let user, let verified):
+            // Past its memory the password is checked again (reported as bookkeeping due).
+            if user.disabled { return (.failure(.disabledUser), false) }
+            return (.success(Self.passwordIdentity(user)), now.timeIntervalSince(verified) >= Self.passwordMemory || now < verified)
         }
     }
 

@@ -178,7 +178,7 @@ struct ConfigReader {
     }
 
     static let topLevelKeys = [
-        "listen", "upstream", "identity_headers", "strip_headers", "forward_credentials", "query_api_key",
+        "listen", "upstream", "identity_headers", "strip_headers", "forward_credentials", "query_api_key", "basic_auth",
         "public_paths", "api_keys", "trusted_networks", "trusted_proxies", "timeouts", "limits", "access_log",
         "store", "passwords", "sessions", "jwt", "login", "access_rules", "cors",
     ]
@@ -211,6 +211,7 @@ struct ConfigReader {
         }
         if let v = top["forward_credentials"] { config.forwardCredentials = try bool(v) }
         if let v = top["query_api_key"] { config.queryAPIKey = try bool(v) }
+        if let v = top["basic_auth"] { config.basicAuth = try bool(v) }
         if let v = top["access_log"] { config.accessLog = try bool(v) }
         if let v = top["public_paths"] {
             for item in try list(v) {

@@ -10,6 +10,9 @@ public struct GatehouseConfig: Sendable {
     public var stripHeaders: [String]
     public var forwardCredentials: Bool
     public var queryAPIKey: Bool
+    /// `basic_auth` (default false): accept `Authorization: Basic` — an API key as the password,
+    /// or a user's name and password (checked with scrypt, counted toward lockouts).
+    public var basicAuth: Bool = false
     public var publicPaths: [String]
     public var apiKeys: [APIKeyRecord]
     public var trustedNetworks: [TrustedNetwork]

@@ -114,7 +114,7 @@ public struct UpstreamHeaderPolicy: Sendable {
     private func isConsumedCredential(_ name: String, _ consumed: Set<CredentialSource>) -> Bool {
         if name.equalsCaseInsensitive("x-api-key") { return consumed.contains(.apiKeyHeader) }
         if name.equalsCaseInsensitive("authorization") {
-            return consumed.contains(.authorizationBearer) || consumed.contains(.authorizationToken)
+            return consumed.contains(.authorizationBearer) || consumed.contains(.authorizationToken) || consumed.contains(.authorizationBasic)
         }
         return false
     }
