@@ -52,6 +52,11 @@ final class PathNormalizerTests: XCTestCase {
         XCTAssertEqual(refusal("/a%252f"), .doubleEncoding)
         XCTAssertEqual(refusal("/a%255C"), .doubleEncoding)
         XCTAssertEqual(refusal("/a%2500"), .doubleEncoding)
+        // Escapes of unreserved digits and letters are decoded first: what is left is checked.
+        XCTAssertEqual(refusal("/x/%25%32%65/"), .doubleEncoding)
+        XCTAssertEqual(refusal("/x/%25%32%46"), .doubleEncoding)
+        XCTAssertEqual(refusal("/x/%252%65"), .doubleEncoding)
+        XCTAssertEqual(try? PathNormalizer.normalize("/x/%25%34%31").get(), "/x/%2541", "a harmless second escape stays")
         XCTAssertEqual(refusal("/%c0%ae%c0%ae/x"), .invalidUTF8, "overlong dot")
         XCTAssertEqual(refusal("/%e0%80%af"), .invalidUTF8, "overlong slash")
         XCTAssertEqual(refusal("/%ff"), .invalidUTF8)

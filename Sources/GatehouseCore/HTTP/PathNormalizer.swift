@@ -66,11 +66,6 @@ public enum PathNormalizer {
                 guard i + 2 < bytes.count, let value = hexPair(bytes[i + 1], bytes[i + 2]) else { return .failure(.malformedEscape) }
                 if value == UInt8(ascii: "/") { return .failure(.encodedSlash) }
                 if let refusal = refusal(forDecoded: value) { return .failure(refusal) }
-                if value == UInt8(ascii: "%"), i + 4 < bytes.count, let inner = hexPair(bytes[i + 3], bytes[i + 4]),
-                    inner == UInt8(ascii: ".") || inner == UInt8(ascii: "/") || refusal(forDecoded: inner) != nil
-                {
-                    return .failure(.doubleEncoding)
-                }
                 decoded.append(value)
                 if isUnreserved(value) {
                     kept.append(value)
@@ -88,7 +83,25 @@ public enum PathNormalizer {
             i += 1
         }
         guard String(validating: decoded, as: UTF8.self) != nil else { return .failure(.invalidUTF8) }
+        // Checked on what is forwarded, after unreserved escapes were decoded: `%25%32%65`
+        // becomes `%252e` there, which a device decoding twice reads as `.`.
+        if holdsDoubleEncoding(kept) { return .failure(.doubleEncoding) }
         return removingDotSegments(kept)
+    }
+
+    /// `%25` followed by the hex digits of `.`, `/`, `\` or a control byte.
+    private static func holdsDoubleEncoding(_ bytes: [UInt8]) -> Bool {
+        var i = 0
+        while i + 4 < bytes.count {
+            if bytes[i] == UInt8(ascii: "%"), bytes[i + 1] == UInt8(ascii: "2"), bytes[i + 2] == UInt8(ascii: "5"),
+                let inner = hexPair(bytes[i + 3], bytes[i + 4]),
+                inner == UInt8(ascii: ".") || inner == UInt8(ascii: "/") || refusal(forDecoded: inner) != nil
+            {
+                return true
+            }
+            i += 1
+        }
+        return false
     }
 
     /// The common case, without copying: starts with `/`, and holds no `%`, `\`, control byte,
