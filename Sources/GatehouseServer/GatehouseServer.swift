@@ -23,11 +23,18 @@ public final class GatehouseServer: Sendable {
     private let logger: Logger
     /// Polls the store's revision so other processes' revocations reach the credential cache.
     private let storeWatch: Task<Void, Never>?
+    private let settings: SettingsSource
+    /// The config the server runs with (the last one applied by ``reload(config:)``).
+    private let running: NIOLockedValueBox<GatehouseConfig>
+    private let accounts: AccountService?
 
     private init(
         serverChannel: Channel, quiesce: ServerQuiescingHelper, pools: [UpstreamPool.Handle], logger: Logger,
-        storeWatch: Task<Void, Never>?
+        storeWatch: Task<Void, Never>?, settings: SettingsSource, config: GatehouseConfig, accounts: AccountService?
     ) throws {
+        self.settings = settings
+        self.running = NIOLockedValueBox(config)
+        self.accounts = accounts
         guard let address = serverChannel.localAddress else { throw ServerError.notBound }
         self.localAddress = address
         self.serverChannel = serverChannel
@@ -59,7 +66,7 @@ public final class GatehouseServer: Sendable {
     public static func start(
         config: GatehouseConfig, group: MultiThreadedEventLoopGroup, logger: Logger, accounts: AccountService? = nil
     ) async throws -> GatehouseServer {
-        let settings = ProxySettings(config: config, logger: logger, accounts: accounts)
+        let settings = SettingsSource(ProxySettings(config: config, logger: logger, accounts: accounts))
         var pools: [UpstreamPool.Handle] = []
         for loop in group.makeIterator() {
             pools.append(try await UpstreamPool.Handle.make(eventLoop: loop, address: config.upstream, connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds)))
@@ -134,13 +141,54 @@ public final class GatehouseServer: Sendable {
         }
         let server: GatehouseServer
         do {
-            server = try GatehouseServer(serverChannel: channel, quiesce: quiesce, pools: pools, logger: logger, storeWatch: storeWatch)
+            server = try GatehouseServer(
+                serverChannel: channel, quiesce: quiesce, pools: pools, logger: logger, storeWatch: storeWatch,
+                settings: settings, config: config, accounts: accounts)
         } catch {
             storeWatch?.cancel()
             throw error
         }
         logger.info("listening on \(server.localAddress), forwarding to \(config.upstream)")
         return server
+    }
+
+    /// Applies a new configuration to every request whose head arrives from now on: API keys,
+    /// trusted networks and proxies, access rules, CORS, identity and stripped headers, query and
+    /// Basic credentials, the upstream response timeout, the tunnel recheck, the access log.
+    /// Requests already in flight finish under the settings they started with.
+    ///
+    /// What is bound when the server starts — the listen address, the upstream, limits on heads
+    /// and connections, connection-level timeouts, the store, sessions, tokens and lockouts — is
+    /// kept as it is; the returned lines name each such setting that differs in `config`, so
+    /// the caller can say that it needs a restart.
+    @discardableResult
+    public func reload(config: GatehouseConfig) -> [String] {
+        let old = running.withLockedValue { $0 }
+        var kept: [String] = []
+        var applied = config
+        func keep<T: Equatable>(_ name: String, _ path: WritableKeyPath<GatehouseConfig, T>) {
+            guard old[keyPath: path] != config[keyPath: path] else { return }
+            kept.append("\(name) changed; it takes effect after a restart")
+            applied[keyPath: path] = old[keyPath: path]
+        }
+        keep("listen", \.listen)
+        keep("upstream", \.upstream)
+        keep("store.path", \.storePath)
+        keep("sessions", \.sessions)
+        keep("jwt", \.jwt)
+        keep("login", \.loginThrottle)
+        keep("passwords", \.passwordPolicy)
+        keep("timeouts.upstream_connect", \.timeouts.upstreamConnect)
+        keep("timeouts.idle", \.timeouts.idle)
+        keep("timeouts.client_header", \.timeouts.clientHeader)
+        keep("timeouts.client_body", \.timeouts.clientBody)
+        keep("limits.max_head_bytes", \.limits.maxHeadBytes)
+        keep("limits.max_headers", \.limits.maxHeaders)
+        keep("limits.max_connections", \.limits.maxConnections)
+        keep("limits.max_connections_per_client", \.limits.maxConnectionsPerClient)
+        settings.replace(with: ProxySettings(config: applied, logger: logger, accounts: accounts))
+        running.withLockedValue { $0 = applied }
+        return kept
     }
 
     /// Stops accepting, waits up to `drain` for connections to finish, then closes the rest.

@@ -34,7 +34,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case tunnel
     }
 
-    private let settings: ProxySettings
+    private let settingsSource: SettingsSource
+    /// The settings of the current request, read from ``settingsSource`` when its head arrived.
+    private var settings: ProxySettings
     private let pool: UpstreamPool
     private let peer: IPAddress?
     /// The connection's HTTP handlers, removed when it becomes a tunnel.
@@ -46,8 +48,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The current exchange's deadline for the device's response head (`upstream_response`).
     private var responseTimer: DeadlineTimer?
 
-    init(settings: ProxySettings, pool: UpstreamPool, peer: IPAddress?, httpHandlers: [RemovableChannelHandler]) {
-        self.settings = settings
+    init(settings: SettingsSource, pool: UpstreamPool, peer: IPAddress?, httpHandlers: [RemovableChannelHandler]) {
+        self.settingsSource = settings
+        self.settings = settings.current
         self.pool = pool
         self.peer = peer
         self.httpHandlers = httpHandlers
@@ -144,6 +147,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         enter(.requestHeadReceived, context: context)
+        settings = settingsSource.current
         let headers = head.headers.map { (name: $0.name, value: $0.value) }
         let received = RequestTarget(head.uri)
         let exchange = Exchange(handler: self, head: head, target: received)
@@ -192,7 +196,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return answer(exchange, .json(.payloadTooLarge, detail: "The request body is larger than allowed.", allocator: context.channel.allocator), context: context)
         }
         if target.path == "/_gatehouse" || target.path.hasPrefix("/_gatehouse/") {
-            if settings.endpoints == nil || target.path == "/_gatehouse/healthz" || asksUpgrade {
+            let readyz = target.path == ReadinessProbe.path && (head.method == .GET || head.method == .HEAD)
+            if (settings.endpoints == nil && !readyz) || target.path == "/_gatehouse/healthz" || asksUpgrade {
                 return answer(exchange, ownEndpoint(target.path, method: head.method, allocator: context.channel.allocator), context: context)
             }
             exchange.headers = headers
@@ -268,6 +273,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Runs one of Gatehouse's own endpoints once its body is complete.
     private func dispatchOwnEndpoint(_ exchange: Exchange, context: ChannelHandlerContext) {
+        if exchange.target.path == ReadinessProbe.path { return probeReadiness(exchange, context: context) }
         guard let endpoints = settings.endpoints else { return }
         let request = OwnRequest(
             method: exchange.head.method.rawValue, target: exchange.target, headers: exchange.headers,
@@ -276,6 +282,21 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let promise = context.eventLoop.makePromise(of: OwnResponse.self)
         promise.completeWithTask { await endpoints.respond(request, now: endpoints.accounts.credentials.now()) }
         promise.futureResult.assumeIsolated().whenSuccess { response in
+            self.ownEndpointAnswered(response, exchange)
+        }
+    }
+
+    /// `readyz`: 200 when the upstream accepts a connection and the store answers, else 503
+    /// naming what failed.
+    private func probeReadiness(_ exchange: Exchange, context: ChannelHandlerContext) {
+        let probe = settings.readiness
+        let eventLoop = context.eventLoop
+        let promise = eventLoop.makePromise(of: [String].self)
+        promise.completeWithTask { await probe.failures(on: eventLoop) }
+        promise.futureResult.assumeIsolated().whenSuccess { failures in
+            let response = failures.isEmpty
+                ? OwnResponse(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array("ready\n".utf8))
+                : OwnResponse.detail(503, "Not ready: " + failures.joined(separator: "; "))
             self.ownEndpointAnswered(response, exchange)
         }
     }

@@ -1,5 +1,6 @@
 import GatehouseCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Everything a connection needs from the configuration, derived once per config.
@@ -18,6 +19,8 @@ struct ProxySettings: Sendable {
     let logger: Logger
     /// The sign-in page and JSON API; nil without a store (then only `healthz` is served).
     let endpoints: OwnEndpoints?
+    /// What `GET /_gatehouse/readyz` checks.
+    let readiness: ReadinessProbe
     /// Looks up stored credentials and passwords; nil without a store.
     let accounts: AccountService?
     var credentials: StoredCredentialAuthenticator? { accounts?.credentials }
@@ -27,6 +30,8 @@ struct ProxySettings: Sendable {
         self.gate = gate
         self.endpoints = accounts.map { OwnEndpoints(accounts: $0, gate: gate) }
         self.accounts = accounts
+        self.readiness = ReadinessProbe(
+            upstream: config.upstream, connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds), credentials: accounts?.credentials)
         self.headerPolicy = UpstreamHeaderPolicy(
             identityHeaders: config.identityHeaders, stripHeaders: config.stripHeaders,
             forwardCredentials: config.forwardCredentials)
@@ -37,4 +42,16 @@ struct ProxySettings: Sendable {
         self.accessLog = config.accessLog
         self.logger = logger
     }
+}
+
+/// The settings new requests are decided with; replaced as a whole when the config is reloaded.
+///
+/// Guarantees: a request reads the settings once, when its head arrives, and is decided,
+/// forwarded and logged under them to its end; the request after it on the same connection
+/// reads them again, so a key removed from the file stops working on kept-alive connections too.
+final class SettingsSource: Sendable {
+    private let box: NIOLockedValueBox<ProxySettings>
+    init(_ settings: ProxySettings) { box = NIOLockedValueBox(settings) }
+    var current: ProxySettings { box.withLockedValue { $0 } }
+    func replace(with settings: ProxySettings) { box.withLockedValue { $0 = settings } }
 }

@@ -34,26 +34,44 @@ func loadConfig(_ path: String) throws -> GatehouseConfig {
     }
 }
 
-/// Runs a server until SIGTERM or SIGINT, then drains and returns.
+/// Runs a server until SIGTERM or SIGINT, then drains and returns. With `configPath`, SIGHUP
+/// reads that file again: a valid config is applied to new requests (settings that need a
+/// restart are named in the log and kept); an invalid one is logged with its line and key, and
+/// the running config stays.
 func runUntilSignalled(
-    config: GatehouseConfig, logger: Logger, group: MultiThreadedEventLoopGroup, accounts: AccountService? = nil
+    config: GatehouseConfig, logger: Logger, group: MultiThreadedEventLoopGroup, accounts: AccountService? = nil,
+    configPath: String? = nil
 ) async throws {
     let server = try await GatehouseServer.start(config: config, group: group, logger: logger, accounts: accounts)
     let (signals, continuation) = AsyncStream<Int32>.makeStream()
     var sources: [DispatchSourceSignal] = []
-    for sig in [SIGTERM, SIGINT] {
+    for sig in [SIGTERM, SIGINT] + (configPath == nil ? [] : [SIGHUP]) {
         signal(sig, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
         source.setEventHandler { continuation.yield(sig) }
         source.resume()
         sources.append(source)
     }
+    var drain = config.timeouts.drain
     for await sig in signals {
-        logger.info("received signal \(sig), draining for up to \(config.timeouts.drain)")
+        if sig == SIGHUP, let configPath {
+            do {
+                let fresh = try ConfigLoader.load(path: configPath)
+                for line in ShadowedRuleReport(config: fresh).lines { logger.warning("\(line)") }
+                let kept = server.reload(config: fresh)
+                for line in kept { logger.warning("reload: \(line)") }
+                drain = fresh.timeouts.drain
+                logger.notice("reloaded \(configPath): applied to new requests")
+            } catch {
+                logger.error("reload failed, the running config stays: \(error)")
+            }
+            continue
+        }
+        logger.info("received signal \(sig), draining for up to \(drain)")
         break
     }
     for source in sources { source.cancel() }
-    await server.shutdown(drain: .seconds(config.timeouts.drain.seconds))
+    await server.shutdown(drain: .seconds(drain.seconds))
 }
 
 /// Opens the store (a lost, damaged or newer store stops the start) and, when it has no users,
@@ -116,7 +134,7 @@ struct Serve: AsyncParsableCommand {
         threadPool.start()
         let accounts = try makeAccounts(cfg, store: store, executor: ThreadPoolStoreExecutor(pool: threadPool))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        try await runUntilSignalled(config: cfg, logger: logger, group: group, accounts: accounts)
+        try await runUntilSignalled(config: cfg, logger: logger, group: group, accounts: accounts, configPath: config)
         try await group.shutdownGracefully()
         try await threadPool.shutdownGracefully()
     }

@@ -92,6 +92,96 @@ final class ServeCommandTests: XCTestCase {
     }
 }
 
+/// SIGHUP re-reads the config: keys and rules change for the next request, even on a kept-alive
+/// connection; requests in flight finish; an invalid file changes nothing and says where it is wrong.
+final class ReloadTests: XCTestCase {
+    private static let first = "first-key-0123456789abcdef0123456789abcdef"
+    private static let second = "second-key-0123456789abcdef0123456789abcdef"
+
+    private func config(_ upstream: Int, key: String, user: String, extra: String = "") -> String {
+        """
+        listen: "127.0.0.1:0"
+        upstream: "http://127.0.0.1:\(upstream)"
+        access_log: false
+        timeouts: {drain: 30s}
+        api_keys:
+          - {name: k, user: \(user), roles: [admin], hash: "\(SecretDigest.of(key))"}
+        \(extra)
+        """
+    }
+
+    private static func get(_ client: RawClient, _ path: String, key: String, close: Bool = false) throws -> RawResponse {
+        try client.request("GET \(path) HTTP/1.1\r\nHost: t\r\nX-Api-Key: \(key)\r\n\(close ? "Connection: close\r\n" : "")\r\n")
+    }
+
+    func testSIGHUPAppliesKeysAndRulesAndKeepsTheOldConfigWhenTheNewOneIsWrong() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let upstream = try await RecordingUpstream.start(group: group)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-reload-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let file = dir.appendingPathComponent("config.yml")
+        let serve: ServeProcess
+        do {
+            try config(upstream.port, key: Self.first, user: "alice").write(to: file, atomically: true, encoding: .utf8)
+            serve = try ServeProcess(arguments: ["serve", "--threads", "1", "--config", file.path])
+        } catch {
+            await upstream.stop()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        defer {
+            serve.kill()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        do {
+            let port = try XCTUnwrap(serve.waitForListeningPort(), serve.output)
+            let kept = try RawClient(port: port)
+            XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.first).status, 200)
+
+            // A download in flight when the config changes finishes under the old one.
+            let downloading = try RawClient(port: port)
+            try downloading.send("GET /download?bytes=16777216 HTTP/1.1\r\nHost: t\r\nX-Api-Key: \(Self.first)\r\nConnection: close\r\n\r\n")
+            XCTAssertTrue(ProxyFixture.eventually { upstream.requests.contains { $0.uri.hasPrefix("/download") } })
+
+            try config(upstream.port, key: Self.second, user: "bob", extra: """
+                limits: {max_connections: 10}
+                access_rules:
+                  - {prefix: /secret, access: deny}
+                """).write(to: file, atomically: true, encoding: .utf8)
+            serve.signal(SIGHUP)
+            XCTAssertTrue(serve.waitForOutput { $0.contains("reloaded") }, serve.output)
+            XCTAssertTrue(serve.output.contains("limits.max_connections changed; it takes effect after a restart"), serve.output)
+
+            XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.first).status, 401, "a removed key stops working on a kept-alive connection")
+            XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.second).status, 200)
+            XCTAssertEqual(upstream.requests.last?.values("X-Remote-User"), ["bob"])
+            XCTAssertEqual(try Self.get(kept, "/secret/x", key: Self.second).status, 403, "a rule added to the file applies")
+
+            var received = 0
+            let download = try downloading.readResponse(discardBody: true, bodyCount: &received)
+            XCTAssertEqual(download.status, 200)
+            XCTAssertEqual(received, 16_777_216, "the request in flight was cut short by the reload")
+
+            // A broken file: the running config stays, the log says where.
+            try (config(upstream.port, key: Self.first, user: "alice") + "\nbogus_setting: 1\n").write(to: file, atomically: true, encoding: .utf8)
+            serve.signal(SIGHUP)
+            XCTAssertTrue(serve.waitForOutput { $0.contains("reload failed") }, serve.output)
+            let failure = serve.output.split(separator: "\n").first { $0.contains("reload failed") } ?? ""
+            XCTAssertTrue(failure.contains("config.yml:8") && failure.contains("bogus_setting"), String(failure))
+            XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.second).status, 200, "the running config stays")
+            XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.first, close: true).status, 401)
+            serve.terminate()
+            XCTAssertEqual(serve.waitForExit(seconds: 10), 0, serve.output)
+        } catch {
+            await upstream.stop()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        await upstream.stop()
+        try await group.shutdownGracefully()
+    }
+}
+
 /// A `gatehouse` child process whose stdout and stderr are collected as they arrive.
 final class ServeProcess: Sendable {
     private let process: Process
@@ -132,6 +222,8 @@ final class ServeProcess: Sendable {
     }
 
     func terminate() { process.terminate() }
+
+    func signal(_ sig: Int32) { Glibc.kill(process.processIdentifier, sig) }
 
     func kill() { if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) } }
 

@@ -1,0 +1,49 @@
+import GatehouseCore
+import NIOCore
+import NIOPosix
+
+/// What `GET /_gatehouse/readyz` checks: that the upstream accepts a connection and that the
+/// store answers.
+///
+/// Guarantees: every check opens its own connection (never a pooled one, which could be stale or
+/// busy) and closes it at once without sending a byte; each check is bounded by the upstream
+/// connect timeout; a failure is named (which part, and why) and never includes a secret.
+struct ReadinessProbe: Sendable {
+    static let path = "/_gatehouse/readyz"
+    let upstream: UpstreamAddress
+    let connectTimeout: TimeAmount
+    /// Nil without a store (then only the upstream is checked).
+    let credentials: StoredCredentialAuthenticator?
+
+    /// The parts that are not ready, with the reason; empty when everything is.
+    func failures(on eventLoop: EventLoop) async -> [String] {
+        var failures: [String] = []
+        let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(connectTimeout)
+        do {
+            let channel: Channel
+            switch upstream {
+            case .tcp(let host, let port): channel = try await bootstrap.connect(host: host, port: port).get()
+            case .unixSocket(let path): channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
+            }
+            try? await channel.close()
+        } catch {
+            failures.append("upstream \(upstream) does not accept connections (\(Self.reason(error)))")
+        }
+        if let credentials {
+            let store = credentials.store
+            do {
+                _ = try await credentials.executor.run { try store.refreshRevision() }
+            } catch {
+                failures.append("the store does not answer (\(error))")
+            }
+        }
+        return failures
+    }
+
+    private static func reason(_ error: Error) -> String {
+        if let connect = error as? NIOConnectionError, let first = connect.connectionErrors.first {
+            return "\(first.error)"
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import GatehouseCore
+import GatehouseTestSupport
+import XCTest
+
+/// `readyz` says whether Gatehouse can do its job now (the upstream accepts connections, the
+/// store answers); `healthz` only that the process is alive.
+final class ReadinessTests: XCTestCase {
+    func testReadyWhileTheUpstreamListensAndNotOnceItStops() async throws {
+        try await ProxyFixture.with { fx in
+            let ready = try fx.get("/_gatehouse/readyz")
+            XCTAssertEqual(ready.status, 200, ready.bodyText)
+            XCTAssertEqual(ready.bodyText, "ready\n")
+            XCTAssertEqual(fx.upstream.requests.count, 0, "the probe connects but sends no request")
+            await fx.upstream.stop()
+            let down = try fx.get("/_gatehouse/readyz")
+            XCTAssertEqual(down.status, 503)
+            XCTAssertTrue(down.bodyText.contains("upstream"), down.bodyText)
+            XCTAssertTrue(down.bodyText.contains("does not accept connections"), down.bodyText)
+            XCTAssertEqual(try fx.get("/_gatehouse/healthz").status, 200, "alive all the same")
+        }
+    }
+
+    func testNotReadyWhenTheStoreDoesNotAnswer() async throws {
+        try await IdentityFixture.with { fx in
+            XCTAssertEqual(try fx.send("GET", "/_gatehouse/readyz").status, 200)
+            // The threads that run every store call are gone: nothing can be looked up.
+            try await fx.threadPool.shutdownGracefully()
+            let response = try fx.send("GET", "/_gatehouse/readyz")
+            XCTAssertEqual(response.status, 503)
+            XCTAssertTrue(response.bodyText.contains("the store does not answer"), response.bodyText)
+            XCTAssertFalse(response.bodyText.contains("upstream"), "only what failed is named: \(response.bodyText)")
+        }
+    }
+
+    func testReadyzNeedsNoCredentialAndTakesOnlyGetAndHead() async throws {
+        try await ProxyFixture.with { fx in
+            XCTAssertEqual(try fx.client().request("HEAD /_gatehouse/readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").status, 200)
+            let post = try fx.client().request("POST /_gatehouse/readyz HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            XCTAssertNotEqual(post.status, 200)
+        }
+    }
+}
