@@ -114,7 +114,7 @@ struct OwnEndpoints: Sendable {
         let remember = form["remember"] != nil
         let client = clientAddress(request)
         do {
-            let user = try await accounts.checkPassword(username: username, password: password, client: client, now: now)
+            let user = try await accounts.checkPassword(username: username, password: password, client: client, via: "login_page", now: now)
             let session = try await accounts.openSession(for: user, remember: remember, client: client, now: now)
             let cookie = SessionCookie.setting(
                 session.secret, maxAge: remember ? session.record.expires.timeIntervalSince(now) : nil, secure: isSecure(request))
@@ -129,7 +129,7 @@ struct OwnEndpoints: Sendable {
 
     private func formLogout(_ request: OwnRequest) async -> OwnResponse {
         for secret in SessionCookie.values(in: request.headers) where !secret.isEmpty {
-            do { try await accounts.closeSession(secret: secret) } catch { return .error(error) }
+            do { try await accounts.closeSession(secret: secret, client: clientAddress(request)) } catch { return .error(error) }
         }
         return .redirect(LoginRedirect.loginPath, headers: [("Set-Cookie", SessionCookie.clearing(secure: isSecure(request)))])
     }
@@ -174,18 +174,18 @@ struct OwnEndpoints: Sendable {
             let user = try await accounts.user(named: identity.user)
             return .json(200, userJSON(identity: identity, user: user))
         case ("user", "POST"):
-            _ = try await admin(request, now: now)
+            let admin = try await admin(request, now: now)
             let body = try JSONFields(request.body)
             let user = try await accounts.createUser(
                 username: try body.string("username"), password: try body.string("password"),
-                roles: try body.strings("roles") ?? [], now: now)
+                roles: try body.strings("roles") ?? [], actor: admin.user, now: now)
             return .json(201, ["username": user.username, "roles": user.roles, "action": "user_created"])
         case ("user", "DELETE"):
             let identity = try await admin(request, now: now)
             let body = try JSONFields(request.body, query: request.target.query)
             let username = try body.string("username")
             guard username != identity.user else { throw .conflict("You cannot delete your own user.") }
-            try await accounts.deleteUser(named: username)
+            try await accounts.deleteUser(named: username, actor: identity.user, now: now)
             return .json(200, ["username": username, "action": "user_deleted"])
         case ("users/list", "GET"):
             _ = try await admin(request, now: now)
@@ -220,7 +220,7 @@ struct OwnEndpoints: Sendable {
             let created = try await accounts.createKey(
                 owner: identity.user, name: try body.optionalString("name"), roles: roles,
                 readOnly: try body.bool("read_only") ?? false, expires: try body.date("expires"),
-                description: try body.optionalString("description") ?? "", now: now)
+                description: try body.optionalString("description") ?? "", actor: identity.user, now: now)
             var json = keyJSON(created.record)
             json["key"] = created.key
             return .json(201, json)
@@ -228,7 +228,7 @@ struct OwnEndpoints: Sendable {
             let identity = try await caller(request, now: now)
             let body = try JSONFields(request.body, query: request.target.query)
             let name = try body.string("name")
-            try await accounts.revokeKey(named: name, by: identity)
+            try await accounts.revokeKey(named: name, by: identity, now: now)
             return .json(200, ["name": name, "action": "key_revoked"])
         default:
             let known = ["login", "logout", "refresh_jwt", "info", "tokens/provision", "user", "users/list", "user/password", "oneshot_token", "keys"]
@@ -260,7 +260,9 @@ struct OwnEndpoints: Sendable {
         var headers: [(name: String, value: String)] = []
         switch identity.method {
         case .session:
-            for secret in SessionCookie.values(in: request.headers) where !secret.isEmpty { try await accounts.closeSession(secret: secret) }
+            for secret in SessionCookie.values(in: request.headers) where !secret.isEmpty {
+                try await accounts.closeSession(secret: secret, client: clientAddress(request), now: now)
+            }
             headers.append(("Set-Cookie", SessionCookie.clearing(secure: isSecure(request))))
         case .jwt:
             if let bearer = request.header("authorization")?.split(separator: " ", maxSplits: 1).last {

@@ -44,6 +44,7 @@ struct KeyCreate: ParsableCommand {
             name: name, username: user, roles: roles.isEmpty ? nil : roles, digest: .of(key), readOnly: readOnly,
             expires: expiry, created: Date(), description: description)
         try storeCall { () throws(StoreError) in try db.addAPIKey(record) }
+        store.audit(.keyCreated, user: user, name: name)
         print("API key \(name) for \(user) (shown once; Gatehouse keeps only its hash):\n\(key)")
     }
 }
@@ -73,6 +74,7 @@ struct KeyRevoke: ParsableCommand {
         guard try storeCall({ () throws(StoreError) in try db.deleteAPIKey(named: name) }) else {
             throw CommandFailure("no API key named '\(name)' in the store")
         }
+        store.audit(.keyRevoked, name: name)
         print("revoked API key \(name)")
     }
 }
@@ -137,6 +139,7 @@ struct TokenCommand: AsyncParsableCommand {
             guard try storeCall({ () throws(StoreError) in try db.revokeToken(jti: id) }) else {
                 throw CommandFailure("no token with id '\(id)'")
             }
+            store.audit(.tokenRevoked, name: String(id.prefix(8)))
             print("revoked token \(id)")
         }
     }
@@ -175,6 +178,7 @@ struct SessionCommand: ParsableCommand {
             let (db, _) = try store.open()
             if let user {
                 let n = try storeCall { () throws(StoreError) in try db.deleteSessions(ofUser: user) }
+                if n > 0 { store.audit(.sessionRevoked, user: user) }
                 print("ended \(n) session(s) of \(user)")
                 return
             }
@@ -184,6 +188,7 @@ struct SessionCommand: ParsableCommand {
                 throw CommandFailure(matches.isEmpty ? "no session with id '\(prefix)'" : "'\(prefix)' matches \(matches.count) sessions; give more of the id")
             }
             _ = try storeCall { () throws(StoreError) in try db.deleteSession(digest: session.digest) }
+            store.audit(.sessionRevoked, user: session.username, name: session.publicID)
             print("ended session \(session.publicID) of \(session.username)")
         }
     }

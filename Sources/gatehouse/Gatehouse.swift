@@ -16,14 +16,24 @@ struct Gatehouse: AsyncParsableCommand {
     )
 }
 
-/// Logs to stdout, one line per event.
-func makeLogger() -> Logger {
+/// Logs to stdout, one line per event: text, or one JSON object per line (`log.format: json`).
+func makeLogger(format: GatehouseConfig.LogFormat = .text) -> Logger {
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardOutput(label: label)
-        handler.logLevel = .info
-        return handler
+        switch format {
+        case .text:
+            var handler = StreamLogHandler.standardOutput(label: label)
+            handler.logLevel = .info
+            return handler
+        case .json:
+            return JSONLogHandler(label: label)
+        }
     }
     return Logger(label: "gatehouse")
+}
+
+/// Opens `audit_log` (nil for `off`); a file that cannot be opened stops the command.
+func openAuditLog(_ config: GatehouseConfig) throws -> AuditLog? {
+    do { return try AuditLog.named(config.auditLog) } catch { throw CommandFailure(error.description) }
 }
 
 func loadConfig(_ path: String) throws -> GatehouseConfig {
@@ -62,8 +72,10 @@ func runUntilSignalled(
                 for line in kept { logger.warning("reload: \(line)") }
                 drain = fresh.timeouts.drain
                 logger.notice("reloaded \(configPath): applied to new requests")
+                accounts?.audit?.record(.configReloaded, actor: "SIGHUP", name: configPath, reason: kept.isEmpty ? nil : kept.joined(separator: "; "), at: Date())
             } catch {
                 logger.error("reload failed, the running config stays: \(error)")
+                accounts?.audit?.record(.configReloadFailed, actor: "SIGHUP", name: configPath, reason: "\(error)", at: Date())
             }
             continue
         }
@@ -104,6 +116,8 @@ func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, l
 func makeAccounts(
     _ config: GatehouseConfig, store: SQLiteStore, executor: any StoreExecutor, recordUse: Bool = true
 ) throws -> AccountService {
+    // Read-only tools (explain) change nothing worth an audit line.
+    let audit = recordUse ? try openAuditLog(config) : nil
     let secret: [UInt8]
     do { secret = try JWTSecretFile.loadOrCreate(path: config.jwt.secretFile) } catch { throw CommandFailure(error.description) }
     var sessions = config.sessions
@@ -112,7 +126,8 @@ func makeAccounts(
         store: store, executor: executor, tokens: TokenAuthority(secret: secret, settings: config.jwt),
         sessions: sessions, oneShotTokens: OneShotTokens(),
         keyTouchInterval: recordUse ? StoredCredentialAuthenticator.defaultKeyTouchInterval : .infinity)
-    return AccountService(credentials: credentials, throttle: LoginThrottle(policy: config.loginThrottle), passwordPolicy: config.passwordPolicy)
+    return AccountService(
+        credentials: credentials, throttle: LoginThrottle(policy: config.loginThrottle), passwordPolicy: config.passwordPolicy, audit: audit)
 }
 
 struct Serve: AsyncParsableCommand {
@@ -126,7 +141,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let cfg = try loadConfig(config)
-        let logger = makeLogger()
+        let logger = makeLogger(format: cfg.logFormat)
         for line in ShadowedRuleReport(config: cfg).lines { logger.warning("\(line)") }
         let store = try openStoreAndBootstrapAdmin(cfg, configPath: config, logger: logger)
         // Store calls and scrypt run here, never on an event loop.

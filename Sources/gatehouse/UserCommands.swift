@@ -22,11 +22,26 @@ struct StoreOptions: ParsableArguments {
     var store: String?
 
     func open() throws -> (SQLiteStore, PasswordPolicy) {
+        try checkAuditLog()
         if let store {
             return (try openStore(store), PasswordPolicy())
         }
         let cfg = try loadConfig(config)
         return (try openStore(cfg.storePath), cfg.passwordPolicy)
+    }
+
+    /// Records a change in the config's `audit_log` (actor: the command line). Without a
+    /// readable config (`--store` alone) nothing is recorded; a log that cannot be opened fails
+    /// the command before anything changes (``checkAuditLog()``).
+    func audit(_ action: AuditAction, user: String? = nil, name: String? = nil) {
+        guard let cfg = try? ConfigLoader.load(path: config), let log = try? openAuditLog(cfg) else { return }
+        log.record(action, user: user, actor: "command line", name: name, at: Date())
+    }
+
+    /// Fails when the config names an audit log that cannot be opened.
+    func checkAuditLog() throws {
+        guard let cfg = try? ConfigLoader.load(path: config) else { return }
+        _ = try openAuditLog(cfg)
     }
 
     private func openStore(_ path: String) throws -> SQLiteStore {
@@ -89,13 +104,14 @@ func newPasswordHash(_ password: String, policy: PasswordPolicy) throws -> Passw
 
 /// Applies one change to a named user and reports it; fails when there is no such user.
 func changeUser(
-    _ username: String, in options: StoreOptions, done: String,
+    _ username: String, in options: StoreOptions, done: String, audit: AuditAction,
     _ change: (SQLiteStore, String) throws(StoreError) -> Bool
 ) throws {
     let (db, _) = try options.open()
     guard try storeCall({ () throws(StoreError) in try change(db, username) }) else {
         throw CommandFailure("no user named '\(username)'")
     }
+    options.audit(audit, user: username)
     print("\(done) user \(username)")
 }
 
@@ -118,6 +134,7 @@ struct UserCommand: ParsableCommand {
             let password = try PasswordReader(fromStdin: passwordStdin).read(prompt: "Password for \(name): ", confirm: true)
             let hash = try newPasswordHash(password, policy: policy)
             try storeCall { () throws(StoreError) in try db.addUser(UserRecord(username: name, passwordHash: hash, roles: roles, created: Date())) }
+            store.audit(.userCreated, user: name)
             print("added user \(name)")
         }
     }
@@ -142,7 +159,7 @@ struct UserCommand: ParsableCommand {
         @Argument(help: "The user name.") var username: String
 
         func run() throws {
-            try changeUser(username, in: store, done: "deleted") { db, name throws(StoreError) in try db.deleteUser(named: name) }
+            try changeUser(username, in: store, done: "deleted", audit: .userDeleted) { db, name throws(StoreError) in try db.deleteUser(named: name) }
         }
     }
 
@@ -162,6 +179,7 @@ struct UserCommand: ParsableCommand {
             guard try storeCall({ () throws(StoreError) in try db.setPassword(hash, forUser: username) }) else {
                 throw CommandFailure("no user named '\(username)'")
             }
+            store.audit(.passwordChanged, user: username)
             print("password changed for \(username)")
         }
     }
@@ -172,7 +190,7 @@ struct UserCommand: ParsableCommand {
         @Argument(help: "The user name.") var username: String
 
         func run() throws {
-            try changeUser(username, in: store, done: "disabled") { db, name throws(StoreError) in try db.setDisabled(true, forUser: name) }
+            try changeUser(username, in: store, done: "disabled", audit: .userDisabled) { db, name throws(StoreError) in try db.setDisabled(true, forUser: name) }
         }
     }
 
@@ -182,7 +200,7 @@ struct UserCommand: ParsableCommand {
         @Argument(help: "The user name.") var username: String
 
         func run() throws {
-            try changeUser(username, in: store, done: "enabled") { db, name throws(StoreError) in try db.setDisabled(false, forUser: name) }
+            try changeUser(username, in: store, done: "enabled", audit: .userEnabled) { db, name throws(StoreError) in try db.setDisabled(false, forUser: name) }
         }
     }
 }

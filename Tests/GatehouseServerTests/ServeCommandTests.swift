@@ -70,6 +70,25 @@ final class ServeCommandTests: XCTestCase {
         }
     }
 
+    func testJSONLogFormatWritesOneObjectPerLine() async throws {
+        try await withUpstream { upstream in
+            let serve = try startServe(upstreamPort: upstream.port, extra: "log: {format: json}")
+            let port = try XCTUnwrap(serve.waitForListeningPort(), serve.output)
+            let line = serve.output.split(separator: "\n").first { $0.contains("listening on") } ?? ""
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
+            XCTAssertEqual(object?["level"], "info", String(line))
+            XCTAssertEqual(object?["label"], "gatehouse")
+            let ok = try RawClient(port: port).request("GET /api/job HTTP/1.1\r\nHost: t\r\nX-Api-Key: \(Self.key)\r\nConnection: close\r\n\r\n")
+            XCTAssertEqual(ok.status, 200)
+            XCTAssertTrue(serve.waitForOutput { $0.contains("GET /api/job 200") }, serve.output)
+            for text in serve.output.split(separator: "\n") {
+                XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not JSON: \(text)")
+            }
+            serve.terminate()
+            XCTAssertEqual(serve.waitForExit(seconds: 10), 0, serve.output)
+        }
+    }
+
     func testSIGTERMLetsTheRequestInFlightFinishThenExitsZero() async throws {
         try await withUpstream { upstream in
             let serve = try startServe(upstreamPort: upstream.port)
@@ -151,6 +170,7 @@ final class ReloadTests: XCTestCase {
             serve.signal(SIGHUP)
             XCTAssertTrue(serve.waitForOutput { $0.contains("reloaded") }, serve.output)
             XCTAssertTrue(serve.output.contains("limits.max_connections changed; it takes effect after a restart"), serve.output)
+            XCTAssertTrue(serve.output.contains(#""event":"config_reloaded""#), "the reload is audited: \(serve.output)")
 
             XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.first).status, 401, "a removed key stops working on a kept-alive connection")
             XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.second).status, 200)
@@ -168,6 +188,7 @@ final class ReloadTests: XCTestCase {
             XCTAssertTrue(serve.waitForOutput { $0.contains("reload failed") }, serve.output)
             let failure = serve.output.split(separator: "\n").first { $0.contains("reload failed") } ?? ""
             XCTAssertTrue(failure.contains("config.yml:8") && failure.contains("bogus_setting"), String(failure))
+            XCTAssertTrue(serve.waitForOutput { $0.contains(#""event":"config_reload_failed""#) }, serve.output)
             XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.second).status, 200, "the running config stays")
             XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.first, close: true).status, 401)
             serve.terminate()

@@ -31,7 +31,7 @@ public final class IdentityFixture {
     public var port: Int { proxy.port }
 
     public init(
-        directory: String? = nil, addUsers: Bool = true,
+        directory: String? = nil, addUsers: Bool = true, audit: AuditLog? = nil,
         _ customize: (inout GatehouseConfig) -> Void = { _ in }
     ) async throws {
         let dir = directory ?? NSTemporaryDirectory() + "gatehouse-identity-" + UUID().uuidString
@@ -55,7 +55,7 @@ public final class IdentityFixture {
             oneShotTokens: OneShotTokens(), now: { clock.now() })
         accounts = AccountService(
             credentials: credentials, throttle: LoginThrottle(policy: config.loginThrottle), passwordPolicy: config.passwordPolicy,
-            passwordParameters: Self.scrypt)
+            passwordParameters: Self.scrypt, audit: audit)
         proxy = try await ProxyFixture(accounts: accounts) { proxyConfig in
             proxyConfig.sessions = config.sessions
             proxyConfig.jwt = config.jwt
@@ -63,8 +63,10 @@ public final class IdentityFixture {
         }
     }
 
-    public static func with(_ customize: (inout GatehouseConfig) -> Void = { _ in }, _ body: (IdentityFixture) async throws -> Void) async throws {
-        let fx = try await IdentityFixture(customize)
+    public static func with(
+        audit: AuditLog? = nil, _ customize: (inout GatehouseConfig) -> Void = { _ in }, _ body: (IdentityFixture) async throws -> Void
+    ) async throws {
+        let fx = try await IdentityFixture(audit: audit, customize)
         do {
             try await body(fx)
         } catch {

@@ -79,11 +79,14 @@ public struct AccountService: Sendable {
     public let passwordParameters: ScryptParameters
     /// Compared against when the user does not exist, so that case costs one scrypt run too.
     private let decoyHash: PasswordHash?
+    /// Where sign-ins, lockouts, logouts and account changes are recorded; nil records nothing.
+    public let audit: AuditLog?
 
     public init(
         credentials: StoredCredentialAuthenticator, throttle: LoginThrottle, passwordPolicy: PasswordPolicy,
-        passwordParameters: ScryptParameters = .interactive
+        passwordParameters: ScryptParameters = .interactive, audit: AuditLog? = nil
     ) {
+        self.audit = audit
         self.credentials = credentials
         self.throttle = throttle
         self.passwordPolicy = passwordPolicy
@@ -110,16 +113,21 @@ public struct AccountService: Sendable {
 
     // MARK: Signing in
 
-    /// The user whose name and password these are.
-    public func checkPassword(username: String, password: String, client: IPAddress?, now: Date) async throws(AccountError) -> UserRecord {
-        try await verifyPassword(username: username, password: password, client: client, now: now).user
+    /// The user whose name and password these are. `via` names the door (`login_page`, `api`,
+    /// `provision`, `password_change`, `basic`) in the audit log.
+    public func checkPassword(username: String, password: String, client: IPAddress?, via: String = "api", now: Date) async throws(AccountError) -> UserRecord {
+        try await verifyPassword(username: username, password: password, client: client, via: via, now: now).user
     }
 
-    /// ``checkPassword(username:password:client:now:)``, and the store revision read before the user was.
+    /// ``checkPassword(username:password:client:via:now:)``, and the store revision read before the user was.
+    /// A successful HTTP Basic check is not audited (it recurs every minute); its failures are.
     private func verifyPassword(
-        username: String, password: String, client: IPAddress?, now: Date
+        username: String, password: String, client: IPAddress?, via: String, now: Date
     ) async throws(AccountError) -> (user: UserRecord, revision: Int64) {
-        if let seconds = throttle.retryAfter(username: username, client: client, now: now) { throw .lockedOut(retryAfter: seconds) }
+        if let seconds = throttle.retryAfter(username: username, client: client, now: now) {
+            audit?.record(.loginLocked, user: username, client: client, via: via, at: now)
+            throw .lockedOut(retryAfter: seconds)
+        }
         let decoy = decoyHash
         let (user, revision) = try await run { store -> (UserRecord?, Int64) in
             let revision = try store.refreshRevision()
@@ -131,10 +139,13 @@ public struct AccountService: Sendable {
             return (user.passwordHash.verify(password) ? user : nil, revision)
         }
         guard let user, !user.disabled else {
-            throttle.recordFailure(username: username, client: client, now: now)
+            let lockout = throttle.recordFailure(username: username, client: client, now: now)
+            audit?.record(.loginFailed, user: username, client: client, via: via, reason: user == nil ? "wrong user name or password" : "user disabled", at: now)
+            if let lockout { audit?.record(.lockout, user: username, client: client, via: via, reason: "locked for \(lockout) s", at: now) }
             throw .invalidCredentials
         }
         throttle.recordSuccess(username: username)
+        if via != "basic" { audit?.record(.login, user: user.username, client: client, via: via, at: now) }
         if user.passwordHash.needsRehash(current: passwordParameters), let hash = try? PasswordHash.make(password, parameters: passwordParameters) {
             _ = try? await run { store in try store.setPassword(hash, forUser: username) }
         }
@@ -161,7 +172,7 @@ public struct AccountService: Sendable {
         let asStored = await credentials.authenticate(pending.kind, secret: pending.secret, digest: pending.digest, now: now)
         guard case .basic(let username) = pending.kind, case .failure(.unknownAPIKey) = asStored else { return asStored }
         do {
-            let (user, revision) = try await verifyPassword(username: username, password: pending.secret, client: pending.client, now: now)
+            let (user, revision) = try await verifyPassword(username: username, password: pending.secret, client: pending.client, via: "basic", now: now)
             credentials.rememberPassword(of: user, username: username, password: pending.secret, readAt: revision, now: now)
             return .success(StoredCredentialAuthenticator.passwordIdentity(user))
         } catch {
@@ -185,9 +196,14 @@ public struct AccountService: Sendable {
 
     /// Ends the session this cookie value names, at once. True when there was one.
     @discardableResult
-    public func closeSession(secret: String) async throws(AccountError) -> Bool {
+    public func closeSession(secret: String, client: IPAddress? = nil, now: Date = Date()) async throws(AccountError) -> Bool {
         let digest = SecretDigest.of(secret)
-        return try await run { store in try store.deleteSession(digest: digest) }
+        let user = try await run { store -> String? in
+            let owner = try store.session(digest: digest)?.1.username
+            return try store.deleteSession(digest: digest) ? owner : nil
+        }
+        if let user { audit?.record(.logout, user: user, client: client, via: "session", at: now) }
+        return user != nil
     }
 
     /// A new access and refresh token of a new family (at sign-in).
@@ -226,6 +242,7 @@ public struct AccountService: Sendable {
             throw .unavailable
         }
         try await run { store in try store.addToken(signed.record) }
+        audit?.record(.tokenIssued, user: user.username, actor: "command line", name: String(signed.record.jti.prefix(8)), at: now)
         return signed
     }
 
@@ -267,6 +284,7 @@ public struct AccountService: Sendable {
             let jti = record.jti
             _ = try await run { store in try store.revokeToken(jti: jti) }
         }
+        audit?.record(.logout, user: record.username, via: "token", at: now)
     }
 
     /// A one-shot token standing for `identity`.
@@ -287,7 +305,7 @@ public struct AccountService: Sendable {
         try await run { store in try store.users() }
     }
 
-    public func createUser(username: String, password: String, roles: [String], now: Date) async throws(AccountError) -> UserRecord {
+    public func createUser(username: String, password: String, roles: [String], actor: String? = nil, now: Date) async throws(AccountError) -> UserRecord {
         guard Identity.isValidName(username) else {
             throw .badRequest("username: must be 1-64 characters of A-Z a-z 0-9 . _ @ -")
         }
@@ -295,23 +313,26 @@ public struct AccountService: Sendable {
         let hash = try makeHash(password, field: "password")
         let record = UserRecord(username: username, passwordHash: hash, roles: roles, created: now)
         try await run { store in try store.addUser(record) }
+        audit?.record(.userCreated, user: username, actor: actor, reason: "roles: " + roles.joined(separator: ","), at: now)
         return record
     }
 
-    public func deleteUser(named username: String) async throws(AccountError) {
+    public func deleteUser(named username: String, actor: String? = nil, now: Date = Date()) async throws(AccountError) {
         guard try await run({ store in try store.deleteUser(named: username) }) else {
             throw .notFound("There is no user named '\(username)'.")
         }
+        audit?.record(.userDeleted, user: username, actor: actor, at: now)
     }
 
     /// Changes a password after checking the current one; every session of the user ends.
     public func changePassword(username: String, current: String, new: String, client: IPAddress?, now: Date) async throws(AccountError) {
-        _ = try await checkPassword(username: username, password: current, client: client, now: now)
+        _ = try await checkPassword(username: username, password: current, client: client, via: "password_change", now: now)
         let hash = try makeHash(new, field: "new_password")
         try await run { store in
             _ = try store.setPassword(hash, forUser: username)
             _ = try store.deleteSessions(ofUser: username)
         }
+        audit?.record(.passwordChanged, user: username, actor: username, client: client, at: now)
     }
 
     private func makeHash(_ password: String, field: String) throws(AccountError) -> PasswordHash {
@@ -326,7 +347,7 @@ public struct AccountService: Sendable {
     // MARK: API keys
 
     public func createKey(
-        owner: String, name: String?, roles: [String]?, readOnly: Bool, expires: Date?, description: String, now: Date
+        owner: String, name: String?, roles: [String]?, readOnly: Bool, expires: Date?, description: String, actor: String? = nil, now: Date
     ) async throws(AccountError) -> CreatedKey {
         let keyName = name ?? "key-" + String(RandomSecret.make().prefix(8)).replacingOccurrences(of: "-", with: "x").replacingOccurrences(of: "_", with: "x")
         guard Identity.isValidName(keyName) else { throw .badRequest("name: must be 1-64 characters of A-Z a-z 0-9 . _ @ -") }
@@ -338,6 +359,7 @@ public struct AccountService: Sendable {
             name: keyName, username: owner, roles: roles, digest: SecretDigest.of(key), readOnly: readOnly,
             expires: expires, created: now, description: description)
         try await run { store in try store.addAPIKey(record) }
+        audit?.record(.keyCreated, user: owner, actor: actor ?? owner, name: keyName, reason: readOnly ? "read-only" : nil, at: now)
         return CreatedKey(key: key, record: record)
     }
 
@@ -346,20 +368,21 @@ public struct AccountService: Sendable {
     }
 
     /// Revokes a key; only its owner or an admin may.
-    public func revokeKey(named name: String, by caller: Identity) async throws(AccountError) {
+    public func revokeKey(named name: String, by caller: Identity, now: Date = Date()) async throws(AccountError) {
         let isAdmin = caller.roles.contains("admin")
-        let removed = try await run { store -> Bool? in
+        let owner = try await run { store -> String? in
             guard let key = try store.apiKey(named: name), isAdmin || key.username == caller.user else { return nil }
-            return try store.deleteAPIKey(named: key.name)
+            return try store.deleteAPIKey(named: key.name) ? key.username : nil
         }
-        guard removed == true else { throw .notFound("There is no key named '\(name)' that you may revoke.") }
+        guard let owner else { throw .notFound("There is no key named '\(name)' that you may revoke.") }
+        audit?.record(.keyRevoked, user: owner, actor: caller.user, name: name, at: now)
     }
 
     /// NetBox's token provisioning: a user name and password buy an API key.
     public func provision(
         username: String, password: String, expires: Date?, writeEnabled: Bool, description: String, client: IPAddress?, now: Date
     ) async throws(AccountError) -> CreatedKey {
-        let user = try await checkPassword(username: username, password: password, client: client, now: now)
+        let user = try await checkPassword(username: username, password: password, client: client, via: "provision", now: now)
         return try await createKey(
             owner: user.username, name: nil, roles: nil, readOnly: !writeEnabled, expires: expires, description: description, now: now)
     }

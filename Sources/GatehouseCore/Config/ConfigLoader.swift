@@ -20,6 +20,9 @@ public enum ConfigLoader {
         if !config.storePath.hasPrefix("/") {
             config.storePath = directory.appendingPathComponent(config.storePath).standardizedFileURL.path
         }
+        if !["stdout", "off"].contains(config.auditLog) && !config.auditLog.hasPrefix("/") {
+            config.auditLog = directory.appendingPathComponent(config.auditLog).standardizedFileURL.path
+        }
         if !config.jwt.secretFile.hasPrefix("/") {
             config.jwt.secretFile = directory.appendingPathComponent(config.jwt.secretFile).standardizedFileURL.path
         }
@@ -180,7 +183,7 @@ struct ConfigReader {
     static let topLevelKeys = [
         "listen", "upstream", "identity_headers", "strip_headers", "forward_credentials", "query_api_key", "basic_auth",
         "public_paths", "api_keys", "trusted_networks", "trusted_proxies", "timeouts", "limits", "access_log",
-        "store", "passwords", "sessions", "jwt", "login", "access_rules", "cors",
+        "store", "passwords", "sessions", "jwt", "login", "access_rules", "cors", "audit_log", "log",
     ]
 
     func read(_ root: ConfigValue) throws(ConfigError) -> GatehouseConfig {
@@ -213,6 +216,18 @@ struct ConfigReader {
         if let v = top["query_api_key"] { config.queryAPIKey = try bool(v) }
         if let v = top["basic_auth"] { config.basicAuth = try bool(v) }
         if let v = top["access_log"] { config.accessLog = try bool(v) }
+        if let v = top["audit_log"] {
+            let where_ = try string(v)
+            guard !where_.isEmpty, !where_.utf8.contains(0) else { throw fail(v, "expected stdout, off, or a file path") }
+            config.auditLog = where_
+        }
+        if let v = top["log"] {
+            let m = try mapping(v, known: ["format"])
+            if let f = m["format"] {
+                guard let format = GatehouseConfig.LogFormat(rawValue: try string(f)) else { throw fail(f, "expected text or json") }
+                config.logFormat = format
+            }
+        }
         if let v = top["public_paths"] {
             for item in try list(v) {
                 let p = try string(item)

@@ -26,6 +26,15 @@ public struct GatehouseConfig: Sendable {
     public var cors = CORSPolicy()
     /// One line per request on stdout (`access_log`, default true).
     public var accessLog: Bool = true
+    /// Security events, one JSON object per line (`audit_log`): `stdout` (the default), `off`,
+    /// or a file path (`ConfigLoader.load(path:)` resolves a relative one against the config file's directory).
+    public var auditLog: String = "stdout"
+    /// The format of the log on stdout (`log.format`): `text` (default) or `json`.
+    public var logFormat: LogFormat = .text
+
+    public enum LogFormat: String, Sendable, Hashable {
+        case text, json
+    }
     /// The store file (`store.path`, default `./gatehouse.db`). `ConfigLoader.load(path:)`
     /// resolves a relative path against the config file's directory.
     public var storePath: String = "./gatehouse.db"
