@@ -27,11 +27,17 @@ public final class GatehouseServer: Sendable {
     /// The config the server runs with (the last one applied by ``reload(config:)``).
     private let running: NIOLockedValueBox<GatehouseConfig>
     private let accounts: AccountService?
+    private let csrf: OctoPrintCSRFToken
+    /// Keeps ``csrf`` fresh while `octoprint_csrf` is on.
+    private let csrfWatch: Task<Void, Never>?
 
     private init(
         serverChannel: Channel, quiesce: ServerQuiescingHelper, pools: [UpstreamPool.Handle], logger: Logger,
-        storeWatch: Task<Void, Never>?, settings: SettingsSource, config: GatehouseConfig, accounts: AccountService?
+        storeWatch: Task<Void, Never>?, settings: SettingsSource, config: GatehouseConfig, accounts: AccountService?,
+        csrf: OctoPrintCSRFToken, csrfWatch: Task<Void, Never>?
     ) throws {
+        self.csrf = csrf
+        self.csrfWatch = csrfWatch
         self.settings = settings
         self.running = NIOLockedValueBox(config)
         self.accounts = accounts
@@ -66,7 +72,8 @@ public final class GatehouseServer: Sendable {
     public static func start(
         config: GatehouseConfig, group: MultiThreadedEventLoopGroup, logger: Logger, accounts: AccountService? = nil
     ) async throws -> GatehouseServer {
-        let settings = SettingsSource(ProxySettings(config: config, logger: logger, accounts: accounts))
+        let csrf = OctoPrintCSRFToken()
+        let settings = SettingsSource(ProxySettings(config: config, logger: logger, accounts: accounts, octoPrintCSRF: csrf))
         var pools: [UpstreamPool.Handle] = []
         for loop in group.makeIterator() {
             pools.append(try await UpstreamPool.Handle.make(eventLoop: loop, address: config.upstream, connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds)))
@@ -139,13 +146,23 @@ public final class GatehouseServer: Sendable {
         let storeWatch = accounts.map { accounts in
             Task { await accounts.credentials.watchStore(every: storeWatchInterval) }
         }
+        if config.octoPrintCSRF {
+            // The first pair before the first request, when the device is up; otherwise the watch retries.
+            await csrf.refreshOnce(
+                upstream: config.upstream, eventLoop: group.next(), connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds))
+        }
+        let csrfWatch = config.octoPrintCSRF ? Task {
+            await csrf.keepFresh(
+                upstream: config.upstream, eventLoop: group.next(), connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds), logger: logger)
+        } : nil
         let server: GatehouseServer
         do {
             server = try GatehouseServer(
                 serverChannel: channel, quiesce: quiesce, pools: pools, logger: logger, storeWatch: storeWatch,
-                settings: settings, config: config, accounts: accounts)
+                settings: settings, config: config, accounts: accounts, csrf: csrf, csrfWatch: csrfWatch)
         } catch {
             storeWatch?.cancel()
+            csrfWatch?.cancel()
             throw error
         }
         logger.info("listening on \(server.localAddress), forwarding to \(config.upstream)")
@@ -186,7 +203,8 @@ public final class GatehouseServer: Sendable {
         keep("limits.max_headers", \.limits.maxHeaders)
         keep("limits.max_connections", \.limits.maxConnections)
         keep("limits.max_connections_per_client", \.limits.maxConnectionsPerClient)
-        settings.replace(with: ProxySettings(config: applied, logger: logger, accounts: accounts))
+        keep("octoprint_csrf", \.octoPrintCSRF)
+        settings.replace(with: ProxySettings(config: applied, logger: logger, accounts: accounts, octoPrintCSRF: csrf))
         running.withLockedValue { $0 = applied }
         return kept
     }
@@ -197,6 +215,8 @@ public final class GatehouseServer: Sendable {
         guard let helper = quiesce.withLockedValue({ helper in defer { helper = nil }; return helper }) else { return }
         storeWatch?.cancel()
         await storeWatch?.value
+        csrfWatch?.cancel()
+        await csrfWatch?.value
         let done = loop.makePromise(of: Void.self)
         helper.initiateShutdown(promise: done)
         let timer = loop.scheduleTask(in: drain) { done.succeed(()) }

@@ -395,13 +395,23 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Forwarding
 
+    /// OctoPrint's CSRF pair, for a state-changing request whose identity did not come from the
+    /// session cookie (``OctoPrintCSRFToken``).
+    private func deviceCSRFToken(for plan: ForwardPlan, method: HTTPMethod) -> String? {
+        guard let csrf = settings.octoPrintCSRF, let identity = plan.identity, identity.method != .session,
+            method != .GET, method != .HEAD, method != .OPTIONS
+        else { return nil }
+        return csrf.value
+    }
+
     private func forward(_ exchange: Exchange, plan: ForwardPlan, context: ChannelHandlerContext) {
         state = .proxying(exchange)
         let headers = exchange.headers
         let upstreamTarget = settings.headerPolicy.target(exchange.target, plan: plan)
         var upstreamHeaders = HTTPHeaders(
             settings.headerPolicy.headers(
-                from: headers, plan: plan, isWebSocketUpgrade: exchange.isWebSocketUpgrade, scheme: "http", peer: peer
+                from: headers, plan: plan, isWebSocketUpgrade: exchange.isWebSocketUpgrade, scheme: "http", peer: peer,
+                deviceCSRFToken: deviceCSRFToken(for: plan, method: exchange.head.method)
             ).map { ($0.name, $0.value) })
         if let length = exchange.head.headers.first(name: "content-length") {
             upstreamHeaders.add(name: "Content-Length", value: length)

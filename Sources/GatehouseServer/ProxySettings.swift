@@ -19,13 +19,16 @@ struct ProxySettings: Sendable {
     let logger: Logger
     /// The sign-in page and JSON API; nil without a store (then only `healthz` is served).
     let endpoints: OwnEndpoints?
+    /// OctoPrint's CSRF pair for header-authenticated requests; nil unless `octoprint_csrf`.
+    let octoPrintCSRF: OctoPrintCSRFToken?
     /// What `GET /_gatehouse/readyz` checks.
     let readiness: ReadinessProbe
     /// Looks up stored credentials and passwords; nil without a store.
     let accounts: AccountService?
     var credentials: StoredCredentialAuthenticator? { accounts?.credentials }
 
-    init(config: GatehouseConfig, logger: Logger, accounts: AccountService? = nil) {
+    init(config: GatehouseConfig, logger: Logger, accounts: AccountService? = nil, octoPrintCSRF: OctoPrintCSRFToken? = nil) {
+        self.octoPrintCSRF = config.octoPrintCSRF ? octoPrintCSRF : nil
         let gate = RequestGate(config: config, storeBacked: accounts != nil)
         self.gate = gate
         self.endpoints = accounts.map { OwnEndpoints(accounts: $0, gate: gate) }

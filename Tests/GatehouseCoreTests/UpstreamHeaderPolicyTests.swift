@@ -114,6 +114,24 @@ final class UpstreamHeaderPolicyTests: XCTestCase {
 
     // MARK: Credentials
 
+    func testADeviceCSRFPairReplacesTheClientsOwn() {
+        let incoming: [(name: String, value: String)] = [
+            ("Host", "device.local"), ("X-CSRF-Token", "client-header"), ("x_csrf_token", "client-header-2"),
+            ("Cookie", "a=1; csrf_token_P5000=client-cookie; gatehouse_session=S; csrf_token=old; b=2"),
+        ]
+        let out = policy.headers(
+            from: incoming, plan: Fixture.plan(identity: alice, consumed: [.apiKeyHeader]), isWebSocketUpgrade: false, scheme: "http",
+            peer: nil, deviceCSRFToken: "T.signed")
+        XCTAssertEqual(values(out, "X-CSRF-Token"), ["T.signed"])
+        XCTAssertEqual(values(out, "Cookie"), ["a=1; b=2; csrf_token=T.signed"], "one Cookie header")
+        // Without a pair, the client's own pass untouched (a browser's OctoPrint page sends them).
+        let plain = policy.headers(
+            from: incoming, plan: Fixture.plan(identity: alice, consumed: [.apiKeyHeader]), isWebSocketUpgrade: false, scheme: "http", peer: nil)
+        XCTAssertEqual(values(plain, "X-CSRF-Token"), ["client-header"])
+        XCTAssertEqual(values(plain, "x_csrf_token"), ["client-header-2"])
+        XCTAssertEqual(values(plain, "Cookie"), ["a=1; csrf_token_P5000=client-cookie; csrf_token=old; b=2"])
+    }
+
     func testConsumedXApiKeyIsRemoved() {
         let out = build([("X-Api-Key", "K"), ("x-api-key", "K")], plan: Fixture.plan(identity: alice, consumed: [.apiKeyHeader]))
         XCTAssertTrue(values(out, "X-Api-Key").isEmpty)

@@ -183,7 +183,7 @@ struct ConfigReader {
     static let topLevelKeys = [
         "listen", "upstream", "identity_headers", "strip_headers", "forward_credentials", "query_api_key", "basic_auth",
         "public_paths", "api_keys", "trusted_networks", "trusted_proxies", "timeouts", "limits", "access_log",
-        "store", "passwords", "sessions", "jwt", "login", "access_rules", "cors", "audit_log", "log",
+        "store", "passwords", "sessions", "jwt", "login", "access_rules", "cors", "audit_log", "log", "octoprint_csrf",
     ]
 
     func read(_ root: ConfigValue) throws(ConfigError) -> GatehouseConfig {
@@ -215,6 +215,7 @@ struct ConfigReader {
         if let v = top["forward_credentials"] { config.forwardCredentials = try bool(v) }
         if let v = top["query_api_key"] { config.queryAPIKey = try bool(v) }
         if let v = top["basic_auth"] { config.basicAuth = try bool(v) }
+        if let v = top["octoprint_csrf"] { config.octoPrintCSRF = try bool(v) }
         if let v = top["access_log"] { config.accessLog = try bool(v) }
         if let v = top["audit_log"] {
             let where_ = try string(v)

@@ -29,6 +29,10 @@ public struct GatehouseConfig: Sendable {
     /// Security events, one JSON object per line (`audit_log`): `stdout` (the default), `off`,
     /// or a file path (`ConfigLoader.load(path:)` resolves a relative one against the config file's directory).
     public var auditLog: String = "stdout"
+    /// `octoprint_csrf` (default false): give OctoPrint its CSRF pair on state-changing requests
+    /// authenticated by anything but the session cookie, as OctoPrint itself waives the check
+    /// for API keys (needed with `trustRemoteUser`, or a slicer's upload gets 400).
+    public var octoPrintCSRF: Bool = false
     /// The format of the log on stdout (`log.format`): `text` (default) or `json`.
     public var logFormat: LogFormat = .text
 

@@ -56,9 +56,11 @@ public struct UpstreamHeaderPolicy: Sendable {
     /// - Parameters:
     ///   - scheme: how the client reached Gatehouse (`http`).
     ///   - peer: the socket peer's address (nil for a unix-socket client).
+    ///   - deviceCSRFToken: a CSRF pair for the device (OctoPrint's `csrf_token` cookie and
+    ///     `X-CSRF-Token` header): the client's own are replaced by it.
     public func headers(
         from incoming: [(name: String, value: String)], plan: ForwardPlan, isWebSocketUpgrade: Bool,
-        scheme: String, peer: IPAddress?
+        scheme: String, peer: IPAddress?, deviceCSRFToken: String? = nil
     ) -> [(name: String, value: String)] {
         var named: Set<String> = []
         for (name, value) in incoming where name.equalsCaseInsensitive("connection") {
@@ -72,6 +74,7 @@ public struct UpstreamHeaderPolicy: Sendable {
         var host: String?
         var proto: String?
         var forwardedHost: String?
+        var deviceCookies: [String] = []
         for header in incoming {
             let canonical = Self.canonicalName(header.name)
             if canonical == "host" { host = header.value }
@@ -93,10 +96,22 @@ public struct UpstreamHeaderPolicy: Sendable {
             if !forwardCredentials && isConsumedCredential(header.name, plan.consumed) { continue }
             if canonical == "cookie" {
                 // Gatehouse's own cookie never reaches the device, whatever else is configured.
-                if let rest = SessionCookie.removing(from: header.value) { out.append((name: header.name, value: rest)) }
+                guard let rest = SessionCookie.removing(from: header.value) else { continue }
+                if deviceCSRFToken != nil {
+                    // Gathered into the one Cookie header written below (a WSGI device would join
+                    // two with a comma, which no cookie parser splits on).
+                    deviceCookies += rest.split(separator: ";").map { $0.trimmingASCIIWhitespace() }.filter { !$0.isEmpty && !$0.hasPrefix("csrf_token") }
+                } else {
+                    out.append((name: header.name, value: rest))
+                }
                 continue
             }
+            if deviceCSRFToken != nil && canonical == "x-csrf-token" { continue }
             out.append(header)
+        }
+        if let deviceCSRFToken {
+            out.append((name: "Cookie", value: (deviceCookies + ["csrf_token=" + deviceCSRFToken]).joined(separator: "; ")))
+            out.append((name: "X-CSRF-Token", value: deviceCSRFToken))
         }
         if isWebSocketUpgrade { out.append((name: "Connection", value: "Upgrade")) }
         if let peer { forwardedFor.append(peer.description) }

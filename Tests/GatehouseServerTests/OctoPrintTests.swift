@@ -1,0 +1,114 @@
+import Foundation
+import GatehouseCore
+import GatehouseTestSupport
+import XCTest
+
+/// A real OctoPrint behind Gatehouse, on loopback, with `trustRemoteUser`: who OctoPrint believes
+/// is calling is exactly who Gatehouse said, and nothing unauthenticated reaches it.
+final class OctoPrintTests: XCTestCase {
+    private static let aliceKey = ProxyFixture.aliceKey
+
+    private func withOctoPrint(_ body: (IdentityFixture, OctoPrintUpstream) async throws -> Void) async throws {
+        let octoprint = try OctoPrintUpstream.start()
+        do {
+            try await IdentityFixture.with({ config in
+                config.upstream = .tcp(host: "127.0.0.1", port: octoprint.port)
+                config.limits.maxBodyBytes = 0
+                config.octoPrintCSRF = true
+            }) { fx in try await body(fx, octoprint) }
+        } catch {
+            octoprint.stop()
+            throw error
+        }
+        octoprint.stop()
+    }
+
+    private func currentUser(_ response: RawResponse, file: StaticString = #filePath, line: UInt = #line) -> String? {
+        XCTAssertEqual(response.status, 200, response.bodyText, file: file, line: line)
+        let json = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+        return json?["name"] as? String
+    }
+
+    func testOctoPrintSeesOnlyWhomGatehouseNames() async throws {
+        try await withOctoPrint { fx, _ in
+            // No credential: Gatehouse's own 401, not OctoPrint's.
+            let anonymous = try fx.send("GET", "/api/currentuser")
+            XCTAssertEqual(anonymous.status, 401)
+            XCTAssertEqual(anonymous.header("WWW-Authenticate"), #"Bearer realm="gatehouse""#)
+            XCTAssertNotNil(StreamTest.errorDetail(anonymous), anonymous.bodyText)
+            let spoofOnly = try fx.send("GET", "/api/currentuser", headers: ["X-Remote-User: alice"])
+            XCTAssertEqual(spoofOnly.status, 401, "a client's own identity header is no credential")
+
+            // A key names alice; OctoPrint agrees.
+            XCTAssertEqual(currentUser(try fx.send("GET", "/api/currentuser", headers: ["X-Api-Key: \(Self.aliceKey)"])), "alice")
+            // Spoofed identity headers, in every spelling OctoPrint's WSGI layer merges, change nothing.
+            for spoof in ["X-Remote-User: bob", "X_Remote_User: bob", "x-remote-user: bob", "X-REMOTE-USER: bob"] {
+                let response = try fx.send("GET", "/api/currentuser", headers: ["X-Api-Key: \(Self.aliceKey)", spoof])
+                XCTAssertEqual(currentUser(response), "alice", spoof)
+            }
+            // A stored key of bob's names bob.
+            let (access, _) = try fx.login("root")
+            XCTAssertEqual(try fx.api("POST", "user", json: ["username": "bob", "password": "bob's long passphrase"], headers: ["Authorization: Bearer \(access)"]).0.status, 201)
+            let (bobAccess, _) = try fx.login("bob", password: "bob's long passphrase")
+            XCTAssertEqual(currentUser(try fx.send("GET", "/api/currentuser", headers: ["Authorization: Bearer \(bobAccess)"])), "bob")
+        }
+    }
+
+    func testABrowserSignedInAtGatehouseReachesOctoPrintsUI() async throws {
+        try await withOctoPrint { fx, _ in
+            let page = try fx.send("GET", "/", headers: ["Accept: text/html"])
+            XCTAssertEqual(page.status, 302, "a browser without a session goes to the sign-in page")
+            XCTAssertEqual(page.header("Location"), "/_gatehouse/login")
+            let (signedIn, cookie) = try fx.formLogin()
+            XCTAssertEqual(signedIn.status, 303, signedIn.bodyText)
+            let session = "Cookie: gatehouse_session=\(try XCTUnwrap(cookie))"
+            let ui = try fx.send("GET", "/", headers: ["Accept: text/html", session])
+            XCTAssertEqual(ui.status, 200)
+            XCTAssertTrue(ui.bodyText.contains("OctoPrint"), String(ui.bodyText.prefix(500)))
+            XCTAssertEqual(currentUser(try fx.send("GET", "/api/currentuser", headers: [session])), "alice")
+        }
+    }
+
+    func testPushSocketWorksThroughTheTunnel() async throws {
+        try await withOctoPrint { fx, _ in
+            let client = try RawClient(port: fx.port, timeoutSeconds: 15)
+            try client.send(
+                "GET /sockjs/websocket HTTP/1.1\r\nHost: gatehouse.test\r\nX-Api-Key: \(Self.aliceKey)\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            let head = try client.readResponse()
+            XCTAssertEqual(head.status, 101, head.bodyText)
+            XCTAssertEqual(head.header("Sec-WebSocket-Accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+            // SockJS opens with an "o" frame, then OctoPrint's "connected" message.
+            let bytes = try StreamTest.read(client) { StreamTest.occurrences(of: "connected", in: $0) > 0 }
+            XCTAssertEqual(bytes.first.map { $0 & 0x0F }, 1, "a text frame")
+            XCTAssertTrue(StreamTest.occurrences(of: "connected", in: bytes) > 0)
+        }
+    }
+
+    func testAnUploadStreamsIntoOctoPrintsStorage() async throws {
+        try await withOctoPrint { fx, _ in
+            let gcode = (0..<200_000).map { "G1 X\($0 % 200) Y\($0 % 150) E0.05\n" }.joined()
+            let boundary = "gatehouse-boundary-7f3a"
+            let body = "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"part.gcode\"\r\n"
+                + "Content-Type: application/octet-stream\r\n\r\n\(gcode)\r\n--\(boundary)--\r\n"
+            let uploaded = try fx.send(
+                "POST", "/api/files/local", headers: ["X-Api-Key: \(Self.aliceKey)", "Content-Type: multipart/form-data; boundary=\(boundary)"], body: body)
+            XCTAssertEqual(uploaded.status, 201, String(uploaded.bodyText.prefix(500)))
+            let info = try fx.send("GET", "/api/files/local/part.gcode", headers: ["X-Api-Key: \(Self.aliceKey)"])
+            XCTAssertEqual(info.status, 200, info.bodyText)
+            let json = try JSONSerialization.jsonObject(with: Data(info.body)) as? [String: Any]
+            XCTAssertEqual(json?["size"] as? Int, gcode.utf8.count, "OctoPrint stored every byte")
+            let anonymous = try fx.send("POST", "/api/files/local", headers: ["Content-Type: multipart/form-data; boundary=\(boundary)"], body: body)
+            XCTAssertEqual(anonymous.status, 401)
+            // A browser's session gets no CSRF pair from Gatehouse: OctoPrint's own check stands
+            // (its page sends the pair it was given; a request without one is refused by OctoPrint).
+            let (_, cookie) = try fx.formLogin()
+            let session = "Cookie: gatehouse_session=\(try XCTUnwrap(cookie))"
+            let browser = try fx.send(
+                "POST", "/api/files/local",
+                headers: [session, "Origin: http://gatehouse.test", "Content-Type: multipart/form-data; boundary=\(boundary)"], body: body)
+            XCTAssertEqual(browser.status, 400, browser.bodyText)
+            XCTAssertTrue(browser.bodyText.contains("CSRF"), browser.bodyText)
+        }
+    }
+}
