@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "GatehouseCore", targets: ["GatehouseCore"]),
         .library(name: "GatehouseServer", targets: ["GatehouseServer"]),
         .library(name: "GatehouseStore", targets: ["GatehouseStore"]),
+        // For the fuzz targets in Fuzz/ (a package of their own, built with libFuzzer).
+        .library(name: "GatehouseFuzzChecks", targets: ["GatehouseFuzzChecks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -30,6 +32,14 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // The properties the fuzz targets check; the tests run kept inputs through them too.
+        .target(
+            name: "GatehouseFuzzChecks",
+            dependencies: [
+                "GatehouseCore",
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Store implementations: SQLite through GRDB (embedded, the default).
@@ -67,7 +77,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseCoreTests",
-            dependencies: ["GatehouseCore"]
+            dependencies: ["GatehouseCore", "GatehouseFuzzChecks"]
         ),
         .testTarget(
             name: "GatehouseStoreTests",
