@@ -204,6 +204,8 @@ public final class GatehouseServer: Sendable {
         keep("limits.max_connections", \.limits.maxConnections)
         keep("limits.max_connections_per_client", \.limits.maxConnectionsPerClient)
         keep("octoprint_csrf", \.octoPrintCSRF)
+        // The connection limiter reads the trusted proxies at start; the gate must agree with it.
+        keep("trusted_proxies", \.trustedProxies)
         settings.replace(with: ProxySettings(config: applied, logger: logger, accounts: accounts, octoPrintCSRF: csrf))
         running.withLockedValue { $0 = applied }
         return kept

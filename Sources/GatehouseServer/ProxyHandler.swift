@@ -395,11 +395,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Forwarding
 
-    /// OctoPrint's CSRF pair, for a state-changing request whose identity did not come from the
-    /// session cookie (``OctoPrintCSRFToken``).
+    /// OctoPrint's CSRF pair, for a state-changing request authenticated by a credential a
+    /// browser never sends on its own: an API key or token in a header or the query, or a
+    /// one-shot token (``OctoPrintCSRFToken``). Never for the session cookie, HTTP Basic (a
+    /// browser replays it) or a trusted network (no credential at all): a page on another site
+    /// can make those requests, and OctoPrint's own check is what stops it.
     private func deviceCSRFToken(for plan: ForwardPlan, method: HTTPMethod) -> String? {
-        guard let csrf = settings.octoPrintCSRF, let identity = plan.identity, identity.method != .session,
-            method != .GET, method != .HEAD, method != .OPTIONS
+        guard let csrf = settings.octoPrintCSRF, plan.identity != nil, method != .GET, method != .HEAD, method != .OPTIONS,
+            !plan.consumed.isEmpty, plan.consumed.isDisjoint(with: [.sessionCookie, .authorizationBasic])
         else { return nil }
         return csrf.value
     }
@@ -599,19 +602,25 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// through as the same user: the same gate decision, store lookup and completion, asked again.
     /// A one-shot token is spent by design, so a tunnel it opened is held to its user instead
     /// (deleted or disabled closes it).
+    /// Each check reads the current settings, so a key or rule removed by a reload closes the
+    /// tunnels it opened too.
     private func credentialWatch(for exchange: Exchange) -> TunnelCredentialWatch? {
         guard let facts = exchange.facts, let identity = exchange.identity else { return nil }
         let user = identity.user
-        let storeUser = !settings.gate.configUsers.contains(user)
-        let gate = settings.gate
+        let source = settingsSource
         let accounts = settings.accounts
         return TunnelCredentialWatch(interval: settings.tunnelRecheck, now: { accounts?.credentials.now() ?? Date() }) { now in
+            let gate = source.current.gate
             switch gate.decide(facts, now: now) {
             case .forward(let plan): return plan.identity?.user == user
             case .refuse: return false
             case .lookUp(let pending):
                 guard let accounts else { return false }
-                if pending.kind == .oneShotToken { return await accounts.credentials.userIsActive(user, mustExist: storeUser) }
+                if pending.kind == .oneShotToken {
+                    // A user the config names (its keys, trusted networks) needs no store entry
+                    // while the config still names them; one removed by a reload does.
+                    return await accounts.credentials.userIsActive(user, mustExist: !gate.configUsers.contains(user))
+                }
                 let result = await accounts.identify(pending, now: now)
                 guard case .forward(let plan) = gate.complete(pending, with: result) else { return false }
                 return plan.identity?.user == user

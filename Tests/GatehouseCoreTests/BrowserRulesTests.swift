@@ -78,6 +78,30 @@ final class BrowserRulesTests: XCTestCase {
         XCTAssertNotNil(tokens.issue(for: who, now: t0.addingTimeInterval(6)), "expired ones make room")
     }
 
+    func testAttemptsUnderWayCountAgainstTheLimitAndSuccessWipesNothing() throws {
+        var policy = LoginThrottlePolicy()
+        policy.maxFailures = 3
+        let throttle = LoginThrottle(policy: policy)
+        let ip = try XCTUnwrap(IPAddress("192.0.2.7"))
+        let t0 = Date(timeIntervalSince1970: 0)
+        // Three guesses sent at once: all reserved; a fourth must wait for them.
+        for _ in 0..<3 { XCTAssertNil(throttle.reserve(username: "a", client: ip, now: t0)) }
+        XCTAssertEqual(throttle.reserve(username: "a", client: ip, now: t0), 1)
+        XCTAssertEqual(throttle.reserve(username: "b", client: ip, now: t0), 1, "the address is at its limit too")
+        throttle.recordFailure(username: "a", client: ip, now: t0)
+        throttle.recordFailure(username: "a", client: ip, now: t0)
+        // The right password arrives third: it does not wipe the two failures.
+        throttle.recordSuccess(username: "a", client: ip)
+        XCTAssertNil(throttle.reserve(username: "a", client: ip, now: t0))
+        XCTAssertEqual(throttle.recordFailure(username: "a", client: ip, now: t0), 300, "the third failure locks, success or not in between")
+        XCTAssertEqual(throttle.reserve(username: "a", client: nil, now: t0), 300)
+        // A reservation given back (the store failed) counts for nothing.
+        let other = try XCTUnwrap(IPAddress("192.0.2.8"))
+        for _ in 0..<3 { XCTAssertNil(throttle.reserve(username: "c", client: other, now: t0)) }
+        for _ in 0..<3 { throttle.release(username: "c", client: other) }
+        XCTAssertNil(throttle.reserve(username: "c", client: other, now: t0))
+    }
+
     func testLoginThrottleLocksNameAndAddressAndEnds() throws {
         var policy = LoginThrottlePolicy()
         policy.maxFailures = 3

@@ -15,6 +15,7 @@ final class OctoPrintTests: XCTestCase {
                 config.upstream = .tcp(host: "127.0.0.1", port: octoprint.port)
                 config.limits.maxBodyBytes = 0
                 config.octoPrintCSRF = true
+                config.basicAuth = true
             }) { fx in try await body(fx, octoprint) }
         } catch {
             octoprint.stop()
@@ -109,6 +110,10 @@ final class OctoPrintTests: XCTestCase {
                 headers: [session, "Origin: http://gatehouse.test", "Content-Type: multipart/form-data; boundary=\(boundary)"], body: body)
             XCTAssertEqual(browser.status, 400, browser.bodyText)
             XCTAssertTrue(browser.bodyText.contains("CSRF"), browser.bodyText)
+            // Nor does HTTP Basic, which a browser replays by itself: OctoPrint's check stands.
+            let basic = "Authorization: Basic " + Data("alice:\(IdentityFixture.password)".utf8).base64EncodedString()
+            let replayed = try fx.send("POST", "/api/files/local", headers: [basic, "Content-Type: multipart/form-data; boundary=\(boundary)"], body: body)
+            XCTAssertEqual(replayed.status, 400, replayed.bodyText)
         }
     }
 }

@@ -122,7 +122,7 @@ final class ReloadTests: XCTestCase {
         listen: "127.0.0.1:0"
         upstream: "http://127.0.0.1:\(upstream)"
         access_log: false
-        timeouts: {drain: 30s}
+        timeouts: {drain: 30s, tunnel_recheck: 1s}
         api_keys:
           - {name: k, user: \(user), roles: [admin], hash: "\(SecretDigest.of(key))"}
         \(extra)
@@ -156,6 +156,12 @@ final class ReloadTests: XCTestCase {
             let port = try XCTUnwrap(serve.waitForListeningPort(), serve.output)
             let kept = try RawClient(port: port)
             XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.first).status, 200)
+            // A WebSocket tunnel opened with the key that the new file drops.
+            let tunnel = try RawClient(port: port, timeoutSeconds: 5)
+            try tunnel.send(
+                "GET /ws HTTP/1.1\r\nHost: t\r\nX-Api-Key: \(Self.first)\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            XCTAssertEqual(try tunnel.readResponse().status, 101)
 
             // A download in flight when the config changes finishes under the old one.
             let downloading = try RawClient(port: port)
@@ -176,6 +182,7 @@ final class ReloadTests: XCTestCase {
             XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.second).status, 200)
             XCTAssertEqual(upstream.requests.last?.values("X-Remote-User"), ["bob"])
             XCTAssertEqual(try Self.get(kept, "/secret/x", key: Self.second).status, 403, "a rule added to the file applies")
+            XCTAssertTrue(tunnel.isClosedByPeer(), "a tunnel opened with a removed key is closed at its next recheck")
 
             var received = 0
             let download = try downloading.readResponse(discardBody: true, bodyCount: &received)

@@ -7,8 +7,6 @@ public enum AuditAction: String, Sendable {
     case loginFailed = "login_failed"
     /// A name or address just reached the failure limit.
     case lockout
-    /// An attempt refused because a lockout was running.
-    case loginLocked = "login_locked"
     case logout
     case userCreated = "user_created"
     case userDeleted = "user_deleted"

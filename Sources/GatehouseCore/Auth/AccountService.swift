@@ -124,27 +124,37 @@ public struct AccountService: Sendable {
     private func verifyPassword(
         username: String, password: String, client: IPAddress?, via: String, now: Date
     ) async throws(AccountError) -> (user: UserRecord, revision: Int64) {
-        if let seconds = throttle.retryAfter(username: username, client: client, now: now) {
-            audit?.record(.loginLocked, user: username, client: client, via: via, at: now)
-            throw .lockedOut(retryAfter: seconds)
-        }
+        // Refused before any check (and not audited: a flood of refused attempts must not flood
+        // the audit log; the lockout itself was recorded when it began).
+        if let seconds = throttle.reserve(username: username, client: client, now: now) { throw .lockedOut(retryAfter: seconds) }
         let decoy = decoyHash
-        let (user, revision) = try await run { store -> (UserRecord?, Int64) in
-            let revision = try store.refreshRevision()
-            let user = Identity.isValidName(username) ? try store.user(named: username) : nil
-            guard let user else {
-                _ = decoy?.verify(password)
-                return (nil, revision)
+        let checked: (user: UserRecord?, known: Bool, revision: Int64)
+        do {
+            checked = try await run { store -> (UserRecord?, Bool, Int64) in
+                let revision = try store.refreshRevision()
+                let user = Identity.isValidName(username) ? try store.user(named: username) : nil
+                guard let user else {
+                    _ = decoy?.verify(password)
+                    return (nil, false, revision)
+                }
+                return (user.passwordHash.verify(password) ? user : nil, true, revision)
             }
-            return (user.passwordHash.verify(password) ? user : nil, revision)
+        } catch {
+            throttle.release(username: username, client: client)
+            throw error
         }
-        guard let user, !user.disabled else {
+        guard let user = checked.user, !user.disabled else {
             let lockout = throttle.recordFailure(username: username, client: client, now: now)
-            audit?.record(.loginFailed, user: username, client: client, via: via, reason: user == nil ? "wrong user name or password" : "user disabled", at: now)
-            if let lockout { audit?.record(.lockout, user: username, client: client, via: via, reason: "locked for \(lockout) s", at: now) }
+            // Only a name the store knows is written: what a client typed as a name may be a
+            // password or a key typed into the wrong field.
+            let named = checked.known ? username : nil
+            let reason = !checked.known ? "unknown user name" : checked.user == nil ? "wrong password" : "user disabled"
+            audit?.record(.loginFailed, user: named, client: client, via: via, reason: reason, at: now)
+            if let lockout { audit?.record(.lockout, user: named, client: client, via: via, reason: "locked for \(lockout) s", at: now) }
             throw .invalidCredentials
         }
-        throttle.recordSuccess(username: username)
+        let revision = checked.revision
+        throttle.recordSuccess(username: username, client: client)
         if via != "basic" { audit?.record(.login, user: user.username, client: client, via: via, at: now) }
         if user.passwordHash.needsRehash(current: passwordParameters), let hash = try? PasswordHash.make(password, parameters: passwordParameters) {
             _ = try? await run { store in try store.setPassword(hash, forUser: username) }
@@ -163,7 +173,12 @@ public struct AccountService: Sendable {
     /// under a keyed hash (dropped at once when the user or their password changes in the store),
     /// so a client sending Basic on every request costs one scrypt run a minute, not one a request.
     public func identifyFromMemory(_ pending: PendingAuthentication, now: Date) -> Result<Identity, AuthenticationFailure>? {
-        credentials.authenticateFromMemory(pending.kind, secret: pending.secret, digest: pending.digest, now: now)
+        // A locked name or address is refused before memory is consulted: otherwise a remembered
+        // right password would pass while wrong guesses got 429, telling them apart at no cost.
+        if case .basic(let username) = pending.kind, let seconds = throttle.retryAfter(username: username, client: pending.client, now: now) {
+            return .failure(.lockedOut(retryAfter: seconds))
+        }
+        return credentials.authenticateFromMemory(pending.kind, secret: pending.secret, digest: pending.digest, now: now)
     }
 
     /// See ``identifyFromMemory(_:now:)``; this one asks the store (and scrypt) when memory cannot answer.

@@ -17,13 +17,17 @@ public struct LoginThrottlePolicy: Sendable, Hashable {
 ///
 /// Guarantees: once ``LoginThrottlePolicy/maxFailures`` failures fell within the window for a name
 /// or an address, every attempt for it is refused — right password or not — until the lockout
-/// ends; the answer says how long (`Retry-After`). Memory is bounded: at most ``capacity``
+/// ends; the answer says how long (`Retry-After`). Attempts are reserved before the password is
+/// checked (``reserve(username:client:now:)``), so guesses sent in parallel count as they start:
+/// no more than `maxFailures` can be under way or failed within the window, however many
+/// connections send them. A success does not wipe earlier failures (a client that keeps signing
+/// in cannot make room for someone else's guesses). Memory is bounded: at most ``capacity``
 /// names and addresses are tracked, the oldest dropped first. State lives in this process and
 /// starts empty at each start.
 public final class LoginThrottle: Sendable {
     public let policy: LoginThrottlePolicy
     public let capacity: Int
-    private struct Record { var failures: [Date]; var lockedUntil: Date? }
+    private struct Record { var failures: [Date]; var lockedUntil: Date?; var inFlight = 0 }
     private let records = Mutex<[String: Record]>([:])
 
     public init(policy: LoginThrottlePolicy, capacity: Int = 100_000) {
@@ -50,20 +54,59 @@ public final class LoginThrottle: Sendable {
         }
     }
 
-    /// Records a failure; returns the lockout it started (seconds), if any.
+    /// Reserves one attempt for the name and the address: nil when it may be made — then exactly
+    /// one of ``recordFailure(username:client:now:)``, ``recordSuccess(username:client:)`` or
+    /// ``release(username:client:)`` must follow — or the seconds to wait (a lockout, or as many
+    /// attempts under way as failures would still be allowed).
+    public func reserve(username: String?, client: IPAddress?, now: Date) -> Int? {
+        let keys = Self.keys(username: username, client: client)
+        let window = TimeInterval(policy.window.seconds)
+        return records.withLock { table -> Int? in
+            var wait: TimeInterval = 0
+            for key in keys {
+                guard let record = table[key] else { continue }
+                if let until = record.lockedUntil, until > now {
+                    wait = max(wait, until.timeIntervalSince(now))
+                } else if record.failures.filter({ now.timeIntervalSince($0) < window }).count + record.inFlight >= policy.maxFailures {
+                    wait = max(wait, 1)
+                }
+            }
+            if wait > 0 { return max(1, Int(wait.rounded(.up))) }
+            makeRoom(&table, now: now)
+            for key in keys { table[key, default: Record(failures: [], lockedUntil: nil)].inFlight += 1 }
+            return nil
+        }
+    }
+
+    /// Gives back a reserved attempt that was neither a success nor a failure (the store failed).
+    public func release(username: String?, client: IPAddress?) {
+        let keys = Self.keys(username: username, client: client)
+        records.withLock { table in
+            for key in keys where (table[key]?.inFlight ?? 0) > 0 { table[key]?.inFlight -= 1 }
+        }
+    }
+
+    private func makeRoom(_ table: inout [String: Record], now: Date) {
+        guard table.count >= capacity else { return }
+        let window = TimeInterval(policy.window.seconds)
+        table = table.filter {
+            $0.value.inFlight > 0 || $0.value.lockedUntil.map { $0 > now } ?? false || $0.value.failures.contains { now.timeIntervalSince($0) < window }
+        }
+        while table.count >= capacity, let victim = table.first(where: { $0.value.inFlight == 0 })?.key { table.removeValue(forKey: victim) }
+    }
+
+    /// Records a failure (ending a reserved attempt, if any); returns the lockout it started (seconds), if any.
     @discardableResult
     public func recordFailure(username: String?, client: IPAddress?, now: Date) -> Int? {
         let keys = Self.keys(username: username, client: client)
         let window = TimeInterval(policy.window.seconds)
         let lockout = TimeInterval(policy.lockout.seconds)
         return records.withLock { table -> Int? in
-            if table.count >= capacity {
-                table = table.filter { $0.value.lockedUntil.map { $0 > now } ?? false || $0.value.failures.contains { now.timeIntervalSince($0) < window } }
-                while table.count >= capacity, let victim = table.keys.first { table.removeValue(forKey: victim) }
-            }
+            makeRoom(&table, now: now)
             var started: Int?
             for key in keys {
                 var record = table[key] ?? Record(failures: [], lockedUntil: nil)
+                if record.inFlight > 0 { record.inFlight -= 1 }
                 record.failures = record.failures.filter { now.timeIntervalSince($0) < window } + [now]
                 if record.failures.count >= policy.maxFailures {
                     record.lockedUntil = now.addingTimeInterval(lockout)
@@ -76,8 +119,9 @@ public final class LoginThrottle: Sendable {
         }
     }
 
-    /// A successful sign-in clears the user name's failures (not the address's).
-    public func recordSuccess(username: String) {
-        _ = records.withLock { $0.removeValue(forKey: "user:" + username) }
+    /// Ends a reserved attempt that succeeded. Earlier failures stay counted until they leave
+    /// the window: a success must not make room for more guesses.
+    public func recordSuccess(username: String?, client: IPAddress?) {
+        release(username: username, client: client)
     }
 }

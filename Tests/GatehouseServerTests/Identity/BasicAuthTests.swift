@@ -72,6 +72,20 @@ final class BasicAuthTests: XCTestCase {
         }
     }
 
+    func testALockoutStopsARememberedPasswordToo() async throws {
+        try await IdentityFixture.with(Self.enabled) { fx in
+            let right = Self.basic("alice", IdentityFixture.password)
+            XCTAssertEqual(try fx.send("GET", "/api/printer", headers: [right]).status, 200)
+            XCTAssertEqual(fx.accounts.credentials.cache.count, 1, "remembered")
+            for attempt in 1...5 {
+                XCTAssertEqual(try fx.send("GET", "/api/printer", headers: [Self.basic("alice", "guess \(attempt)")]).status, 401, "guess \(attempt)")
+            }
+            // Were memory asked first, the right password would pass while guesses got 429.
+            XCTAssertEqual(try fx.send("GET", "/api/printer", headers: [right]).status, 429)
+            XCTAssertEqual(try fx.send("GET", "/api/printer", headers: [Self.basic("alice", "guess 6")]).status, 429)
+        }
+    }
+
     func testAVerifiedPasswordIsRememberedUntilItChangesOrTheUserIsDisabled() async throws {
         try await IdentityFixture.with(Self.enabled) { fx in
             let header = Self.basic("alice", IdentityFixture.password)
