@@ -15,7 +15,7 @@ struct GatehouseResponse {
     static func json(_ status: HTTPResponseStatus, detail: String, allocator: ByteBufferAllocator) -> GatehouseResponse {
         var body = allocator.buffer(capacity: detail.utf8.count + 16)
         body.writeStaticString("{\"detail\": \"")
-        body.writeString(jsonEscaped(detail))
+        body.writeString(JSONText.escaped(detail))
         body.writeStaticString("\"}\n")
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
@@ -49,25 +49,4 @@ struct GatehouseResponse {
         }
         return HTTPResponseHead(version: version, status: status, headers: headers)
     }
-}
-
-private func jsonEscaped(_ text: String) -> String {
-    var out = ""
-    out.reserveCapacity(text.utf8.count)
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 || scalar.value == 0x7F {
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out
 }

@@ -31,23 +31,8 @@ final class ServeCommandTests: XCTestCase {
         return process
     }
 
-    /// Runs `body` with a recording upstream on loopback, always stopped afterwards.
-    private func withUpstream(_ body: (RecordingUpstream) async throws -> Void) async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let upstream = try await RecordingUpstream.start(group: group)
-        do {
-            try await body(upstream)
-        } catch {
-            await upstream.stop()
-            try? await group.shutdownGracefully()
-            throw error
-        }
-        await upstream.stop()
-        try await group.shutdownGracefully()
-    }
-
     func testAccessLogHasOneLinePerRequestWithoutQueryOrCredential() async throws {
-        try await withUpstream { upstream in
+        try await withRecordingUpstream { upstream in
             let serve = try startServe(upstreamPort: upstream.port)
             let port = try XCTUnwrap(serve.waitForListeningPort(), serve.output)
 
@@ -71,7 +56,7 @@ final class ServeCommandTests: XCTestCase {
     }
 
     func testJSONLogFormatWritesOneObjectPerLine() async throws {
-        try await withUpstream { upstream in
+        try await withRecordingUpstream { upstream in
             let serve = try startServe(upstreamPort: upstream.port, extra: "log: {format: json}")
             let port = try XCTUnwrap(serve.waitForListeningPort(), serve.output)
             let line = serve.output.split(separator: "\n").first { $0.contains("listening on") } ?? ""
@@ -90,7 +75,7 @@ final class ServeCommandTests: XCTestCase {
     }
 
     func testSIGTERMLetsTheRequestInFlightFinishThenExitsZero() async throws {
-        try await withUpstream { upstream in
+        try await withRecordingUpstream { upstream in
             let serve = try startServe(upstreamPort: upstream.port)
             let port = try XCTUnwrap(serve.waitForListeningPort(), serve.output)
             // A 64 MiB download not read until after the signal: still in flight when it arrives,
@@ -134,25 +119,14 @@ final class ReloadTests: XCTestCase {
     }
 
     func testSIGHUPAppliesKeysAndRulesAndKeepsTheOldConfigWhenTheNewOneIsWrong() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let upstream = try await RecordingUpstream.start(group: group)
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-reload-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let file = dir.appendingPathComponent("config.yml")
-        let serve: ServeProcess
-        do {
+        try await withRecordingUpstream { upstream in
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-reload-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+            let file = dir.appendingPathComponent("config.yml")
             try config(upstream.port, key: Self.first, user: "alice").write(to: file, atomically: true, encoding: .utf8)
-            serve = try ServeProcess(arguments: ["serve", "--threads", "1", "--config", file.path])
-        } catch {
-            await upstream.stop()
-            try? await group.shutdownGracefully()
-            throw error
-        }
-        defer {
-            serve.kill()
-            try? FileManager.default.removeItem(at: dir)
-        }
-        do {
+            let serve = try ServeProcess(arguments: ["serve", "--threads", "1", "--config", file.path])
+            addTeardownBlock { serve.kill() }
             let port = try XCTUnwrap(serve.waitForListeningPort(), serve.output)
             let kept = try RawClient(port: port)
             XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.first).status, 200)
@@ -200,13 +174,7 @@ final class ReloadTests: XCTestCase {
             XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.first, close: true).status, 401)
             serve.terminate()
             XCTAssertEqual(serve.waitForExit(seconds: 10), 0, serve.output)
-        } catch {
-            await upstream.stop()
-            try? await group.shutdownGracefully()
-            throw error
         }
-        await upstream.stop()
-        try await group.shutdownGracefully()
     }
 }
 
@@ -260,4 +228,19 @@ final class ServeProcess: Sendable {
         guard ProxyFixture.eventually(seconds: seconds, { !process.isRunning }) else { return nil }
         return process.terminationStatus
     }
+}
+
+/// Runs `body` with a recording upstream on loopback, always stopped afterwards.
+func withRecordingUpstream(_ body: (RecordingUpstream) async throws -> Void) async throws {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let upstream = try await RecordingUpstream.start(group: group)
+    do {
+        try await body(upstream)
+    } catch {
+        await upstream.stop()
+        try? await group.shutdownGracefully()
+        throw error
+    }
+    await upstream.stop()
+    try await group.shutdownGracefully()
 }

@@ -42,15 +42,8 @@ public final class OctoPrintUpstream: @unchecked Sendable {
             guard result.status == 0 else { throw setupFailure("adding OctoPrint user \(name) failed: \(result.output)", file: file, line: line) }
         }
         let port = try StreamTest.unusedPort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: octoprint)
-        process.arguments = ["serve", "--iknowwhatimdoing", "--host", "127.0.0.1", "--port", String(port), "--basedir", base.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        let drain = PipeDrain(pipe.fileHandleForReading)
-        try process.run()
+        let (process, drain) = try spawn(
+            octoprint, ["serve", "--iknowwhatimdoing", "--host", "127.0.0.1", "--port", String(port), "--basedir", base.path])
         let upstream = OctoPrintUpstream(port: port, baseDirectory: base, process: process, output: drain)
         // The port opens about a second before OctoPrint answers: wait for any HTTP status.
         let deadline = Date().addingTimeInterval(90)
@@ -100,7 +93,8 @@ public final class OctoPrintUpstream: @unchecked Sendable {
         return venv
     }
 
-    private static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// Starts `executable`; its stdout and stderr together are read into the drain.
+    private static func spawn(_ executable: String, _ arguments: [String]) throws -> (Process, PipeDrain) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -110,6 +104,11 @@ public final class OctoPrintUpstream: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         let drain = PipeDrain(pipe.fileHandleForReading)
         try process.run()
+        return (process, drain)
+    }
+
+    private static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let (process, drain) = try spawn(executable, arguments)
         let data = drain.wait()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))

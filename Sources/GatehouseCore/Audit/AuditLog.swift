@@ -75,26 +75,7 @@ public final class AuditLog: Sendable {
         if let via { fields.append(("via", via)) }
         if let name { fields.append(("name", String(name.prefix(64)))) }
         if let reason { fields.append(("reason", String(reason.prefix(500)))) }
-        sink("{" + fields.map { "\"\($0.0)\":\"\(Self.escaped($0.1))\"" }.joined(separator: ",") + "}\n")
-    }
-
-    static func escaped(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out
+        sink("{" + fields.map { "\"\($0.0)\":\"\(JSONText.escaped($0.1))\"" }.joined(separator: ",") + "}\n")
     }
 }
 
