@@ -71,11 +71,11 @@ func runUntilSignalled(
                 let kept = server.reload(config: fresh)
                 for line in kept { logger.warning("reload: \(line)") }
                 drain = fresh.timeouts.drain
-                logger.notice("reloaded \(configPath): applied to new requests")
                 accounts?.audit?.record(.configReloaded, actor: "SIGHUP", name: configPath, reason: kept.isEmpty ? nil : kept.joined(separator: "; "), at: Date())
+                logger.notice("reloaded \(configPath): applied to new requests")
             } catch {
-                logger.error("reload failed, the running config stays: \(error)")
                 accounts?.audit?.record(.configReloadFailed, actor: "SIGHUP", name: configPath, reason: "\(error)", at: Date())
+                logger.error("reload failed, the running config stays: \(error)")
             }
             continue
         }

@@ -150,7 +150,7 @@ final class ReloadTests: XCTestCase {
             serve.signal(SIGHUP)
             XCTAssertTrue(serve.waitForOutput { $0.contains("reloaded") }, serve.output)
             XCTAssertTrue(serve.output.contains("limits.max_connections changed; it takes effect after a restart"), serve.output)
-            XCTAssertTrue(serve.output.contains(#""event":"config_reloaded""#), "the reload is audited: \(serve.output)")
+            XCTAssertTrue(serve.waitForOutput { $0.contains(#""event":"config_reloaded""#) }, "the reload is audited: \(serve.output)")
 
             XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.first).status, 401, "a removed key stops working on a kept-alive connection")
             XCTAssertEqual(try Self.get(kept, "/api/printer", key: Self.second).status, 200)
