@@ -28,14 +28,16 @@ public final class GatehouseServer: Sendable {
     private let running: NIOLockedValueBox<GatehouseConfig>
     private let accounts: AccountService?
     private let csrf: OctoPrintCSRFToken
+    private let metrics: GatehouseMetrics
     /// Keeps ``csrf`` fresh while `octoprint_csrf` is on.
     private let csrfWatch: Task<Void, Never>?
 
     private init(
         serverChannel: Channel, quiesce: ServerQuiescingHelper, pools: [UpstreamPool.Handle], logger: Logger,
         storeWatch: Task<Void, Never>?, settings: SettingsSource, config: GatehouseConfig, accounts: AccountService?,
-        csrf: OctoPrintCSRFToken, csrfWatch: Task<Void, Never>?
+        csrf: OctoPrintCSRFToken, csrfWatch: Task<Void, Never>?, metrics: GatehouseMetrics
     ) throws {
+        self.metrics = metrics
         self.csrf = csrf
         self.csrfWatch = csrfWatch
         self.settings = settings
@@ -73,7 +75,8 @@ public final class GatehouseServer: Sendable {
         config: GatehouseConfig, group: MultiThreadedEventLoopGroup, logger: Logger, accounts: AccountService? = nil
     ) async throws -> GatehouseServer {
         let csrf = OctoPrintCSRFToken()
-        let settings = SettingsSource(ProxySettings(config: config, logger: logger, accounts: accounts, octoPrintCSRF: csrf))
+        let metrics = GatehouseMetrics()
+        let settings = SettingsSource(ProxySettings(config: config, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics))
         var pools: [UpstreamPool.Handle] = []
         for loop in group.makeIterator() {
             pools.append(try await UpstreamPool.Handle.make(eventLoop: loop, address: config.upstream, connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds)))
@@ -116,7 +119,11 @@ public final class GatehouseServer: Sendable {
                         try channel.pipeline.syncOperations.addHandlers([HTTPResponseEncoder(), ConnectionRefusalHandler(refusal)])
                         return
                     }
-                    channel.closeFuture.whenComplete { _ in limiter.release(peer) }
+                    metrics.openConnections.increment()
+                    channel.closeFuture.whenComplete { _ in
+                        limiter.release(peer)
+                        metrics.openConnections.decrement()
+                    }
                     let encoder = HTTPResponseEncoder(configuration: {
                         var c = HTTPResponseEncoder.Configuration()
                         c.automaticallySetFramingHeaders = false
@@ -159,7 +166,7 @@ public final class GatehouseServer: Sendable {
         do {
             server = try GatehouseServer(
                 serverChannel: channel, quiesce: quiesce, pools: pools, logger: logger, storeWatch: storeWatch,
-                settings: settings, config: config, accounts: accounts, csrf: csrf, csrfWatch: csrfWatch)
+                settings: settings, config: config, accounts: accounts, csrf: csrf, csrfWatch: csrfWatch, metrics: metrics)
         } catch {
             storeWatch?.cancel()
             csrfWatch?.cancel()
@@ -206,7 +213,7 @@ public final class GatehouseServer: Sendable {
         keep("octoprint_csrf", \.octoPrintCSRF)
         // The connection limiter reads the trusted proxies at start; the gate must agree with it.
         keep("trusted_proxies", \.trustedProxies)
-        settings.replace(with: ProxySettings(config: applied, logger: logger, accounts: accounts, octoPrintCSRF: csrf))
+        settings.replace(with: ProxySettings(config: applied, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics))
         running.withLockedValue { $0 = applied }
         return kept
     }

@@ -57,6 +57,9 @@ struct OwnResponse: Sendable {
 struct OwnEndpoints: Sendable {
     let accounts: AccountService
     let gate: RequestGate
+    /// Served at `/_gatehouse/metrics` to identities holding one of `metricsRoles`.
+    var metrics: GatehouseMetrics? = nil
+    var metricsRoles: [String] = ["admin"]
     /// Largest body accepted by an own endpoint.
     static let maxBodyBytes = 64 * 1024
 
@@ -77,6 +80,13 @@ struct OwnEndpoints: Sendable {
         case ("/_gatehouse/login", "POST"): return await formLogin(request, now: now)
         case ("/_gatehouse/logout", "POST"): return await formLogout(request)
         case ("/_gatehouse/login", _), ("/_gatehouse/logout", _): return .detail(405, "Method not allowed here.")
+        case ("/_gatehouse/metrics", "GET"):
+            do {
+                return try await metricsText(request, now: now)
+            } catch {
+                return .error(error)
+            }
+        case ("/_gatehouse/metrics", _): return .detail(405, "Use GET.")
         default: break
         }
         guard path.hasPrefix("/_gatehouse/api/") else { return .detail(404, "No such Gatehouse endpoint.") }
@@ -86,6 +96,18 @@ struct OwnEndpoints: Sendable {
         } catch {
             return .error(error)
         }
+    }
+
+    /// Prometheus text for a caller holding one of ``metricsRoles`` (by credential or trusted network).
+    private func metricsText(_ request: OwnRequest, now: Date) async throws(AccountError) -> OwnResponse {
+        let identity = try await caller(request, now: now)
+        guard identity.roles.contains(where: metricsRoles.contains) else {
+            throw .forbidden("Metrics need one of the roles: \(metricsRoles.joined(separator: ", ")).")
+        }
+        guard let metrics else { throw .notFound("No metrics here.") }
+        return OwnResponse(
+            status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+            body: metrics.render(lockoutsStarted: accounts.throttle.lockoutsStarted))
     }
 
     // MARK: Browser sign-in

@@ -425,6 +425,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             version: .http1_1, method: exchange.head.method, uri: upstreamTarget.uri, headers: upstreamHeaders)
         // Body parts that arrived while a stored credential was looked up wait behind the head.
         exchange.pending.insert(.head(upstreamHead), at: 0)
+        exchange.forwardedAt = .now()
 
         // The pool belongs to this connection's event loop, so its future completes here.
         pool.acquire().assumeIsolated().whenComplete { result in
@@ -469,6 +470,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         exchange.status = Int(upstreamHead.status.code)
+        if let forwardedAt = exchange.forwardedAt {
+            settings.metrics?.upstreamResponded(after: (NIODeadline.now() - forwardedAt).nanoseconds)
+        }
         if upstreamHead.status == .switchingProtocols {
             guard exchange.isWebSocketUpgrade else {
                 exchange.abandon()
@@ -574,6 +578,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.responseStarted = true
         exchange.responseComplete = true
         log(exchange, note: "tunnel")
+        if let metrics = settings.metrics {
+            metrics.openTunnels.increment()
+            context.channel.closeFuture.whenComplete { _ in metrics.openTunnels.decrement() }
+        }
         state = .tunnel
         enter(.tunnelling, context: context)
 
@@ -630,9 +638,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Access log
 
+    /// Counts the finished exchange in the metrics and writes its access-log line (once each).
     private func log(_ exchange: Exchange, note: String?) {
-        guard settings.accessLog, !exchange.logged else { return }
+        guard !exchange.logged else { return }
         exchange.logged = true
+        settings.metrics?.request(status: exchange.status, auth: exchange.identity?.method, failure: exchange.failure)
+        guard settings.accessLog else { return }
         let elapsed = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1_000_000
         let path = exchange.target.path.utf8.count > 256 ? String(exchange.target.path.prefix(256)) + "…" : exchange.target.path
         var line = "\(exchange.head.method.rawValue) \(path) \(exchange.status)"
@@ -677,6 +688,8 @@ final class Exchange: UpstreamResponseReceiver {
     /// the access rules see and what goes upstream).
     var target: RequestTarget
     let started = NIODeadline.now()
+    /// When the request was handed to the upstream pool (for the latency metric).
+    var forwardedAt: NIODeadline?
     var clientVersion: HTTPVersion { HTTPVersion(major: 1, minor: head.version.minor == 0 ? 0 : 1) }
 
     var identity: Identity?

@@ -19,6 +19,8 @@ struct ProxySettings: Sendable {
     let logger: Logger
     /// The sign-in page and JSON API; nil without a store (then only `healthz` is served).
     let endpoints: OwnEndpoints?
+    /// Counters behind `/_gatehouse/metrics` (shared by every settings of one server); nil in handler tests.
+    let metrics: GatehouseMetrics?
     /// OctoPrint's CSRF pair for header-authenticated requests; nil unless `octoprint_csrf`.
     let octoPrintCSRF: OctoPrintCSRFToken?
     /// What `GET /_gatehouse/readyz` checks.
@@ -27,11 +29,15 @@ struct ProxySettings: Sendable {
     let accounts: AccountService?
     var credentials: StoredCredentialAuthenticator? { accounts?.credentials }
 
-    init(config: GatehouseConfig, logger: Logger, accounts: AccountService? = nil, octoPrintCSRF: OctoPrintCSRFToken? = nil) {
+    init(
+        config: GatehouseConfig, logger: Logger, accounts: AccountService? = nil, octoPrintCSRF: OctoPrintCSRFToken? = nil,
+        metrics: GatehouseMetrics? = nil
+    ) {
+        self.metrics = metrics
         self.octoPrintCSRF = config.octoPrintCSRF ? octoPrintCSRF : nil
         let gate = RequestGate(config: config, storeBacked: accounts != nil)
         self.gate = gate
-        self.endpoints = accounts.map { OwnEndpoints(accounts: $0, gate: gate) }
+        self.endpoints = accounts.map { OwnEndpoints(accounts: $0, gate: gate, metrics: metrics, metricsRoles: config.metricsRoles) }
         self.accounts = accounts
         self.readiness = ReadinessProbe(
             upstream: config.upstream, connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds), credentials: accounts?.credentials)

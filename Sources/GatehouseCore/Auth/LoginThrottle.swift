@@ -29,6 +29,10 @@ public final class LoginThrottle: Sendable {
     public let capacity: Int
     private struct Record { var failures: [Date]; var lockedUntil: Date?; var inFlight = 0 }
     private let records = Mutex<[String: Record]>([:])
+    private let started = Atomic<Int>(0)
+
+    /// Lockouts begun since this process started (for the metrics).
+    public var lockoutsStarted: Int { started.load(ordering: .relaxed) }
 
     public init(policy: LoginThrottlePolicy, capacity: Int = 100_000) {
         self.policy = policy
@@ -112,6 +116,7 @@ public final class LoginThrottle: Sendable {
                     record.lockedUntil = now.addingTimeInterval(lockout)
                     record.failures = []
                     started = Int(lockout)
+                    self.started.add(1, ordering: .relaxed)
                 }
                 table[key] = record
             }

@@ -183,7 +183,7 @@ struct ConfigReader {
     static let topLevelKeys = [
         "listen", "upstream", "identity_headers", "strip_headers", "forward_credentials", "query_api_key", "basic_auth",
         "public_paths", "api_keys", "trusted_networks", "trusted_proxies", "timeouts", "limits", "access_log",
-        "store", "passwords", "sessions", "jwt", "login", "access_rules", "cors", "audit_log", "log", "octoprint_csrf",
+        "store", "passwords", "sessions", "jwt", "login", "access_rules", "cors", "audit_log", "log", "octoprint_csrf", "metrics",
     ]
 
     func read(_ root: ConfigValue) throws(ConfigError) -> GatehouseConfig {
@@ -221,6 +221,19 @@ struct ConfigReader {
             let where_ = try string(v)
             guard !where_.isEmpty, !where_.utf8.contains(0) else { throw fail(v, "expected stdout, off, or a file path") }
             config.auditLog = where_
+        }
+        if let v = top["metrics"] {
+            let m = try mapping(v, known: ["roles"])
+            if let r = m["roles"] {
+                var roles: [String] = []
+                for item in try list(r) {
+                    let role = try string(item)
+                    guard Identity.isValidName(role) else { throw fail(item, "expected a role name (1-64 characters of A-Z a-z 0-9 . _ @ -)") }
+                    roles.append(role)
+                }
+                guard !roles.isEmpty else { throw fail(r, "name at least one role") }
+                config.metricsRoles = roles
+            }
         }
         if let v = top["log"] {
             let m = try mapping(v, known: ["format"])

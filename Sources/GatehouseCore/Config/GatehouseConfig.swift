@@ -33,6 +33,9 @@ public struct GatehouseConfig: Sendable {
     /// authenticated by anything but the session cookie, as OctoPrint itself waives the check
     /// for API keys (needed with `trustRemoteUser`, or a slicer's upload gets 400).
     public var octoPrintCSRF: Bool = false
+    /// Who may read `GET /_gatehouse/metrics` (`metrics.roles`, default `[admin]`): an identity
+    /// holding one of these roles (a trusted network's identity included).
+    public var metricsRoles: [String] = ["admin"]
     /// The format of the log on stdout (`log.format`): `text` (default) or `json`.
     public var logFormat: LogFormat = .text
 

@@ -1,0 +1,73 @@
+import CoreMetrics
+import GatehouseCore
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// What `GET /_gatehouse/metrics` reports, in Prometheus text format: requests by status class
+/// and authentication method, refusals by reason, the upstream's response-head latency, open
+/// connections and tunnels, lockouts started.
+///
+/// Guarantees: metrics are created through swift-metrics with a factory over this instance's
+/// own Prometheus registry — nothing is bootstrapped globally, so several servers in one process
+/// (the tests) keep separate counts. Label values come from fixed sets (status classes,
+/// ``AuthenticationMethod``, ``AuthenticationFailure/code``), never from what a client sent, so
+/// the number of series is bounded. The request path's cost is one dictionary lookup and an
+/// atomic add.
+final class GatehouseMetrics: Sendable {
+    private let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private let requests: [String: CoreMetrics.Counter]
+    private let failures = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+    private let upstreamLatency: CoreMetrics.Timer
+    let openConnections: Meter
+    let openTunnels: Meter
+    private let lockouts: Meter
+
+    static let statusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+    static let authMethods = ["none", "api_key", "trusted_network", "session", "jwt", "oneshot_token", "basic"]
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        ]
+        self.factory = factory
+        var requests: [String: CoreMetrics.Counter] = [:]
+        for status in Self.statusClasses {
+            for auth in Self.authMethods {
+                requests[status + "/" + auth] = CoreMetrics.Counter(
+                    label: "gatehouse_requests_total", dimensions: [("status_class", status), ("auth", auth)], factory: factory)
+            }
+        }
+        self.requests = requests
+        upstreamLatency = CoreMetrics.Timer(label: "gatehouse_upstream_response_seconds", factory: factory)
+        openConnections = Meter(label: "gatehouse_open_connections", factory: factory)
+        openTunnels = Meter(label: "gatehouse_open_tunnels", factory: factory)
+        lockouts = Meter(label: "gatehouse_lockouts_started", factory: factory)
+    }
+
+    /// Counts one finished request; `failure` when Gatehouse refused it.
+    func request(status: Int, auth: AuthenticationMethod?, failure: AuthenticationFailure?) {
+        let index = min(max(status / 100, 1), 5) - 1
+        requests[Self.statusClasses[index] + "/" + (auth?.rawValue ?? "none")]?.increment()
+        if let failure {
+            let code = failure.code
+            let counter = failures.withLockedValue { table in
+                if let existing = table[code] { return existing }
+                let made = CoreMetrics.Counter(label: "gatehouse_auth_failures_total", dimensions: [("reason", code)], factory: factory)
+                table[code] = made
+                return made
+            }
+            counter.increment()
+        }
+    }
+
+    func upstreamResponded(after nanoseconds: Int64) { upstreamLatency.recordNanoseconds(nanoseconds) }
+
+    /// The registry in Prometheus text format; `lockoutsStarted` is read from the login throttle.
+    func render(lockoutsStarted: Int) -> [UInt8] {
+        lockouts.set(Double(lockoutsStarted))
+        return registry.emitToBuffer()
+    }
+}
