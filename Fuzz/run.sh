@@ -24,7 +24,10 @@ for target in "${targets[@]}"; do
     # New corpus entries go to a scratch directory; the seeds in Corpus/ stay as committed.
     work=$(mktemp -d)
     echo "== $target: ${seconds}s"
-    if ! "$bin/$target" "$work" "Corpus/$target" "Regressions/$target" \
+    # Seeds and kept inputs, where there are any (git keeps no empty folder).
+    inputs=()
+    for dir in "Corpus/$target" "Regressions/$target"; do [ -d "$dir" ] && inputs+=("$dir"); done
+    if ! "$bin/$target" "$work" "${inputs[@]}" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
         -artifact_prefix=".artifacts/$target-" -print_final_stats=1 2>&1 | tail -n 25; then
         echo "!! $target failed; its input is in Fuzz/.artifacts/" >&2
