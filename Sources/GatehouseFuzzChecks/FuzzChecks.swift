@@ -60,11 +60,20 @@ public enum FuzzChecks {
 
     /// What is wrong with `normal` as the normal form of `path`.
     public static func problem(withNormalized normal: String, of path: String) -> String? {
-        guard normal.hasPrefix("/") else { return "\(debug(path)) normalized to a relative \(debug(normal))" }
-        guard PathNormalizer.normalize(normal) == .success(normal) else { return "normalizing \(debug(normal)) again changes it" }
-        let segments = normal.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        // Bytes throughout: `/` followed by a combining mark is one Swift Character (not "/"),
+        // but still a separator to the device.
+        guard normal.utf8.first == UInt8(ascii: "/") else { return "\(debug(path)) normalized to a relative \(debug(normal))" }
+        guard case .success(let again) = PathNormalizer.normalize(normal), again.bytesEqual(normal) else {
+            return "normalizing \(debug(normal)) again changes it"
+        }
+        let segments = normal.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
         if segments.dropLast().contains(where: \.isEmpty) { return "\(debug(normal)) keeps an empty segment (//)" }
-        if segments.contains(where: { $0 == "." || $0 == ".." }) { return "\(debug(normal)) keeps a dot segment" }
+        if segments.contains(where: { $0.elementsEqual(".".utf8) || $0.elementsEqual("..".utf8) }) { return "\(debug(normal)) keeps a dot segment" }
+        // Every `/`-bounded byte prefix of the path covers it, as a prefix rule must.
+        for (index, byte) in normal.utf8.enumerated() where byte == UInt8(ascii: "/") && index > 0 {
+            let prefix = String(decoding: normal.utf8.prefix(index), as: UTF8.self)
+            if !PathBytes.isUnder(normal, prefix: prefix) { return "\(debug(normal)) is not under its own prefix \(debug(prefix))" }
+        }
         let upper = normal.uppercased()
         for forbidden in ["%2F", "%5C", "\\", "%00", "%2E"] where upper.contains(forbidden) {
             return "\(debug(normal)) still holds \(forbidden)"

@@ -89,7 +89,7 @@ struct OwnEndpoints: Sendable {
         case ("/_gatehouse/metrics", _): return .detail(405, "Use GET.")
         default: break
         }
-        guard path.hasPrefix("/_gatehouse/api/") else { return .detail(404, "No such Gatehouse endpoint.") }
+        guard path.hasBytePrefix("/_gatehouse/api/") else { return .detail(404, "No such Gatehouse endpoint.") }
         let route = String(path.dropFirst("/_gatehouse/api/".count))
         do {
             return try await api(route, request, now: now)

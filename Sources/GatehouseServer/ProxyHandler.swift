@@ -195,7 +195,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             closeWhenDone = true
             return answer(exchange, .json(.payloadTooLarge, detail: "The request body is larger than allowed.", allocator: context.channel.allocator), context: context)
         }
-        if target.path == "/_gatehouse" || target.path.hasPrefix("/_gatehouse/") {
+        if PathBytes.isUnder(target.path, prefix: "/_gatehouse") {
             let readyz = target.path == ReadinessProbe.path && (head.method == .GET || head.method == .HEAD)
             if (settings.endpoints == nil && !readyz) || target.path == "/_gatehouse/healthz" || asksUpgrade {
                 return answer(exchange, ownEndpoint(target.path, method: head.method, allocator: context.channel.allocator), context: context)

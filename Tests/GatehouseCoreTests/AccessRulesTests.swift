@@ -37,6 +37,24 @@ final class AccessRulesTests: XCTestCase {
         XCTAssertEqual(decision(policy, "/staticx"), .authenticated)
     }
 
+    /// Paths are compared as bytes: Swift's String comparisons follow Unicode (a `/` followed by a
+    /// combining mark is one Character; canonically equivalent strings are `==`; `K` (Kelvin)
+    /// lowercases to `k`), and each of those would let the rules see a different path than the device.
+    func testRulesCompareBytesNotUnicodeCharacters() throws {
+        let policy = try config("""
+            access_rules:
+              - {prefix: /admin, access: deny}
+              - {path: "/caf\u{E9}", access: public}
+              - {prefix: /kit, access: public, case_insensitive: true}
+            """).accessPolicy
+        XCTAssertEqual(decision(policy, "/admin/\u{30C}users"), .deny, "the / before a combining mark is still a boundary")
+        XCTAssertEqual(decision(policy, "/admin;\u{30C}/x"), .deny)
+        XCTAssertEqual(decision(policy, "/caf\u{E9}"), .open)
+        XCTAssertEqual(decision(policy, "/cafe\u{301}"), .authenticated, "canonically equivalent is not the same path")
+        XCTAssertEqual(decision(policy, "/KIT/x"), .open)
+        XCTAssertEqual(decision(policy, "/\u{212A}it/x"), .authenticated, "only ASCII case is folded")
+    }
+
     func testSemicolonParametersCannotDodgeARuleAndAreNeverPublic() throws {
         let policy = try config("""
             access_rules:

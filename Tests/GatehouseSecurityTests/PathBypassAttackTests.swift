@@ -19,8 +19,16 @@ final class PathBypassAttackTests: XCTestCase {
             "/admin", "/admin/", "//admin", "///admin/users", "/./admin", "/x/../admin", "/public/../admin",
             "/%61dmin", "/%61%64%6d%69%6e/users", "/%2e/admin", "/x/%2e%2e/admin", "/x/%2E%2E/admin", "/x/.%2e/admin",
             "/admin;jsessionid=1", "/admin;/users", "/admin/.", "/admin/x/..",
+            // A combining mark after the `/` (escaped; raw ones are below).
+            "/admin/%CC%8Cusers", "/admin/%CC%81",
         ]
-        let attacks = forms.map { Attack.request("deny \($0)", $0, headers: [key], .refused(403)) }
+        var attacks = forms.map { Attack.request("deny \($0)", $0, headers: [key], .refused(403)) }
+        // Found by the path fuzzer: `/` and a combining mark are one Swift Character, so the
+        // Character-wise prefix test in the rules missed the boundary the device sees (rules now
+        // compare bytes). Over the wire, raw non-ASCII in the target never gets that far: 400.
+        for raw in ["/admin/\u{30C}users", "/admin/\u{301}", "/admin;\u{30C}/users"] {
+            attacks.append(.request("deny, raw combining mark \(raw)", raw, headers: [key], .refused(400)))
+        }
         try await ProxyFixture.with(Self.rules) { fx in try launch(attacks, port: fx.port, upstream: fx.upstream) }
     }
 

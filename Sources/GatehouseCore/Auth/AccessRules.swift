@@ -17,21 +17,23 @@ public enum PathPattern: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Compared byte for byte, as the device will read the path: Swift's `==` and `hasPrefix` on
+    /// `String` follow Unicode (canonical equivalence, grapheme clusters — `/` followed by a
+    /// combining mark is one character that is not `/`), which would let `/admin/\u{30C}x` slip
+    /// past `prefix: /admin` while the device routes it under `/admin/`.
     func matches(_ path: String) -> Bool {
         switch self {
-        case .exact(let p): return path == p
-        case .prefix(let p):
-            if p.hasSuffix("/") { return path.hasPrefix(p) }
-            return path == p || path.hasPrefix(p + "/")
+        case .exact(let p): return path.bytesEqual(p)
+        case .prefix(let p): return PathBytes.isUnder(path, prefix: p)
         case .glob(let p): return Glob.matches(Array(p.utf8)[...], Array(path.utf8)[...])
         }
     }
 
     func lowercased() -> PathPattern {
         switch self {
-        case .exact(let p): return .exact(p.lowercased())
-        case .prefix(let p): return .prefix(p.lowercased())
-        case .glob(let p): return .glob(p.lowercased())
+        case .exact(let p): return .exact(p.asciiLowercased())
+        case .prefix(let p): return .prefix(p.asciiLowercased())
+        case .glob(let p): return .glob(p.asciiLowercased())
         }
     }
 }
@@ -97,7 +99,7 @@ public struct AccessRule: Sendable, Hashable, CustomStringConvertible {
         if let host {
             guard let requestHost, AccessPolicy.hostName(requestHost) == host else { return false }
         }
-        return pattern.matches(caseInsensitive ? path.lowercased() : path)
+        return pattern.matches(caseInsensitive ? path.asciiLowercased() : path)
     }
 
     public var description: String {
@@ -120,18 +122,16 @@ public struct AccessRule: Sendable, Hashable, CustomStringConvertible {
         if earlier.caseInsensitive != caseInsensitive && !earlier.caseInsensitive { return false }
         let theirPattern = earlier.pattern
         switch pattern {
-        case .exact(let p): return theirPattern.matches(earlier.caseInsensitive ? p.lowercased() : p)
+        case .exact(let p): return theirPattern.matches(earlier.caseInsensitive ? p.asciiLowercased() : p)
         case .prefix(let p):
             switch theirPattern {
             case .prefix(let q):
-                let p = earlier.caseInsensitive ? p.lowercased() : p
-                if q.hasSuffix("/") { return p.hasPrefix(q) }
-                return p == q || p.hasPrefix(q + "/")
+                return PathBytes.isUnder(earlier.caseInsensitive ? p.asciiLowercased() : p, prefix: q)
             case .glob(let q):
                 // `/a/**` covers every prefix below `/a/`.
                 guard q.hasSuffix("/**"), !q.dropLast(3).contains("*") else { return q == "/**" }
                 let base = String(q.dropLast(2))
-                return (p.hasSuffix("/") ? p : p + "/").hasPrefix(base) && p != String(base.dropLast())
+                return (p.hasSuffix("/") ? p : p + "/").hasBytePrefix(base) && !p.bytesEqual(String(base.dropLast()))
             case .exact: return false
             }
         case .glob(let p):
@@ -195,9 +195,11 @@ public struct AccessPolicy: Sendable, Hashable {
     /// `path` with every segment's `;` parameters removed.
     public static func matchingPath(_ path: String) -> String {
         guard path.utf8.contains(UInt8(ascii: ";")) else { return path }
-        return path.split(separator: "/", omittingEmptySubsequences: false)
-            .map { segment in segment.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? segment }
-            .joined(separator: "/")
+        // Split on bytes: a `/` or `;` followed by a combining mark is still a separator to the device.
+        let segments = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { segment in
+            segment.split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false).first ?? segment
+        }
+        return String(decoding: Array(segments.joined(separator: [UInt8(ascii: "/")])), as: UTF8.self)
     }
 
     /// A `Host` header's name: lower case, without port (IPv6 literals keep their brackets).
@@ -242,5 +244,29 @@ enum Glob {
             k += 1
         }
         return reachable[t.count]
+    }
+}
+
+/// Path comparisons on UTF-8 bytes, the way the device reads them.
+public enum PathBytes {
+    /// `path` is `prefix` or lies below it: with a trailing `/` in `prefix`, a byte prefix;
+    /// without, the same path or one continuing with `/`.
+    public static func isUnder(_ path: String, prefix: String) -> Bool {
+        if prefix.utf8.last == UInt8(ascii: "/") { return path.hasBytePrefix(prefix) }
+        guard path.hasBytePrefix(prefix) else { return false }
+        let rest = path.utf8.dropFirst(prefix.utf8.count)
+        return rest.isEmpty || rest.first == UInt8(ascii: "/")
+    }
+}
+
+extension String {
+    /// A prefix of the UTF-8 bytes (no Unicode equivalence, no grapheme clustering).
+    public func hasBytePrefix(_ prefix: String) -> Bool { utf8.starts(with: prefix.utf8) }
+    /// The same UTF-8 bytes.
+    public func bytesEqual(_ other: String) -> Bool { utf8.elementsEqual(other.utf8) }
+    /// `A`-`Z` lowered, every other byte kept (Unicode case mapping would make different device
+    /// paths match one rule: the Kelvin sign lowers to `k`).
+    public func asciiLowercased() -> String {
+        String(decoding: utf8.map { ($0 >= 0x41 && $0 <= 0x5A) ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 }

@@ -31,9 +31,9 @@ public struct CORSPolicy: Sendable, Hashable {
     /// Whether CORS applies on `path` (normalized).
     public func applies(toPath path: String) -> Bool {
         guard isEnabled else { return false }
-        if path.hasPrefix("/_gatehouse/api/") { return true }
+        if path.hasBytePrefix("/_gatehouse/api/") { return true }
         return proxiedPaths.contains { prefix in
-            prefix.hasSuffix("/") ? path.hasPrefix(prefix) : (path == prefix || path.hasPrefix(prefix + "/"))
+            PathBytes.isUnder(path, prefix: prefix)
         }
     }
 
