@@ -77,9 +77,10 @@ public final class GatehouseServer: Sendable {
         let csrf = OctoPrintCSRFToken()
         let metrics = GatehouseMetrics()
         let settings = SettingsSource(ProxySettings(config: config, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics))
+        let connectTimeout = TimeAmount.seconds(config.timeouts.upstreamConnect.seconds)
         var pools: [UpstreamPool.Handle] = []
         for loop in group.makeIterator() {
-            pools.append(try await UpstreamPool.Handle.make(eventLoop: loop, address: config.upstream, connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds)))
+            pools.append(try await UpstreamPool.Handle.make(eventLoop: loop, address: config.upstream, connectTimeout: connectTimeout))
         }
         let poolList = pools
         let quiesce = ServerQuiescingHelper(group: group)
@@ -155,12 +156,10 @@ public final class GatehouseServer: Sendable {
         }
         if config.octoPrintCSRF {
             // The first pair before the first request, when the device is up; otherwise the watch retries.
-            await csrf.refreshOnce(
-                upstream: config.upstream, eventLoop: group.next(), connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds))
+            await csrf.refreshOnce(upstream: config.upstream, eventLoop: group.next(), connectTimeout: connectTimeout)
         }
         let csrfWatch = config.octoPrintCSRF ? Task {
-            await csrf.keepFresh(
-                upstream: config.upstream, eventLoop: group.next(), connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds), logger: logger)
+            await csrf.keepFresh(upstream: config.upstream, eventLoop: group.next(), connectTimeout: connectTimeout, logger: logger)
         } : nil
         let server: GatehouseServer
         do {

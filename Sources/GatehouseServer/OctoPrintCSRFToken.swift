@@ -67,16 +67,11 @@ final class OctoPrintCSRFToken: Sendable {
     }
 
     static func fetch(upstream: UpstreamAddress, eventLoop: EventLoop, connectTimeout: TimeAmount) async throws -> String {
-        let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(connectTimeout)
-        let channel: Channel
+        let channel = try await ClientBootstrap(group: eventLoop).connectTimeout(connectTimeout).connect(to: upstream).get()
         let host: String
         switch upstream {
-        case .tcp(let h, let port):
-            channel = try await bootstrap.connect(host: h, port: port).get()
-            host = "\(h):\(port)"
-        case .unixSocket(let path):
-            channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
-            host = "localhost"
+        case .tcp(let h, let port): host = "\(h):\(port)"
+        case .unixSocket: host = "localhost"
         }
         let promise = eventLoop.makePromise(of: HTTPResponseHead.self)
         do {

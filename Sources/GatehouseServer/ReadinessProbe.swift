@@ -20,11 +20,7 @@ struct ReadinessProbe: Sendable {
         var failures: [String] = []
         let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(connectTimeout)
         do {
-            let channel: Channel
-            switch upstream {
-            case .tcp(let host, let port): channel = try await bootstrap.connect(host: host, port: port).get()
-            case .unixSocket(let path): channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
-            }
+            let channel = try await bootstrap.connect(to: upstream).get()
             try? await channel.close()
         } catch {
             failures.append("upstream \(upstream) does not accept connections (\(Self.reason(error)))")

@@ -86,16 +86,21 @@ final class UpstreamPool {
                     try channel.pipeline.syncOperations.addHandlers([encoder, decoder, handler])
                 }
             }
-        let connected: EventLoopFuture<Channel>
-        switch address {
-        case .tcp(let host, let port): connected = bootstrap.connect(host: host, port: port)
-        case .unixSocket(let path): connected = bootstrap.connect(unixDomainSocketPath: path)
-        }
         let address = self.address
-        return connected.flatMapErrorThrowing { error in
+        return bootstrap.connect(to: address).flatMapErrorThrowing { error in
             throw UpstreamFailure.connectFailed("\(address): \(error)")
         }.map { _ in
             Connection(handler: handler, httpHandlers: httpHandlers, reused: false)
+        }
+    }
+}
+
+extension ClientBootstrap {
+    /// Connects to the upstream wherever the config says it is: TCP host and port, or a unix socket.
+    func connect(to address: UpstreamAddress) -> EventLoopFuture<Channel> {
+        switch address {
+        case .tcp(let host, let port): return connect(host: host, port: port)
+        case .unixSocket(let path): return connect(unixDomainSocketPath: path)
         }
     }
 }

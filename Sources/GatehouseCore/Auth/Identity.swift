@@ -1,6 +1,6 @@
 /// How a request's identity was established; its ``rawValue`` is what the device sees in the
 /// method identity header (`X-Remote-Auth` by default).
-public enum AuthenticationMethod: String, Sendable, Hashable {
+public enum AuthenticationMethod: String, Sendable, Hashable, CaseIterable {
     case apiKey = "api_key"
     case trustedNetwork = "trusted_network"
     /// The `gatehouse_session` cookie of a browser sign-in.
