@@ -181,6 +181,30 @@ final class ConfigLoaderTests: XCTestCase {
         assertError("listen: \"0.0.0.0:8080\"\naccess_log: \"yes\"\n", line: 2, keyPath: "access_log", messageContains: "expected true or false")
     }
 
+    /// The settings added for Basic, OctoPrint, the audit log, the log format and metrics: their
+    /// defaults, and errors naming key and line.
+    func testOperationalSettingsDefaultsAndErrors() throws {
+        let defaults = try ConfigLoader.parse(yaml: "listen: \"0.0.0.0:8080\"\n")
+        XCTAssertFalse(defaults.basicAuth)
+        XCTAssertFalse(defaults.octoPrintCSRF)
+        XCTAssertEqual(defaults.auditLog, "stdout")
+        XCTAssertEqual(defaults.logFormat, .text)
+        XCTAssertEqual(defaults.metricsRoles, ["admin"])
+        let set = try ConfigLoader.parse(yaml: "basic_auth: true\noctoprint_csrf: true\naudit_log: \"off\"\nlog: {format: json}\nmetrics: {roles: [monitoring]}\n")
+        XCTAssertTrue(set.basicAuth)
+        XCTAssertTrue(set.octoPrintCSRF)
+        XCTAssertEqual(set.auditLog, "off")
+        XCTAssertEqual(set.logFormat, .json)
+        XCTAssertEqual(set.metricsRoles, ["monitoring"])
+        assertError("listen: \"0.0.0.0:8080\"\nbasic_auth: \"yes\"\n", line: 2, keyPath: "basic_auth", messageContains: "expected true or false")
+        assertError("listen: \"0.0.0.0:8080\"\noctoprint_csrf: 1\n", line: 2, keyPath: "octoprint_csrf", messageContains: "expected true or false")
+        assertError("listen: \"0.0.0.0:8080\"\naudit_log: \"\"\n", line: 2, keyPath: "audit_log", messageContains: "stdout, off, or a file path")
+        assertError("listen: \"0.0.0.0:8080\"\nlog:\n  format: xml\n", line: 3, keyPath: "log.format", messageContains: "expected text or json")
+        assertError("listen: \"0.0.0.0:8080\"\nlog:\n  level: debug\n", line: 3, keyPath: "log.level", messageContains: "unknown key")
+        assertError("listen: \"0.0.0.0:8080\"\nmetrics:\n  roles: []\n", line: 3, keyPath: "metrics.roles", messageContains: "at least one role")
+        assertError("listen: \"0.0.0.0:8080\"\nmetrics:\n  roles: [\"ops team\"]\n", line: 3, keyPath: "metrics.roles[0]", messageContains: "role name")
+    }
+
     func testMissingExpiryMeansTheKeyNeverExpires() throws {
         let config = try ConfigLoader.parse(yaml: Self.sample(replacingLine: 9, with: #"  - {name: slicer, user: alice, hash: "\#(Self.slicerHash)", expires: null}"#))
         XCTAssertNil(config.apiKeys[0].expires)
