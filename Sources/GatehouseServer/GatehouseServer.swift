@@ -5,6 +5,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A running Gatehouse listener.
 ///
@@ -31,12 +32,21 @@ public final class GatehouseServer: Sendable {
     private let metrics: GatehouseMetrics
     /// Keeps ``csrf`` fresh while `octoprint_csrf` is on.
     private let csrfWatch: Task<Void, Never>?
+    /// The listener's certificate, when Gatehouse terminates TLS.
+    private let listenerTLS: ListenerTLS?
+    /// The plain-HTTP listener that only redirects to HTTPS (`tls.redirect_http`).
+    private let redirectChannel: Channel?
+    private let upstream: UpstreamConnector
 
     private init(
         serverChannel: Channel, quiesce: ServerQuiescingHelper, pools: [UpstreamPool.Handle], logger: Logger,
         storeWatch: Task<Void, Never>?, settings: SettingsSource, config: GatehouseConfig, accounts: AccountService?,
-        csrf: OctoPrintCSRFToken, csrfWatch: Task<Void, Never>?, metrics: GatehouseMetrics
+        csrf: OctoPrintCSRFToken, csrfWatch: Task<Void, Never>?, metrics: GatehouseMetrics,
+        listenerTLS: ListenerTLS?, redirectChannel: Channel?, upstream: UpstreamConnector
     ) throws {
+        self.listenerTLS = listenerTLS
+        self.redirectChannel = redirectChannel
+        self.upstream = upstream
         self.metrics = metrics
         self.csrf = csrf
         self.csrfWatch = csrfWatch
@@ -59,8 +69,10 @@ public final class GatehouseServer: Sendable {
     public enum ServerError: Error, CustomStringConvertible {
         case notBound
         case bindFailed(String, underlying: String)
+        case tls(TLSSetupError)
         public var description: String {
             switch self {
+            case .tls(let error): return "\(error)"
             case .notBound: return "the listener has no local address"
             case .bindFailed(let address, let underlying): return "cannot listen on \(address): \(underlying)"
             }
@@ -69,6 +81,12 @@ public final class GatehouseServer: Sendable {
 
     public var port: Int { localAddress.port ?? 0 }
 
+    /// The plain-HTTP redirect listener's address (`tls.redirect_http`), when there is one.
+    public var redirectAddress: SocketAddress? { redirectChannel?.localAddress }
+
+    /// The SHA-256 fingerprint of the listener's certificate, when Gatehouse terminates TLS.
+    public var certificateFingerprint: String? { listenerTLS?.loaded.fingerprint }
+
     /// - Parameter accounts: users, sessions, tokens and run-time keys from the store; without it
     ///   only config-file keys and trusted networks are accepted and no sign-in page is served.
     public static func start(
@@ -76,11 +94,26 @@ public final class GatehouseServer: Sendable {
     ) async throws -> GatehouseServer {
         let csrf = OctoPrintCSRFToken()
         let metrics = GatehouseMetrics()
-        let settings = SettingsSource(ProxySettings(config: config, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics))
         let connectTimeout = TimeAmount.seconds(config.timeouts.upstreamConnect.seconds)
+        let upstream: UpstreamConnector
+        let listenerTLS: ListenerTLS?
+        do {
+            upstream = try UpstreamConnector(address: config.upstream, settings: config.upstreamTLS, connectTimeout: connectTimeout)
+            listenerTLS = try config.tls.map { settings throws(TLSSetupError) in ListenerTLS(try ListenerTLS.load(settings)) }
+        } catch {
+            throw ServerError.tls(error)
+        }
+        if config.upstreamTLS.insecureSkipVerify {
+            logger.warning("upstream_tls.insecure_skip_verify is on: the certificate of \(config.upstream) is not checked, so anyone on the path to it can read and change the traffic")
+        }
+        if let loaded = listenerTLS?.loaded {
+            if loaded.created { logger.notice("made a self-signed certificate: \(loaded.certificateFile) (key: \(loaded.keyFile))") }
+            logger.notice("TLS certificate \(loaded.certificateFile), SHA-256 fingerprint \(loaded.fingerprint)")
+        }
+        let settings = SettingsSource(ProxySettings(config: config, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics, upstream: upstream))
         var pools: [UpstreamPool.Handle] = []
         for loop in group.makeIterator() {
-            pools.append(try await UpstreamPool.Handle.make(eventLoop: loop, address: config.upstream, connectTimeout: connectTimeout))
+            pools.append(try await UpstreamPool.Handle.make(eventLoop: loop, connector: upstream))
         }
         let poolList = pools
         let quiesce = ServerQuiescingHelper(group: group)
@@ -112,6 +145,7 @@ public final class GatehouseServer: Sendable {
                         throw ServerError.notBound
                     }
                     let peer = channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
+                    if let listenerTLS { try channel.pipeline.syncOperations.addHandler(listenerTLS.makeHandler()) }
                     if let (refusal, refusedSoFar) = limiter.admit(peer) {
                         // The first refusal and every thousandth after it: a flood must not flood the log too.
                         if refusedSoFar % 1000 == 1 {
@@ -151,28 +185,66 @@ public final class GatehouseServer: Sendable {
         } catch {
             throw ServerError.bindFailed(config.listen.description, underlying: "\(error)")
         }
+        let redirectChannel: Channel?
+        if let redirect = config.tls?.redirectHTTP {
+            do {
+                redirectChannel = try await bindRedirect(redirect, httpsPort: channel.localAddress?.port ?? config.listen.port, group: group, limiter: limiter, timeout: clientHeader)
+            } catch {
+                try? await channel.close()
+                throw ServerError.bindFailed("\(redirect) (tls.redirect_http)", underlying: "\(error)")
+            }
+        } else {
+            redirectChannel = nil
+        }
         let storeWatch = accounts.map { accounts in
             Task { await accounts.credentials.watchStore(every: storeWatchInterval) }
         }
         if config.octoPrintCSRF {
             // The first pair before the first request, when the device is up; otherwise the watch retries.
-            await csrf.refreshOnce(upstream: config.upstream, eventLoop: group.next(), connectTimeout: connectTimeout)
+            await csrf.refreshOnce(upstream: upstream, eventLoop: group.next())
         }
         let csrfWatch = config.octoPrintCSRF ? Task {
-            await csrf.keepFresh(upstream: config.upstream, eventLoop: group.next(), connectTimeout: connectTimeout, logger: logger)
+            await csrf.keepFresh(upstream: upstream, eventLoop: group.next(), logger: logger)
         } : nil
         let server: GatehouseServer
         do {
             server = try GatehouseServer(
                 serverChannel: channel, quiesce: quiesce, pools: pools, logger: logger, storeWatch: storeWatch,
-                settings: settings, config: config, accounts: accounts, csrf: csrf, csrfWatch: csrfWatch, metrics: metrics)
+                settings: settings, config: config, accounts: accounts, csrf: csrf, csrfWatch: csrfWatch, metrics: metrics,
+                listenerTLS: listenerTLS, redirectChannel: redirectChannel, upstream: upstream)
         } catch {
+            try? await redirectChannel?.close()
             storeWatch?.cancel()
             csrfWatch?.cancel()
             throw error
         }
-        logger.info("listening on \(server.localAddress), forwarding to \(config.upstream)")
+        logger.info("listening on \(server.localAddress)\(listenerTLS == nil ? "" : " (HTTPS)"), forwarding to \(config.upstream)")
+        if let address = server.redirectAddress { logger.info("redirecting plain HTTP on \(address) to HTTPS") }
         return server
+    }
+
+    /// The `tls.redirect_http` listener: every request gets a redirect to the HTTPS port.
+    private static func bindRedirect(
+        _ address: ListenAddress, httpsPort: Int, group: MultiThreadedEventLoopGroup, limiter: ConnectionLimiter, timeout: TimeAmount
+    ) async throws -> Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let peer = channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
+                    if let (refusal, _) = limiter.admit(peer) {
+                        try channel.pipeline.syncOperations.addHandlers([HTTPResponseEncoder(), ConnectionRefusalHandler(refusal)])
+                        return
+                    }
+                    channel.closeFuture.whenComplete { _ in limiter.release(peer) }
+                    // The whole exchange must happen within the client header timeout.
+                    let deadline = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+                    channel.closeFuture.whenComplete { _ in deadline.cancel() }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(HTTPSRedirectHandler(httpsPort: httpsPort))
+                }
+            }
+            .bind(host: address.host, port: address.port).get()
     }
 
     /// Applies a new configuration to every request whose head arrives from now on: API keys,
@@ -184,9 +256,20 @@ public final class GatehouseServer: Sendable {
     /// and connections, connection-level timeouts, the store, sessions, tokens and lockouts — is
     /// kept as it is; the returned lines name each such setting that differs in `config`, so
     /// the caller can say that it needs a restart.
+    ///
+    /// The listener's certificate and key are read again (a renewed certificate is used for
+    /// connections accepted from now on); if they cannot be used, nothing at all changes and the
+    /// error is thrown.
     @discardableResult
-    public func reload(config: GatehouseConfig) -> [String] {
+    public func reload(config: GatehouseConfig) throws(TLSSetupError) -> [String] {
         let old = running.withLockedValue { $0 }
+        var certificate: ListenerTLS.Loaded?
+        if let listenerTLS, let tls = config.tls {
+            certificate = try ListenerTLS.load(tls)
+            if certificate?.fingerprint != listenerTLS.loaded.fingerprint {
+                logger.notice("TLS certificate \(certificate!.certificateFile) reloaded, SHA-256 fingerprint \(certificate!.fingerprint)")
+            }
+        }
         var kept: [String] = []
         var applied = config
         func keep<T: Equatable>(_ name: String, _ path: WritableKeyPath<GatehouseConfig, T>) {
@@ -212,7 +295,15 @@ public final class GatehouseServer: Sendable {
         keep("octoprint_csrf", \.octoPrintCSRF)
         // The connection limiter reads the trusted proxies at start; the gate must agree with it.
         keep("trusted_proxies", \.trustedProxies)
-        settings.replace(with: ProxySettings(config: applied, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics))
+        keep("upstream_tls", \.upstreamTLS)
+        // Turning TLS on or off, or moving the redirect listener, needs new sockets; new
+        // certificate files for a TLS listener do not.
+        if (old.tls == nil) != (config.tls == nil) || old.tls?.redirectHTTP != config.tls?.redirectHTTP {
+            kept.append("tls changed; it takes effect after a restart")
+            applied.tls = old.tls
+        }
+        if let certificate { listenerTLS?.replace(with: certificate) }
+        settings.replace(with: ProxySettings(config: applied, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics, upstream: upstream))
         running.withLockedValue { $0 = applied }
         return kept
     }
@@ -225,6 +316,7 @@ public final class GatehouseServer: Sendable {
         await storeWatch?.value
         csrfWatch?.cancel()
         await csrfWatch?.value
+        try? await redirectChannel?.close()
         let done = loop.makePromise(of: Void.self)
         helper.initiateShutdown(promise: done)
         let timer = loop.scheduleTask(in: drain) { done.succeed(()) }
@@ -251,9 +343,9 @@ extension UpstreamPool {
         private let bound: NIOLoopBound<UpstreamPool>
 
         /// Creates the pool on its own loop (a loop-bound value must be made there).
-        static func make(eventLoop: EventLoop, address: UpstreamAddress, connectTimeout: TimeAmount) async throws -> Handle {
+        static func make(eventLoop: EventLoop, connector: UpstreamConnector) async throws -> Handle {
             let bound = try await eventLoop.submit {
-                NIOLoopBound(UpstreamPool(eventLoop: eventLoop, address: address, connectTimeout: connectTimeout), eventLoop: eventLoop)
+                NIOLoopBound(UpstreamPool(eventLoop: eventLoop, connector: connector), eventLoop: eventLoop)
             }.get()
             return Handle(eventLoop: eventLoop, bound: bound)
         }

@@ -29,26 +29,26 @@ final class OctoPrintCSRFToken: Sendable {
 
     /// Fetches a pair once; true when one was had.
     @discardableResult
-    func refreshOnce(upstream: UpstreamAddress, eventLoop: EventLoop, connectTimeout: TimeAmount) async -> Bool {
-        guard let token = try? await Self.fetch(upstream: upstream, eventLoop: eventLoop, connectTimeout: connectTimeout) else { return false }
+    func refreshOnce(upstream: UpstreamConnector, eventLoop: EventLoop) async -> Bool {
+        guard let token = try? await Self.fetch(upstream: upstream, eventLoop: eventLoop) else { return false }
         current.withLockedValue { $0 = token }
         return true
     }
 
     /// Fetches a pair every ``refreshInterval`` (every two seconds while none could be had)
     /// until the task is cancelled.
-    func keepFresh(upstream: UpstreamAddress, eventLoop: EventLoop, connectTimeout: TimeAmount, logger: Logger) async {
+    func keepFresh(upstream: UpstreamConnector, eventLoop: EventLoop, logger: Logger) async {
         var warned = false
         while !Task.isCancelled {
             do {
                 if value != nil { try await Task.sleep(for: Self.refreshInterval) }
-                let token = try await Self.fetch(upstream: upstream, eventLoop: eventLoop, connectTimeout: connectTimeout)
+                let token = try await Self.fetch(upstream: upstream, eventLoop: eventLoop)
                 current.withLockedValue { $0 = token }
                 warned = false
             } catch is CancellationError {
                 return
             } catch {
-                if !warned { logger.warning("octoprint_csrf: cannot get a CSRF token from \(upstream) yet (\(error)); retrying") }
+                if !warned { logger.warning("octoprint_csrf: cannot get a CSRF token from \(upstream.address) yet (\(error)); retrying") }
                 warned = true
                 try? await Task.sleep(for: .seconds(2))
             }
@@ -66,13 +66,9 @@ final class OctoPrintCSRFToken: Sendable {
         }
     }
 
-    static func fetch(upstream: UpstreamAddress, eventLoop: EventLoop, connectTimeout: TimeAmount) async throws -> String {
-        let channel = try await ClientBootstrap(group: eventLoop).connectTimeout(connectTimeout).connect(to: upstream).get()
-        let host: String
-        switch upstream {
-        case .tcp(let h, let port): host = "\(h):\(port)"
-        case .unixSocket: host = "localhost"
-        }
+    static func fetch(upstream: UpstreamConnector, eventLoop: EventLoop) async throws -> String {
+        let channel = try await upstream.connect(on: eventLoop).get()
+        let host = upstream.hostHeader
         let promise = eventLoop.makePromise(of: HTTPResponseHead.self)
         do {
             try await eventLoop.submit {

@@ -8,6 +8,8 @@ struct OwnRequest: Sendable {
     let headers: [(name: String, value: String)]
     let body: [UInt8]
     let peer: IPAddress?
+    /// The client reached Gatehouse's own TLS listener.
+    var overTLS = false
 
     func header(_ lowercaseName: String) -> String? {
         headers.first { $0.name.equalsCaseInsensitive(lowercaseName) }?.value
@@ -116,9 +118,10 @@ struct OwnEndpoints: Sendable {
         gate.clientAddresses.clientAddress(peer: request.peer, headers: request.headers)
     }
 
-    /// Whether the client reached Gatehouse over HTTPS (told by a trusted proxy, until Gatehouse
-    /// terminates TLS itself).
+    /// Whether the client reached Gatehouse over HTTPS: Gatehouse's own TLS listener, or a
+    /// trusted proxy in front of it saying so.
     private func isSecure(_ request: OwnRequest) -> Bool {
+        if request.overTLS { return true }
         guard gate.clientAddresses.isTrustedProxy(request.peer) else { return false }
         return request.header("x-forwarded-proto")?.trimmingCharacters(in: .whitespaces).lowercased() == "https"
     }

@@ -277,7 +277,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let endpoints = settings.endpoints else { return }
         let request = OwnRequest(
             method: exchange.head.method.rawValue, target: exchange.target, headers: exchange.headers,
-            body: exchange.ownBody, peer: peer)
+            body: exchange.ownBody, peer: peer, overTLS: settings.clientScheme == "https")
         exchange.ownBody = []
         let promise = context.eventLoop.makePromise(of: OwnResponse.self)
         promise.completeWithTask { await endpoints.respond(request, now: endpoints.accounts.credentials.now()) }
@@ -413,7 +413,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let upstreamTarget = settings.headerPolicy.target(exchange.target, plan: plan)
         var upstreamHeaders = HTTPHeaders(
             settings.headerPolicy.headers(
-                from: headers, plan: plan, isWebSocketUpgrade: exchange.isWebSocketUpgrade, scheme: "http", peer: peer,
+                from: headers, plan: plan, isWebSocketUpgrade: exchange.isWebSocketUpgrade, scheme: settings.clientScheme, peer: peer,
                 deviceCSRFToken: deviceCSRFToken(for: plan, method: exchange.head.method)
             ).map { ($0.name, $0.value) })
         if let length = exchange.head.headers.first(name: "content-length") {

@@ -16,6 +16,8 @@ struct ProxySettings: Sendable {
     /// How often a WebSocket tunnel's credential is asked again.
     let tunnelRecheck: TimeAmount
     let accessLog: Bool
+    /// `https` when Gatehouse terminates TLS itself, else `http` (`X-Forwarded-Proto`, `Secure` cookies).
+    let clientScheme: String
     let logger: Logger
     /// The sign-in page and JSON API; nil without a store (then only `healthz` is served).
     let endpoints: OwnEndpoints?
@@ -31,7 +33,7 @@ struct ProxySettings: Sendable {
 
     init(
         config: GatehouseConfig, logger: Logger, accounts: AccountService? = nil, octoPrintCSRF: OctoPrintCSRFToken? = nil,
-        metrics: GatehouseMetrics? = nil
+        metrics: GatehouseMetrics? = nil, upstream: UpstreamConnector? = nil
     ) {
         self.metrics = metrics
         self.octoPrintCSRF = config.octoPrintCSRF ? octoPrintCSRF : nil
@@ -39,8 +41,14 @@ struct ProxySettings: Sendable {
         self.gate = gate
         self.endpoints = accounts.map { OwnEndpoints(accounts: $0, gate: gate, metrics: metrics, metricsRoles: config.metricsRoles) }
         self.accounts = accounts
-        self.readiness = ReadinessProbe(
-            upstream: config.upstream, connectTimeout: .seconds(config.timeouts.upstreamConnect.seconds), credentials: accounts?.credentials)
+        // The server passes the connector it made at start (the upstream is start-bound); the
+        // handler tests, which have none, get one made here.
+        let connectTimeout = TimeAmount.seconds(config.timeouts.upstreamConnect.seconds)
+        let connector = upstream
+            ?? (try? UpstreamConnector(address: config.upstream, settings: config.upstreamTLS, connectTimeout: connectTimeout))
+            ?? UpstreamConnector(address: config.upstream, connectTimeout: connectTimeout)
+        self.readiness = ReadinessProbe(upstream: connector, credentials: accounts?.credentials)
+        self.clientScheme = config.tls == nil ? "http" : "https"
         self.headerPolicy = UpstreamHeaderPolicy(
             identityHeaders: config.identityHeaders, stripHeaders: config.stripHeaders,
             forwardCredentials: config.forwardCredentials)

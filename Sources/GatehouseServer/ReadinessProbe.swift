@@ -7,23 +7,22 @@ import NIOPosix
 ///
 /// Guarantees: every check opens its own connection (never a pooled one, which could be stale or
 /// busy) and closes it at once without sending a byte; each check is bounded by the upstream
-/// connect timeout; a failure is named (which part, and why) and never includes a secret.
+/// connect timeout (for an `https` upstream the TLS handshake too, so a certificate the upstream
+/// check refuses shows here); a failure is named (which part, and why) and never includes a secret.
 struct ReadinessProbe: Sendable {
     static let path = "/_gatehouse/readyz"
-    let upstream: UpstreamAddress
-    let connectTimeout: TimeAmount
+    let upstream: UpstreamConnector
     /// Nil without a store (then only the upstream is checked).
     let credentials: StoredCredentialAuthenticator?
 
     /// The parts that are not ready, with the reason; empty when everything is.
     func failures(on eventLoop: EventLoop) async -> [String] {
         var failures: [String] = []
-        let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(connectTimeout)
         do {
-            let channel = try await bootstrap.connect(to: upstream).get()
+            let channel = try await upstream.connectAndHandshake(on: eventLoop)
             try? await channel.close()
         } catch {
-            failures.append("upstream \(upstream) does not accept connections (\(Self.reason(error)))")
+            failures.append("upstream \(upstream.address) does not accept connections (\(Self.reason(error)))")
         }
         if let credentials {
             let store = credentials.store

@@ -18,16 +18,14 @@ final class UpstreamPool {
     }
 
     let eventLoop: EventLoop
-    private let address: UpstreamAddress
-    private let connectTimeout: TimeAmount
+    private let connector: UpstreamConnector
     private let maxIdle: Int
     private let maxIdleTime: TimeAmount
     private var idle: [Connection] = []
 
-    init(eventLoop: EventLoop, address: UpstreamAddress, connectTimeout: TimeAmount, maxIdle: Int = 256, maxIdleTime: TimeAmount = .seconds(30)) {
+    init(eventLoop: EventLoop, connector: UpstreamConnector, maxIdle: Int = 256, maxIdleTime: TimeAmount = .seconds(30)) {
         self.eventLoop = eventLoop
-        self.address = address
-        self.connectTimeout = connectTimeout
+        self.connector = connector
         self.maxIdle = maxIdle
         self.maxIdleTime = maxIdleTime
     }
@@ -78,29 +76,13 @@ final class UpstreamPool {
         // header that RequestFramingValidator already checked, or one Gatehouse set from the
         // validated configuration and identity.
         let httpHandlers: [RemovableChannelHandler] = [decoder, encoder]
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([encoder, decoder, handler])
-                }
-            }
-        let address = self.address
-        return bootstrap.connect(to: address).flatMapErrorThrowing { error in
+        let address = connector.address
+        return connector.connect(on: eventLoop).flatMapErrorThrowing { error in
             throw UpstreamFailure.connectFailed("\(address): \(error)")
-        }.map { _ in
-            Connection(handler: handler, httpHandlers: httpHandlers, reused: false)
-        }
-    }
-}
-
-extension ClientBootstrap {
-    /// Connects to the upstream wherever the config says it is: TCP host and port, or a unix socket.
-    func connect(to address: UpstreamAddress) -> EventLoopFuture<Channel> {
-        switch address {
-        case .tcp(let host, let port): return connect(host: host, port: port)
-        case .unixSocket(let path): return connect(unixDomainSocketPath: path)
+        }.flatMapThrowing { channel in
+            // Still on this loop, in the same tick as the connect: nothing was read yet.
+            try channel.pipeline.syncOperations.addHandlers([encoder, decoder, handler])
+            return Connection(handler: handler, httpHandlers: httpHandlers, reused: false)
         }
     }
 }

@@ -68,7 +68,7 @@ func runUntilSignalled(
             do {
                 let fresh = try ConfigLoader.load(path: configPath)
                 for line in ShadowedRuleReport(config: fresh).lines { logger.warning("\(line)") }
-                let kept = server.reload(config: fresh)
+                let kept = try server.reload(config: fresh)
                 for line in kept { logger.warning("reload: \(line)") }
                 drain = fresh.timeouts.drain
                 accounts?.audit?.record(.configReloaded, actor: "SIGHUP", name: configPath, reason: kept.isEmpty ? nil : kept.joined(separator: "; "), at: Date())

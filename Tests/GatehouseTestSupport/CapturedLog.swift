@@ -12,7 +12,7 @@ public final class CapturedLog: Sendable {
 
     func append(_ line: String) { lines.withLockedValue { $0.append(line) } }
 
-    func handler() -> LogHandler { Handler(log: self) }
+    public func handler() -> LogHandler { Handler(log: self) }
 
     private struct Handler: LogHandler {
         let log: CapturedLog

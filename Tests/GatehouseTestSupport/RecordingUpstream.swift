@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// What the upstream saw of one request.
 public struct RecordedRequest: Sendable {
@@ -54,7 +55,8 @@ public final class RecordingUpstream: @unchecked Sendable {
 
     public func reset() { lock.withLock { _requests.removeAll() } }
 
-    public static func start(group: EventLoopGroup, unixSocket: String? = nil) async throws -> RecordingUpstream {
+    /// - Parameter tls: serve HTTPS with this context (an `https://` upstream).
+    public static func start(group: EventLoopGroup, unixSocket: String? = nil, tls: NIOSSLContext? = nil) async throws -> RecordingUpstream {
         let upstream = RecordingUpstream()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -64,6 +66,7 @@ public final class RecordingUpstream: @unchecked Sendable {
                     return upstream._connections
                 }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true)
                     try channel.pipeline.syncOperations.addHandler(UpstreamRequestHandler(upstream: upstream, connectionID: id))
                 }

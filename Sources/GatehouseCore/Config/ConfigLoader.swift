@@ -23,6 +23,18 @@ public enum ConfigLoader {
         if !["stdout", "off"].contains(config.auditLog) && !config.auditLog.hasPrefix("/") {
             config.auditLog = directory.appendingPathComponent(config.auditLog).standardizedFileURL.path
         }
+        func resolved(_ file: String) -> String {
+            file.hasPrefix("/") ? file : directory.appendingPathComponent(file).standardizedFileURL.path
+        }
+        switch config.tls?.certificate {
+        case .files(let certificate, let key)?:
+            config.tls?.certificate = .files(certificate: resolved(certificate), key: resolved(key))
+        case .selfSigned?:
+            config.tls?.certificate = .selfSigned(directory: URL(fileURLWithPath: config.storePath).deletingLastPathComponent().path)
+        case nil:
+            break
+        }
+        config.upstreamTLS.caFile = config.upstreamTLS.caFile.map(resolved)
         if !config.jwt.secretFile.hasPrefix("/") {
             config.jwt.secretFile = directory.appendingPathComponent(config.jwt.secretFile).standardizedFileURL.path
         }
@@ -184,6 +196,7 @@ struct ConfigReader {
         "listen", "upstream", "identity_headers", "strip_headers", "forward_credentials", "query_api_key", "basic_auth",
         "public_paths", "api_keys", "trusted_networks", "trusted_proxies", "timeouts", "limits", "access_log",
         "store", "passwords", "sessions", "jwt", "login", "access_rules", "cors", "audit_log", "log", "octoprint_csrf", "metrics",
+        "tls", "upstream_tls",
     ]
 
     func read(_ root: ConfigValue) throws(ConfigError) -> GatehouseConfig {
@@ -197,9 +210,14 @@ struct ConfigReader {
         }
         if let v = top["upstream"] {
             guard let upstream = UpstreamAddress(parsing: try string(v)) else {
-                throw fail(v, "expected http://host:port or unix:/path/to.sock")
+                throw fail(v, "expected http://host:port, https://host:port or unix:/path/to.sock")
             }
             config.upstream = upstream
+        }
+        if let v = top["tls"] { config.tls = try listenerTLS(v, listen: config.listen) }
+        if let v = top["upstream_tls"] {
+            config.upstreamTLS = try upstreamTLS(v)
+            guard config.upstream.usesTLS else { throw fail(v, "is set, but upstream is not an https:// address") }
         }
         if let v = top["identity_headers"] {
             let m = try mapping(v, known: ["user", "roles", "method"])
@@ -322,6 +340,56 @@ struct ConfigReader {
             if let x = m["lockout"] { config.loginThrottle.lockout = try positive(duration(x), x) }
         }
         return config
+    }
+
+    private func listenerTLS(_ value: ConfigValue, listen: ListenAddress) throws(ConfigError) -> ListenerTLSSettings {
+        let m = try mapping(value, known: ["cert_file", "key_file", "self_signed", "redirect_http"])
+        let selfSigned = try m["self_signed"].map { v throws(ConfigError) in try bool(v) } ?? false
+        let source: ListenerTLSSettings.CertificateSource
+        switch (m["cert_file"], m["key_file"], selfSigned) {
+        case (let c?, let k?, false):
+            source = .files(certificate: try filePath(c), key: try filePath(k))
+        case (nil, nil, true):
+            // Resolved beside the store by ConfigLoader.load(path:).
+            source = .selfSigned(directory: ".")
+        case (_, _, true):
+            throw fail(value, "set either cert_file and key_file, or self_signed: true, not both")
+        case (nil, _, false), (_, nil, false):
+            throw fail(value, "needs cert_file and key_file, or self_signed: true")
+        }
+        var settings = ListenerTLSSettings(certificate: source)
+        if let r = m["redirect_http"] {
+            guard let address = ListenAddress(parsing: try string(r)) else {
+                throw fail(r, "expected host:port or [v6]:port, like 0.0.0.0:80")
+            }
+            guard address != listen || listen.port == 0 else { throw fail(r, "must differ from listen") }
+            settings.redirectHTTP = address
+        }
+        return settings
+    }
+
+    private func upstreamTLS(_ value: ConfigValue) throws(ConfigError) -> UpstreamTLSSettings {
+        let m = try mapping(value, known: ["ca_file", "insecure_skip_verify", "server_name"])
+        var settings = UpstreamTLSSettings()
+        if let x = m["ca_file"] { settings.caFile = try filePath(x) }
+        if let x = m["insecure_skip_verify"] { settings.insecureSkipVerify = try bool(x) }
+        if let x = m["server_name"] {
+            let name = try string(x)
+            guard !name.isEmpty, name.utf8.count <= 253,
+                name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x2D })
+            else { throw fail(x, "expected a DNS name, like printer.local") }
+            settings.serverName = name
+        }
+        if settings.insecureSkipVerify && (settings.caFile != nil || settings.serverName != nil) {
+            throw fail(value, "insecure_skip_verify checks nothing, so ca_file and server_name would be ignored; remove one or the other")
+        }
+        return settings
+    }
+
+    private func filePath(_ value: ConfigValue) throws(ConfigError) -> String {
+        let path = try string(value)
+        guard !path.isEmpty, !path.hasSuffix("/"), !path.utf8.contains(0) else { throw fail(value, "expected a file path") }
+        return path
     }
 
     private func nonEmpty(_ value: ConfigValue) throws(ConfigError) -> String {

@@ -42,6 +42,11 @@ public struct GatehouseConfig: Sendable {
     public enum LogFormat: String, Sendable, Hashable {
         case text, json
     }
+    /// `tls:` (nil: plain HTTP). `ConfigLoader.load(path:)` resolves relative files against the
+    /// config file's directory, and puts a self-signed certificate beside the store.
+    public var tls: ListenerTLSSettings?
+    /// `upstream_tls:`, for an `https://` upstream.
+    public var upstreamTLS = UpstreamTLSSettings()
     /// The store file (`store.path`, default `./gatehouse.db`). `ConfigLoader.load(path:)`
     /// resolves a relative path against the config file's directory.
     public var storePath: String = "./gatehouse.db"

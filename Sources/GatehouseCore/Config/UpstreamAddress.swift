@@ -1,9 +1,12 @@
-/// The device API behind Gatehouse: `http://host[:port]` or `unix:/path/to.sock`.
+/// The device API behind Gatehouse: `http://host[:port]`, `https://host[:port]` or
+/// `unix:/path/to.sock`.
 ///
-/// Guarantees: only these two forms are accepted (an `https://` upstream comes with TLS support);
-/// a path, query or credentials in the URL are refused rather than silently dropped.
+/// Guarantees: only these three forms are accepted; a path, query or credentials in the URL are
+/// refused rather than silently dropped. An `https` upstream is reached over TLS with the
+/// certificate checked unless `upstream_tls.insecure_skip_verify` says otherwise.
 public enum UpstreamAddress: Sendable, Hashable, CustomStringConvertible {
     case tcp(host: String, port: Int)
+    case https(host: String, port: Int)
     case unixSocket(path: String)
 
     public init?(parsing text: String) {
@@ -13,27 +16,55 @@ public enum UpstreamAddress: Sendable, Hashable, CustomStringConvertible {
             self = .unixSocket(path: path)
             return
         }
-        guard text.hasPrefix("http://") else { return nil }
-        var authority = String(text.dropFirst("http://".count))
+        let secure: Bool
+        var authority: String
+        if text.hasPrefix("http://") {
+            secure = false
+            authority = String(text.dropFirst("http://".count))
+        } else if text.hasPrefix("https://") {
+            secure = true
+            authority = String(text.dropFirst("https://".count))
+        } else {
+            return nil
+        }
         if authority.hasSuffix("/") { authority.removeLast() }
         guard !authority.isEmpty, !authority.contains("/"), !authority.contains("@"),
             !authority.contains("?"), !authority.contains("#")
         else { return nil }
-        if let (host, port) = splitHostPort(authority) {
-            self = .tcp(host: host, port: port)
+        let host: String
+        let port: Int
+        if let (h, p) = splitHostPort(authority) {
+            (host, port) = (h, p)
         } else if !authority.contains(":") || (authority.hasPrefix("[") && authority.hasSuffix("]")) {
-            let host = authority.hasPrefix("[") ? String(authority.dropFirst().dropLast()) : authority
+            host = authority.hasPrefix("[") ? String(authority.dropFirst().dropLast()) : authority
             guard !host.isEmpty else { return nil }
-            self = .tcp(host: host, port: 80)
+            port = secure ? 443 : 80
         } else {
             return nil
         }
+        self = secure ? .https(host: host, port: port) : .tcp(host: host, port: port)
+    }
+
+    /// The host and port of a TCP upstream (plain or TLS); nil for a unix socket.
+    public var hostAndPort: (host: String, port: Int)? {
+        switch self {
+        case .tcp(let host, let port), .https(let host, let port): return (host, port)
+        case .unixSocket: return nil
+        }
+    }
+
+    /// Whether requests to this upstream travel over TLS.
+    public var usesTLS: Bool {
+        if case .https = self { return true }
+        return false
     }
 
     public var description: String {
         switch self {
         case .tcp(let host, let port):
             return host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
+        case .https(let host, let port):
+            return host.contains(":") ? "https://[\(host)]:\(port)" : "https://\(host):\(port)"
         case .unixSocket(let path):
             return "unix:\(path)"
         }
