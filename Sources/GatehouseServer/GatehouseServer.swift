@@ -37,13 +37,16 @@ public final class GatehouseServer: Sendable {
     /// The plain-HTTP listener that only redirects to HTTPS (`tls.redirect_http`).
     private let redirectChannel: Channel?
     private let upstream: UpstreamConnector
+    /// Pending OctoPrint app-key requests; kept across reloads.
+    private let appKeys: AppKeyPairing
 
     private init(
         serverChannel: Channel, quiesce: ServerQuiescingHelper, pools: [UpstreamPool.Handle], logger: Logger,
         storeWatch: Task<Void, Never>?, settings: SettingsSource, config: GatehouseConfig, accounts: AccountService?,
         csrf: OctoPrintCSRFToken, csrfWatch: Task<Void, Never>?, metrics: GatehouseMetrics,
-        listenerTLS: ListenerTLS?, redirectChannel: Channel?, upstream: UpstreamConnector
+        listenerTLS: ListenerTLS?, redirectChannel: Channel?, upstream: UpstreamConnector, appKeys: AppKeyPairing
     ) throws {
+        self.appKeys = appKeys
         self.listenerTLS = listenerTLS
         self.redirectChannel = redirectChannel
         self.upstream = upstream
@@ -93,6 +96,7 @@ public final class GatehouseServer: Sendable {
         config: GatehouseConfig, group: MultiThreadedEventLoopGroup, logger: Logger, accounts: AccountService? = nil
     ) async throws -> GatehouseServer {
         let csrf = OctoPrintCSRFToken()
+        let appKeys = AppKeyPairing()
         let metrics = GatehouseMetrics()
         let connectTimeout = TimeAmount.seconds(config.timeouts.upstreamConnect.seconds)
         let upstream: UpstreamConnector
@@ -110,7 +114,7 @@ public final class GatehouseServer: Sendable {
             if loaded.created { logger.notice("made a self-signed certificate: \(loaded.certificateFile) (key: \(loaded.keyFile))") }
             logger.notice("TLS certificate \(loaded.certificateFile), SHA-256 fingerprint \(loaded.fingerprint)")
         }
-        let settings = SettingsSource(ProxySettings(config: config, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics, upstream: upstream))
+        let settings = SettingsSource(ProxySettings(config: config, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics, upstream: upstream, appKeys: appKeys))
         var pools: [UpstreamPool.Handle] = []
         for loop in group.makeIterator() {
             pools.append(try await UpstreamPool.Handle.make(eventLoop: loop, connector: upstream))
@@ -211,7 +215,7 @@ public final class GatehouseServer: Sendable {
             server = try GatehouseServer(
                 serverChannel: channel, quiesce: quiesce, pools: pools, logger: logger, storeWatch: storeWatch,
                 settings: settings, config: config, accounts: accounts, csrf: csrf, csrfWatch: csrfWatch, metrics: metrics,
-                listenerTLS: listenerTLS, redirectChannel: redirectChannel, upstream: upstream)
+                listenerTLS: listenerTLS, redirectChannel: redirectChannel, upstream: upstream, appKeys: appKeys)
         } catch {
             try? await redirectChannel?.close()
             storeWatch?.cancel()
@@ -303,7 +307,7 @@ public final class GatehouseServer: Sendable {
             applied.tls = old.tls
         }
         if let certificate { listenerTLS?.replace(with: certificate) }
-        settings.replace(with: ProxySettings(config: applied, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics, upstream: upstream))
+        settings.replace(with: ProxySettings(config: applied, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics, upstream: upstream, appKeys: appKeys))
         running.withLockedValue { $0 = applied }
         return kept
     }

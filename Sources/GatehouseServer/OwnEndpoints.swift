@@ -62,6 +62,10 @@ struct OwnEndpoints: Sendable {
     /// Served at `/_gatehouse/metrics` to identities holding one of `metricsRoles`.
     var metrics: GatehouseMetrics? = nil
     var metricsRoles: [String] = ["admin"]
+    /// Device endpoints answered here instead of by the device.
+    var devicePaths = DevicePaths(moonrakerOneshot: false, octoPrintAppKeys: false)
+    /// Pending OctoPrint app-key requests (shared by every settings of one server).
+    var appKeys: AppKeyPairing? = nil
     /// Largest body accepted by an own endpoint.
     static let maxBodyBytes = 64 * 1024
 
@@ -75,6 +79,7 @@ struct OwnEndpoints: Sendable {
 
     private func route(_ request: OwnRequest, now: Date) async -> OwnResponse {
         let path = request.target.path
+        if devicePaths.claims(path) { return await deviceEndpoint(request, now: now) }
         switch (path, request.method) {
         case ("/_gatehouse/login", "GET"), ("/_gatehouse/login", "HEAD"):
             let next = LoginRedirect.safeReturnPath(request.target.query.values(named: "next").first)
@@ -89,6 +94,7 @@ struct OwnEndpoints: Sendable {
                 return .error(error)
             }
         case ("/_gatehouse/metrics", _): return .detail(405, "Use GET.")
+        case (Self.appKeysPendingPage, "GET"): return await appKeysPendingList(request, now: now)
         default: break
         }
         guard path.hasBytePrefix("/_gatehouse/api/") else { return .detail(404, "No such Gatehouse endpoint.") }
@@ -120,7 +126,7 @@ struct OwnEndpoints: Sendable {
 
     /// Whether the client reached Gatehouse over HTTPS: Gatehouse's own TLS listener, or a
     /// trusted proxy in front of it saying so.
-    private func isSecure(_ request: OwnRequest) -> Bool {
+    func isSecure(_ request: OwnRequest) -> Bool {
         if request.overTLS { return true }
         guard gate.clientAddresses.isTrustedProxy(request.peer) else { return false }
         return request.header("x-forwarded-proto")?.trimmingCharacters(in: .whitespaces).lowercased() == "https"
@@ -161,7 +167,7 @@ struct OwnEndpoints: Sendable {
 
     // MARK: JSON API
 
-    private func caller(_ request: OwnRequest, now: Date) async throws(AccountError) -> Identity {
+    func caller(_ request: OwnRequest, now: Date) async throws(AccountError) -> Identity {
         let facts = RequestFacts(method: request.method, target: request.target, headers: request.headers, peer: request.peer)
         var decision = gate.decide(facts, now: now)
         if case .lookUp(let pending) = decision {

@@ -204,6 +204,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .ownEndpoint(exchange)
             return
         }
+        if settings.devicePaths.claims(target.path), !asksUpgrade {
+            // A device endpoint Gatehouse answers itself (Moonraker's one-shot tokens, OctoPrint's
+            // app-key pairing): the device never sees these requests.
+            exchange.headers = headers
+            state = .ownEndpoint(exchange)
+            return
+        }
 
         let isWebSocket = head.method == .GET && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
             && head.headers["upgrade"].contains { $0.lowercased() == "websocket" }

@@ -16,6 +16,8 @@ struct ProxySettings: Sendable {
     /// How often a WebSocket tunnel's credential is asked again.
     let tunnelRecheck: TimeAmount
     let accessLog: Bool
+    /// Device paths Gatehouse answers itself (`moonraker_oneshot`, `octoprint_appkeys`).
+    let devicePaths: DevicePaths
     /// `https` when Gatehouse terminates TLS itself, else `http` (`X-Forwarded-Proto`, `Secure` cookies).
     let clientScheme: String
     let logger: Logger
@@ -33,13 +35,17 @@ struct ProxySettings: Sendable {
 
     init(
         config: GatehouseConfig, logger: Logger, accounts: AccountService? = nil, octoPrintCSRF: OctoPrintCSRFToken? = nil,
-        metrics: GatehouseMetrics? = nil, upstream: UpstreamConnector? = nil
+        metrics: GatehouseMetrics? = nil, upstream: UpstreamConnector? = nil, appKeys: AppKeyPairing? = nil
     ) {
         self.metrics = metrics
         self.octoPrintCSRF = config.octoPrintCSRF ? octoPrintCSRF : nil
         let gate = RequestGate(config: config, storeBacked: accounts != nil)
         self.gate = gate
-        self.endpoints = accounts.map { OwnEndpoints(accounts: $0, gate: gate, metrics: metrics, metricsRoles: config.metricsRoles) }
+        let devicePaths = DevicePaths(moonrakerOneshot: config.moonrakerOneshot, octoPrintAppKeys: config.octoPrintAppKeys)
+        self.devicePaths = accounts == nil ? DevicePaths(moonrakerOneshot: false, octoPrintAppKeys: false) : devicePaths
+        self.endpoints = accounts.map {
+            OwnEndpoints(accounts: $0, gate: gate, metrics: metrics, metricsRoles: config.metricsRoles, devicePaths: devicePaths, appKeys: appKeys)
+        }
         self.accounts = accounts
         // The server passes the connector it made at start (the upstream is start-bound); the
         // handler tests, which have none, get one made here.
@@ -51,7 +57,7 @@ struct ProxySettings: Sendable {
         self.clientScheme = config.tls == nil ? "http" : "https"
         self.headerPolicy = UpstreamHeaderPolicy(
             identityHeaders: config.identityHeaders, stripHeaders: config.stripHeaders,
-            forwardCredentials: config.forwardCredentials)
+            forwardCredentials: config.forwardCredentials, forwardClientAddress: config.forwardClientAddress)
         self.limits = config.limits
         self.upstreamResponseTimeout = .seconds(config.timeouts.upstreamResponse.seconds)
         self.tunnelRecheck = .seconds(config.timeouts.tunnelRecheck.seconds)

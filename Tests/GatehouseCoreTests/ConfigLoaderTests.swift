@@ -285,7 +285,7 @@ final class ConfigLoaderTests: XCTestCase {
     }
 
     func testNonHTTPUpstreamIsRefused() {
-        assertError(Self.sample(replacingLine: 2, with: #"upstream: "ftp://x""#), line: 2, keyPath: "upstream", messageContains: "expected http://host:port or unix:/path/to.sock")
+        assertError(Self.sample(replacingLine: 2, with: #"upstream: "ftp://x""#), line: 2, keyPath: "upstream", messageContains: "expected http://host:port, https://host:port or unix:/path/to.sock")
     }
 
     func testUpstreamWithPathIsRefused() {
@@ -535,7 +535,7 @@ final class ListenAndUpstreamAddressTests: XCTestCase {
     }
 
     func testUpstreamOtherFormsAreRefused() {
-        for text in ["ftp://x", "https://x", "http://", "http://x/api", "http://u:p@x", "http://x?q", "http://x#f", "unix:relative.sock", "127.0.0.1:5000", "http://x:"] {
+        for text in ["ftp://x", "https://", "https://x/api", "https://u:p@x", "http://", "http://x/api", "http://u:p@x", "http://x?q", "http://x#f", "unix:relative.sock", "127.0.0.1:5000", "http://x:"] {
             XCTAssertNil(UpstreamAddress(parsing: text), text)
         }
     }

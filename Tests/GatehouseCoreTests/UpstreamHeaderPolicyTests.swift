@@ -176,6 +176,18 @@ final class UpstreamHeaderPolicyTests: XCTestCase {
         XCTAssertEqual(values(out, "X-Forwarded-For"), ["198.51.100.1, 203.0.113.7, 10.0.0.1"])
     }
 
+    func testWithoutForwardClientAddressNoAddressHeaderReachesTheDeviceFromAnyone() {
+        let quiet = UpstreamHeaderPolicy(identityHeaders: IdentityHeaderNames(), stripHeaders: [], forwardCredentials: false, forwardClientAddress: false)
+        let spoofed: [(name: String, value: String)] = [("X-Forwarded-For", "127.0.0.1"), ("X-Real-IP", "127.0.0.1"), ("Forwarded", "for=127.0.0.1"), ("X_Real_IP", "127.0.0.1")]
+        for trusted in [false, true] {
+            let out = build(spoofed, plan: Fixture.plan(identity: alice, peerIsTrustedProxy: trusted), peer: "10.0.0.1", policy: quiet)
+            for name in ["X-Forwarded-For", "X-Real-IP", "Forwarded", "X_Real_IP"] {
+                XCTAssertEqual(values(out, name), [], "\(name) from a \(trusted ? "trusted proxy" : "client")")
+            }
+            XCTAssertEqual(values(out, "X-Remote-User"), ["alice"])
+        }
+    }
+
     func testIPv4MappedPeerIsWrittenAsIPv4() {
         XCTAssertEqual(values(build([], peer: "::ffff:203.0.113.7"), "X-Forwarded-For"), ["203.0.113.7"])
     }

@@ -12,9 +12,9 @@ final class OctoPrintTests: XCTestCase {
         let octoprint = try OctoPrintUpstream.start()
         do {
             try await IdentityFixture.with({ config in
+                DevicePreset.octoprint.apply(to: &config)
                 config.upstream = .tcp(host: "127.0.0.1", port: octoprint.port)
                 config.limits.maxBodyBytes = 0
-                config.octoPrintCSRF = true
                 config.basicAuth = true
             }) { fx in try await body(fx, octoprint) }
         } catch {
@@ -114,6 +114,46 @@ final class OctoPrintTests: XCTestCase {
             let basic = "Authorization: Basic " + Data("alice:\(IdentityFixture.password)".utf8).base64EncodedString()
             let replayed = try fx.send("POST", "/api/files/local", headers: [basic, "Content-Type: multipart/form-data; boundary=\(boundary)"], body: body)
             XCTAssertEqual(replayed.status, 400, replayed.bodyText)
+        }
+    }
+
+    /// The pairing Cura, OctoApp and Home Assistant use, through Gatehouse: the app asks, a user
+    /// signed in to Gatehouse allows it, the app collects a key — a Gatehouse key, which OctoPrint
+    /// then sees as that user.
+    func testApplicationKeyPairingCompletesThroughGatehouse() async throws {
+        try await withOctoPrint { fx, _ in
+            XCTAssertEqual(try fx.send("GET", "/plugin/appkeys/probe").status, 204)
+            let asked = try fx.send("POST", "/plugin/appkeys/request", headers: ["Content-Type: application/json"], body: #"{"app": "Cura"}"#)
+            XCTAssertEqual(asked.status, 201, asked.bodyText)
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(asked.body)) as? [String: Any])
+            let appToken = try XCTUnwrap(json["app_token"] as? String)
+            let dialog = try XCTUnwrap(URL(string: try XCTUnwrap(json["auth_dialog"] as? String)))
+            XCTAssertEqual(asked.header("Location"), "http://gatehouse.test/plugin/appkeys/request/\(appToken)")
+            XCTAssertFalse(dialog.path.contains(appToken), "the page's address (browser history) never holds the collecting token")
+            XCTAssertEqual(try fx.send("GET", "/plugin/appkeys/request/\(appToken)").status, 202)
+
+            // Cura opens the dialog in the browser: sign in first, then allow.
+            let page = try fx.send("GET", dialog.path, headers: ["Accept: text/html"])
+            XCTAssertEqual(page.status, 303)
+            XCTAssertTrue(page.header("Location")?.hasPrefix("/_gatehouse/login?next=") ?? false, page.header("Location") ?? "")
+            let (_, cookie) = try fx.formLogin()
+            let session = "Cookie: gatehouse_session=\(try XCTUnwrap(cookie))"
+            let approval = try fx.send("GET", dialog.path, headers: [session])
+            XCTAssertEqual(approval.status, 200)
+            XCTAssertTrue(approval.bodyText.contains("<strong>Cura</strong>"), approval.bodyText)
+            let decisionPath = dialog.path.replacingOccurrences(of: "/auth/", with: "/decision/")
+            let decided = try fx.send(
+                "POST", decisionPath, headers: [session, "Origin: http://gatehouse.test", "Content-Type: application/x-www-form-urlencoded"],
+                body: "decision=allow")
+            XCTAssertEqual(decided.status, 200, decided.bodyText)
+
+            let collected = try fx.send("GET", "/plugin/appkeys/request/\(appToken)")
+            XCTAssertEqual(collected.status, 200, collected.bodyText)
+            let key = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(collected.body)) as? [String: Any])?["api_key"] as? String)
+            XCTAssertEqual(try fx.send("GET", "/plugin/appkeys/request/\(appToken)").status, 404, "collected once")
+            // OctoPrint knows nothing of this key; Gatehouse does, and names alice.
+            XCTAssertEqual(currentUser(try fx.send("GET", "/api/currentuser", headers: ["X-Api-Key: \(key)"])), "alice")
+            XCTAssertEqual(currentUser(try fx.send("GET", "/api/currentuser?apikey=\(key)")), "alice", "the preset takes ?apikey= on the API")
         }
     }
 }

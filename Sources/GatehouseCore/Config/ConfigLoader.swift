@@ -196,12 +196,17 @@ struct ConfigReader {
         "listen", "upstream", "identity_headers", "strip_headers", "forward_credentials", "query_api_key", "basic_auth",
         "public_paths", "api_keys", "trusted_networks", "trusted_proxies", "timeouts", "limits", "access_log",
         "store", "passwords", "sessions", "jwt", "login", "access_rules", "cors", "audit_log", "log", "octoprint_csrf", "metrics",
-        "tls", "upstream_tls",
+        "tls", "upstream_tls", "preset", "forward_client_address", "moonraker_oneshot", "octoprint_appkeys",
     ]
 
     func read(_ root: ConfigValue) throws(ConfigError) -> GatehouseConfig {
         let top = try mapping(root, known: Self.topLevelKeys)
         var config = GatehouseConfig()
+        if let v = top["preset"] {
+            let names = DevicePreset.allCases.map(\.rawValue).joined(separator: ", ")
+            guard let preset = DevicePreset(rawValue: try string(v)) else { throw fail(v, "expected one of \(names)") }
+            preset.apply(to: &config)
+        }
         if let v = top["listen"] {
             guard let listen = ListenAddress(parsing: try string(v)) else {
                 throw fail(v, "expected host:port or [v6]:port, like 0.0.0.0:8080")
@@ -234,6 +239,9 @@ struct ConfigReader {
         if let v = top["query_api_key"] { config.queryAPIKey = try bool(v) }
         if let v = top["basic_auth"] { config.basicAuth = try bool(v) }
         if let v = top["octoprint_csrf"] { config.octoPrintCSRF = try bool(v) }
+        if let v = top["octoprint_appkeys"] { config.octoPrintAppKeys = try bool(v) }
+        if let v = top["moonraker_oneshot"] { config.moonrakerOneshot = try bool(v) }
+        if let v = top["forward_client_address"] { config.forwardClientAddress = try bool(v) }
         if let v = top["access_log"] { config.accessLog = try bool(v) }
         if let v = top["audit_log"] {
             let where_ = try string(v)

@@ -42,6 +42,20 @@ public struct GatehouseConfig: Sendable {
     public enum LogFormat: String, Sendable, Hashable {
         case text, json
     }
+    /// `preset:` (nil: none); its values are already applied to the other fields.
+    public var preset: DevicePreset?
+    /// Access rules a preset adds; checked after ``accessRules`` and ``publicPaths``.
+    public var presetRules: [AccessRule] = []
+    /// `forward_client_address` (default true): tell the device the client's address in
+    /// `X-Forwarded-For`. Off (the `moonraker` preset): the device sees only Gatehouse's address,
+    /// and no client-sent `X-Forwarded-For`, `X-Real-IP` or `Forwarded` reaches it either.
+    public var forwardClientAddress: Bool = true
+    /// `moonraker_oneshot` (default false): answer Moonraker's `GET /access/oneshot_token` with a
+    /// Gatehouse one-shot token, so clients that open `/websocket?token=` with it get through.
+    public var moonrakerOneshot: Bool = false
+    /// `octoprint_appkeys` (default false): answer OctoPrint's application-key pairing
+    /// (`/plugin/appkeys/...`) with a Gatehouse key, approved by a user signed in to Gatehouse.
+    public var octoPrintAppKeys: Bool = false
     /// `tls:` (nil: plain HTTP). `ConfigLoader.load(path:)` resolves relative files against the
     /// config file's directory, and puts a self-signed certificate beside the store.
     public var tls: ListenerTLSSettings?
@@ -128,6 +142,6 @@ public struct GatehouseConfig: Sendable {
     /// The rules the gate applies: `access_rules` first, then one public prefix rule per
     /// `public_paths` entry (so an explicit rule wins over the shorthand).
     public var accessPolicy: AccessPolicy {
-        AccessPolicy(rules: accessRules + publicPaths.map { AccessRule(pattern: .prefix($0), decision: .open) })
+        AccessPolicy(rules: accessRules + publicPaths.map { AccessRule(pattern: .prefix($0), decision: .open) } + presetRules)
     }
 }

@@ -27,14 +27,18 @@ public struct IdentityHeaderNames: Sendable, Hashable {
 /// - `X-Forwarded-For` is appended to only when the peer is a trusted proxy; otherwise it is
 ///   replaced by the peer, and `X-Forwarded-Proto`/`-Host`, `Forwarded` and `X-Real-IP` from an
 ///   untrusted peer are dropped, so a client cannot claim to be someone it is not.
+/// - Without `forwardClientAddress`, no `X-Forwarded-For`, `X-Real-IP` or `Forwarded` reaches the
+///   device at all, from anyone (a device that trusts by address then sees only Gatehouse's).
 public struct UpstreamHeaderPolicy: Sendable {
     public let identityHeaders: IdentityHeaderNames
     public let forwardCredentials: Bool
+    public let forwardClientAddress: Bool
     private let strippedNames: Set<String>
 
-    public init(identityHeaders: IdentityHeaderNames, stripHeaders: [String], forwardCredentials: Bool) {
+    public init(identityHeaders: IdentityHeaderNames, stripHeaders: [String], forwardCredentials: Bool, forwardClientAddress: Bool = true) {
         self.identityHeaders = identityHeaders
         self.forwardCredentials = forwardCredentials
+        self.forwardClientAddress = forwardClientAddress
         self.strippedNames = Set((identityHeaders.all + stripHeaders).map(Self.canonicalName))
     }
 
@@ -52,6 +56,8 @@ public struct UpstreamHeaderPolicy: Sendable {
     private static let untrustedForwarding: Set<String> = [
         "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip",
     ]
+    /// The headers that name the client's address (dropped entirely without `forwardClientAddress`).
+    private static let clientAddressHeaders: Set<String> = ["x-forwarded-for", "forwarded", "x-real-ip"]
 
     /// - Parameters:
     ///   - scheme: how the client reached Gatehouse (`http`).
@@ -86,6 +92,7 @@ public struct UpstreamHeaderPolicy: Sendable {
             if Self.hopByHop.contains(canonical) || named.contains(canonical) { continue }
             if Self.untrustedForwarding.contains(canonical) {
                 guard plan.peerIsTrustedProxy else { continue }
+                if !forwardClientAddress && Self.clientAddressHeaders.contains(canonical) { continue }
                 switch canonical {
                 case "x-forwarded-for": forwardedFor.append(header.value); continue
                 case "x-forwarded-proto": proto = proto ?? header.value; continue
@@ -114,7 +121,7 @@ public struct UpstreamHeaderPolicy: Sendable {
             out.append((name: "X-CSRF-Token", value: deviceCSRFToken))
         }
         if isWebSocketUpgrade { out.append((name: "Connection", value: "Upgrade")) }
-        if let peer { forwardedFor.append(peer.description) }
+        if let peer, forwardClientAddress { forwardedFor.append(peer.description) }
         if !forwardedFor.isEmpty { out.append((name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", "))) }
         out.append((name: "X-Forwarded-Proto", value: proto ?? scheme))
         if let h = forwardedHost ?? host { out.append((name: "X-Forwarded-Host", value: h)) }

@@ -1,0 +1,173 @@
+import Foundation
+import Synchronization
+
+/// OctoPrint's application-key pairing, answered by Gatehouse: an app asks for a key, a user
+/// signed in to Gatehouse allows or denies it, the app collects a Gatehouse API key.
+///
+/// Guarantees:
+/// - Two secrets per request: the *app token* (the app polls with it and collects the key) and
+///   the *decision token* (in the approval page's address, which lands in browser history). A
+///   user who sees a decision token can decide but never collect; both are 256 random bits,
+///   held only as digests.
+/// - A request that names a user can be decided only by that user; one that names none, by any
+///   user who signs in. The key is always the deciding user's, never the named one's.
+/// - A pending request lives while its app keeps polling (``pollGrace`` between polls, as
+///   OctoPrint's 5 s but a little kinder) and never longer than ``maximumAge``; an approved one
+///   is collected once, within ``collectGrace``; a denied one is gone. The app cannot tell denied
+///   from expired (both answer "gone"), as with OctoPrint.
+/// - At most ``capacity`` requests are held, and one client address may make at most
+///   ``perClientPerMinute`` requests a minute and ``perClientPerHour`` an hour (OctoPrint allows
+///   3 and 10), so unauthenticated callers cannot grow memory or flood users with prompts.
+public final class AppKeyPairing: Sendable {
+    public static let pollGrace: TimeInterval = 10
+    public static let maximumAge: TimeInterval = 600
+    public static let collectGrace: TimeInterval = 60
+    public static let capacity = 64
+    public static let perClientPerMinute = 3
+    public static let perClientPerHour = 10
+
+    /// A request as the approval page shows it.
+    public struct Pending: Sendable, Equatable {
+        public let decisionToken: String
+        public let app: String
+        public let requestedUser: String?
+        public let client: IPAddress?
+        public let created: Date
+    }
+
+    public enum PollResult: Sendable, Equatable {
+        case pending
+        /// Approved by `user`: create the key now (this answer is given once).
+        case approved(user: String, app: String)
+        case gone
+    }
+
+    public enum RequestRefusal: Error, Sendable, Equatable {
+        case tooManyFromClient
+        case tooManyPending
+    }
+
+    private enum State: Equatable {
+        case pending
+        case approved(user: String, at: Date)
+    }
+
+    private struct Entry {
+        let pending: Pending
+        let appDigest: SecretDigest
+        var lastPoll: Date
+        var state: State
+    }
+
+    private struct Table {
+        var byApp: [SecretDigest: Entry] = [:]
+        var decisionToApp: [SecretDigest: SecretDigest] = [:]
+        var requestsByClient: [IPAddress: [Date]] = [:]
+    }
+
+    private let table = Mutex(Table())
+
+    public init() {}
+
+    /// Registers a request from `client`.
+    /// - Returns: the app token (for polling) and the decision token (for the approval page).
+    public func request(app: String, user: String?, client: IPAddress?, now: Date) throws(RequestRefusal) -> (appToken: String, decisionToken: String) {
+        let appToken = RandomSecret.make()
+        let decisionToken = RandomSecret.make()
+        let entry = Entry(
+            pending: Pending(decisionToken: decisionToken, app: app, requestedUser: user, client: client, created: now),
+            appDigest: SecretDigest.of(appToken), lastPoll: now, state: .pending)
+        let refusal: RequestRefusal? = table.withLock { t in
+            Self.expire(&t, now: now)
+            if let client {
+                // Per-address history is bounded too (many IPv6 addresses are cheap).
+                if t.requestsByClient[client] == nil && t.requestsByClient.count >= 4096 { return .tooManyPending }
+                let recent = (t.requestsByClient[client] ?? []).filter { now.timeIntervalSince($0) < 3600 }
+                if recent.count >= Self.perClientPerHour || recent.filter({ now.timeIntervalSince($0) < 60 }).count >= Self.perClientPerMinute {
+                    t.requestsByClient[client] = recent
+                    return .tooManyFromClient
+                }
+                t.requestsByClient[client] = recent + [now]
+            }
+            guard t.byApp.count < Self.capacity else { return .tooManyPending }
+            t.byApp[entry.appDigest] = entry
+            t.decisionToApp[SecretDigest.of(decisionToken)] = entry.appDigest
+            return nil
+        }
+        if let refusal { throw refusal }
+        return (appToken, decisionToken)
+    }
+
+    /// What the app learns when it polls; `approved` is answered once, then the request is gone.
+    public func poll(appToken: String, now: Date) -> PollResult {
+        let digest = SecretDigest.of(appToken)
+        return table.withLock { t in
+            Self.expire(&t, now: now)
+            guard var entry = t.byApp[digest] else { return .gone }
+            switch entry.state {
+            case .pending:
+                entry.lastPoll = now
+                t.byApp[digest] = entry
+                return .pending
+            case .approved(let user, _):
+                Self.remove(digest, from: &t)
+                return .approved(user: user, app: entry.pending.app)
+            }
+        }
+    }
+
+    /// The pending requests `user` may decide, oldest first.
+    public func pending(for user: String, now: Date) -> [Pending] {
+        table.withLock { t in
+            Self.expire(&t, now: now)
+            return t.byApp.values.filter { $0.state == .pending && ($0.pending.requestedUser ?? user) == user }
+                .map(\.pending).sorted { $0.created < $1.created }
+        }
+    }
+
+    /// The pending request behind a decision token, if `user` may decide it.
+    public func pending(decisionToken: String, for user: String, now: Date) -> Pending? {
+        pending(for: user, now: now).first { $0.decisionToken.utf8.elementsEqual(decisionToken.utf8) }
+    }
+
+    /// Allows or denies; false when the request is unknown, gone, decided, or names another user.
+    public func decide(decisionToken: String, allow: Bool, by user: String, now: Date) -> Bool {
+        let decisionDigest = SecretDigest.of(decisionToken)
+        return table.withLock { t in
+            Self.expire(&t, now: now)
+            guard let appDigest = t.decisionToApp[decisionDigest], var entry = t.byApp[appDigest], entry.state == .pending,
+                (entry.pending.requestedUser ?? user) == user
+            else { return false }
+            if allow {
+                entry.state = .approved(user: user, at: now)
+                t.byApp[appDigest] = entry
+            } else {
+                Self.remove(appDigest, from: &t)
+            }
+            return true
+        }
+    }
+
+    public var count: Int { table.withLock { $0.byApp.count } }
+
+    private static func remove(_ appDigest: SecretDigest, from t: inout Table) {
+        guard let entry = t.byApp.removeValue(forKey: appDigest) else { return }
+        t.decisionToApp.removeValue(forKey: SecretDigest.of(entry.pending.decisionToken))
+    }
+
+    private static func expire(_ t: inout Table, now: Date) {
+        for (digest, entry) in t.byApp {
+            let alive: Bool
+            switch entry.state {
+            case .pending:
+                alive = now.timeIntervalSince(entry.lastPoll) < pollGrace && now.timeIntervalSince(entry.pending.created) < maximumAge
+            case .approved(_, let at):
+                alive = now.timeIntervalSince(at) < collectGrace
+            }
+            if !alive { remove(digest, from: &t) }
+        }
+        if t.requestsByClient.count > 4096 {
+            t.requestsByClient = t.requestsByClient.filter { $0.value.contains { now.timeIntervalSince($0) < 3600 } }
+        }
+    }
+}
