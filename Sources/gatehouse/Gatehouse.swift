@@ -90,13 +90,17 @@ func runUntilSignalled(
 /// creates `admin`.
 func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, logger: Logger) throws -> SQLiteStore {
     let store: SQLiteStore
-    do { store = try SQLiteStore(path: config.storePath) } catch { throw CommandFailure(error.description) }
+    store = try SlowWorkNotice().run("opening and checking the store \(config.storePath)") {
+        do { return try SQLiteStore(path: config.storePath) } catch { throw CommandFailure("\(error)") }
+    }
     let given = ProcessInfo.processInfo.environment["GATEHOUSE_ADMIN_PASSWORD"]
     let outcome: AdminBootstrap.Outcome
     do {
-        outcome = try AdminBootstrap.ensureAdmin(in: store, policy: config.passwordPolicy, givenPassword: given)
+        outcome = try SlowWorkNotice().run("checking for users, making admin if there are none") {
+            try AdminBootstrap.ensureAdmin(in: store, policy: config.passwordPolicy, givenPassword: given)
+        }
     } catch {
-        throw CommandFailure(error.description)
+        throw CommandFailure("\(error)")
     }
     let change = "change it with: gatehouse user passwd admin --config \(configPath)"
     switch outcome {

@@ -45,7 +45,9 @@ struct StoreOptions: ParsableArguments {
     }
 
     private func openStore(_ path: String) throws -> SQLiteStore {
-        do { return try SQLiteStore(path: path) } catch { throw CommandFailure(error.description) }
+        try SlowWorkNotice().run("opening and checking the store \(path)") {
+            do { return try SQLiteStore(path: path) } catch { throw CommandFailure("\(error)") }
+        }
     }
 }
 
@@ -89,16 +91,18 @@ func validUsername(_ name: String) throws -> String {
     return name
 }
 
-func storeCall<T>(_ body: () throws(StoreError) -> T) throws -> T {
-    do { return try body() } catch { throw CommandFailure(error.description) }
+func storeCall<T>(doing what: String = "working on the store", _ body: () throws(StoreError) -> T) throws -> T {
+    try SlowWorkNotice().run(what) {
+        do { return try body() } catch { throw CommandFailure("\(error)") }
+    }
 }
 
 func newPasswordHash(_ password: String, policy: PasswordPolicy) throws -> PasswordHash {
     do {
         try policy.check(password)
-        return try PasswordHash.make(password)
+        return try SlowWorkNotice().run("hashing the password (scrypt)") { try PasswordHash.make(password) }
     } catch {
-        throw CommandFailure(error.description)
+        throw CommandFailure("\(error)")
     }
 }
 
