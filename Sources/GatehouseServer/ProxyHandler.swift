@@ -204,9 +204,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .ownEndpoint(exchange)
             return
         }
-        if settings.devicePaths.claims(target.path), !asksUpgrade {
+        if settings.devicePaths.claims(target.path), !asksUpgrade,
+            settings.gate.accessPolicy.decide(method: head.method.rawValue, host: head.headers.first(name: "host"), path: target.path).decision != .deny
+        {
             // A device endpoint Gatehouse answers itself (Moonraker's one-shot tokens, OctoPrint's
-            // app-key pairing): the device never sees these requests.
+            // app-key pairing): the device never sees these requests. A `deny` rule still wins
+            // (the gate below refuses it).
             exchange.headers = headers
             state = .ownEndpoint(exchange)
             return

@@ -64,6 +64,17 @@ final class AppKeysEndpointTests: XCTestCase {
         }
     }
 
+    func testADenyRuleStillClosesThePairing() async throws {
+        try await IdentityFixture.with({ config in
+            config.octoPrintAppKeys = true
+            config.accessRules = [AccessRule(pattern: .prefix("/plugin/appkeys"), decision: .deny)]
+        }) { fx in
+            XCTAssertEqual(try fx.send("GET", "/plugin/appkeys/probe").status, 403)
+            XCTAssertEqual(try ask(fx, #"{"app": "A"}"#).0.status, 403)
+            XCTAssertTrue(fx.upstream.requests.isEmpty)
+        }
+    }
+
     func testARequestNamingAUserCannotBeTakenByAnother() async throws {
         try await withPairing { fx in
             let (_, json) = try ask(fx, #"{"app": "Home Assistant", "user": "root"}"#)

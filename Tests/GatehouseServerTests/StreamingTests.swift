@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GatehouseCore
 import GatehouseTestSupport
 import XCTest
 
@@ -90,6 +91,23 @@ final class StreamingTests: XCTestCase {
             XCTAssertEqual(response.header("Transfer-Encoding")?.lowercased(), "chunked")
             XCTAssertNil(response.header("Content-Length"))
             XCTAssertEqual(received, total)
+        }
+    }
+
+    /// `preset: mjpg-streamer`: a stream URL carrying its key in `?apikey=` (what apps that take
+    /// only a URL can send) plays, the key never reaches the camera, and without it nothing does.
+    func testMJPEGStreamerPresetTakesTheKeyFromTheStreamURL() async throws {
+        try await ProxyFixture.with({ DevicePreset.mjpgStreamer.apply(to: &$0) }) { fx in
+            let c = try fx.client()
+            try c.send("GET /mjpeg?action=stream&apikey=\(ProxyFixture.aliceKey) HTTP/1.1\r\nHost: gatehouse.test\r\n\r\n")
+            let seen = try StreamTest.read(c) { StreamTest.occurrences(of: "--frame", in: $0) >= 2 }
+            XCTAssertTrue(String(decoding: seen, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+            XCTAssertEqual(fx.upstream.requests.first?.uri, "/mjpeg?action=stream", "the key is taken out of the URL the camera sees")
+            StreamTest.hangUp(c)
+            fx.upstream.reset()
+            XCTAssertEqual(try fx.get("/mjpeg?action=stream").status, 401)
+            XCTAssertEqual(try fx.get("/mjpeg?action=stream&apikey=wrong-key-0123456789abcdef").status, 401)
+            XCTAssertTrue(fx.upstream.requests.isEmpty)
         }
     }
 

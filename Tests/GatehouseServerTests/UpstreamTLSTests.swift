@@ -91,6 +91,23 @@ final class UpstreamTLSTests: XCTestCase {
         }
     }
 
+    func testAWebSocketTunnelRunsOverTheUpstreamsTLS() async throws {
+        let ca = try TestCertificateAuthority()
+        let caFile = try TestCertificateAuthority.write(try ca.pem, to: directory, name: "ca.pem")
+        try await withHTTPSUpstream(ca: ca, { $0.upstreamTLS.caFile = caFile }) { server, upstream in
+            let client = try RawClient(port: server.port)
+            try client.send(
+                "GET /ws HTTP/1.1\r\nHost: printer.test\r\nX-Api-Key: \(ProxyFixture.aliceKey)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            XCTAssertEqual(try client.readResponse().status, 101)
+            // The upstream echoes: the bytes went through Gatehouse's TLS to the device and back.
+            let message: [UInt8] = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58] + Array("GET / HTTP/1.1\r\n\r\n".utf8)
+            try client.send(message)
+            XCTAssertEqual(try StreamTest.read(client) { $0.count >= message.count }, message)
+            XCTAssertEqual(upstream.requests.first?.values("X-Remote-User"), ["alice"])
+        }
+    }
+
     func testInsecureSkipVerifyAcceptsAnyCertificateAndSaysSo() async throws {
         let log = CapturedLog()
         try await withHTTPSUpstream(ca: try TestCertificateAuthority(), log: log, { $0.upstreamTLS.insecureSkipVerify = true }) { server, upstream in

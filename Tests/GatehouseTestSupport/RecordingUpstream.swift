@@ -151,7 +151,10 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
         let upstream = self.upstream
         context.eventLoop.execute {
             let sync = pipeline.syncOperations
-            try? sync.addHandler(RawEchoHandler(onClose: { upstream.tunnelClosed() }), position: .first)
+            // Above TLS when the upstream serves HTTPS, else first: the echo sees plain bytes.
+            let position: ChannelPipeline.SynchronousOperations.Position =
+                (try? sync.handler(type: NIOSSLServerHandler.self)).map { .after($0) } ?? .first
+            try? sync.addHandler(RawEchoHandler(onClose: { upstream.tunnelClosed() }), position: position)
             if let encoder = try? sync.handler(type: HTTPResponseEncoder.self) { sync.removeHandler(encoder, promise: nil) }
             if let pipelining = try? sync.handler(type: HTTPServerPipelineHandler.self) { sync.removeHandler(pipelining, promise: nil) }
             if let errors = try? sync.handler(type: HTTPServerProtocolErrorHandler.self) { sync.removeHandler(errors, promise: nil) }
