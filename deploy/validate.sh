@@ -68,5 +68,6 @@ if not any(line.startswith("HEALTHCHECK ") for line in dockerfile):
 open(sys.argv[1], "w").write(config)
 print("deploy: compose.yml, kubernetes-sidecar.yaml, gatehouse.service and Dockerfile check out")
 PY
-# The sidecar's config is one Gatehouse accepts.
+# The sidecar's and the compose file's configs are ones Gatehouse accepts.
 "$bin" check-config --config "$k8s_config"
+"$bin" check-config --config deploy/config.compose.yml

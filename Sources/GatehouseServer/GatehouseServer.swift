@@ -222,7 +222,7 @@ public final class GatehouseServer: Sendable {
             csrfWatch?.cancel()
             throw error
         }
-        logger.info("listening on \(server.localAddress)\(listenerTLS == nil ? "" : " (HTTPS)"), forwarding to \(config.upstream)")
+        logger.info("listening on \(server.localAddress), forwarding to \(config.upstream)\(listenerTLS == nil ? "" : "; clients speak HTTPS")")
         if let address = server.redirectAddress { logger.info("redirecting plain HTTP on \(address) to HTTPS") }
         return server
     }

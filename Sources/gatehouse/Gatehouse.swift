@@ -12,8 +12,38 @@ struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "An authentication sidecar: lets through to a device only the requests it can attribute to someone.",
-        subcommands: [Serve.self, Demo.self, CheckConfig.self, Explain.self, Key.self, UserCommand.self, TokenCommand.self, SessionCommand.self]
+        subcommands: [Serve.self, Demo.self, CheckConfig.self, Health.self, Explain.self, Key.self, UserCommand.self, TokenCommand.self, SessionCommand.self]
     )
+}
+
+/// `gatehouse health`: exit 0 when the running Gatehouse answers `healthz` (or `readyz`) with 200.
+struct Health: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask the Gatehouse running with this config whether it serves (for container health checks).")
+
+    @Option(name: .long, help: "The configuration file the running Gatehouse uses.")
+    var config: String = "config.yml"
+
+    @Flag(name: .long, help: "Ask readyz (the upstream and the store answer) instead of healthz (the process serves).")
+    var ready = false
+
+    func run() async throws {
+        let cfg = try loadConfig(config)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let path = ready ? "/_gatehouse/readyz" : "/_gatehouse/healthz"
+        let outcome: Result<Int, Error>
+        do {
+            outcome = .success(try await LocalHealthProbe.status(of: path, config: cfg, group: group))
+        } catch {
+            outcome = .failure(error)
+        }
+        try? await group.shutdownGracefully()
+        switch outcome {
+        case .success(200): print("\(path): 200")
+        case .success(let status): throw CommandFailure("\(path) answered \(status)")
+        case .failure(let error): throw CommandFailure("\(cfg.listen) did not answer \(path): \(error)")
+        }
+    }
 }
 
 /// Logs to stdout, one line per event: text, or one JSON object per line (`log.format: json`).

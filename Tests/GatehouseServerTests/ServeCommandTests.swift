@@ -74,6 +74,42 @@ final class ServeCommandTests: XCTestCase {
         }
     }
 
+    /// `tls: {self_signed: true}` from the binary: the certificate beside the store, its
+    /// fingerprint in the log matching what a client is served, and `gatehouse health` (the
+    /// image's health check) asking over HTTPS.
+    func testSelfSignedHTTPSAndTheHealthCommand() async throws {
+        try await withRecordingUpstream { upstream in
+            let port = try StreamTest.unusedPort()
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-serve-tls-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+            let file = dir.appendingPathComponent("config.yml").path
+            try "listen: \"127.0.0.1:\(port)\"\nupstream: \"http://127.0.0.1:\(upstream.port)\"\ntls: {self_signed: true}\n"
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            let serve = try ServeProcess(arguments: ["serve", "--threads", "1", "--config", file])
+            addTeardownBlock { serve.kill() }
+            XCTAssertEqual(serve.waitForListeningPort(), port, serve.output)
+            XCTAssertTrue(serve.output.contains("clients speak HTTPS"), serve.output)
+            let line = try XCTUnwrap(serve.output.split(separator: "\n").first { $0.contains("SHA-256 fingerprint") })
+            let logged = try XCTUnwrap(line.split(separator: " ").last.map(String.init))
+            let pem = try String(contentsOfFile: dir.appendingPathComponent("gatehouse-tls.crt").path, encoding: .utf8)
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let answer = try await TLSTestClient.get(port: port, path: "/_gatehouse/healthz", trusting: pem, group: group)
+            try await group.shutdownGracefully()
+            XCTAssertEqual(answer.status, 200)
+            XCTAssertEqual(answer.fingerprint, logged)
+
+            let healthy = try GatehouseBinary.run(["health", "--config", file])
+            XCTAssertEqual(healthy.status, 0, healthy.output)
+            XCTAssertTrue(healthy.output.contains("/_gatehouse/healthz: 200"), healthy.output)
+            serve.terminate()
+            XCTAssertEqual(serve.waitForExit(seconds: 10), 0, serve.output)
+            let down = try GatehouseBinary.run(["health", "--config", file])
+            XCTAssertNotEqual(down.status, 0, "a stopped Gatehouse is not healthy")
+            XCTAssertTrue(down.output.contains("did not answer /_gatehouse/healthz"), down.output)
+        }
+    }
+
     func testSIGTERMLetsTheRequestInFlightFinishThenExitsZero() async throws {
         try await withRecordingUpstream { upstream in
             let serve = try startServe(upstreamPort: upstream.port)
