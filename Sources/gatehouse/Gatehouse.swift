@@ -234,7 +234,16 @@ struct CheckConfig: ParsableCommand {
             for line in shadowed { print("\(config): \(line)") }
             throw CommandFailure("\(config): \(shadowed.count) access rule(s) can never match; reorder or remove them")
         }
-        print("\(config): OK — listen \(cfg.listen), upstream \(cfg.upstream), \(cfg.apiKeys.count) API key(s), \(cfg.trustedNetworks.count) trusted network(s), \(cfg.accessRules.count) access rule(s)")
+        var summary = "listen \(cfg.listen)"
+        switch cfg.tls?.certificate {
+        case .files?: summary += " (HTTPS)"
+        case .selfSigned?: summary += " (HTTPS, self-signed)"
+        case nil: break
+        }
+        summary += ", upstream \(cfg.upstream)"
+        if cfg.upstreamTLS.insecureSkipVerify { summary += " (certificate not checked)" }
+        if let preset = cfg.preset { summary += ", preset \(preset.rawValue)" }
+        print("\(config): OK — \(summary), \(cfg.apiKeys.count) API key(s), \(cfg.trustedNetworks.count) trusted network(s), \(cfg.accessRules.count) access rule(s)")
     }
 }
 
