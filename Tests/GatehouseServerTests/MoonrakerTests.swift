@@ -8,7 +8,7 @@ import XCTest
 final class MoonrakerTests: XCTestCase {
     private static let aliceKey = ProxyFixture.aliceKey
 
-    private func withMoonraker(preset: Bool = true, _ body: (IdentityFixture, MoonrakerUpstream) async throws -> Void) async throws {
+    private func withMoonraker(preset: Bool = true, _ body: (IdentityFixture, PythonUpstream) async throws -> Void) async throws {
         let moonraker = try MoonrakerUpstream.start()
         do {
             try await IdentityFixture.with({ config in

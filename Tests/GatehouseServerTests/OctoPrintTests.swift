@@ -8,7 +8,7 @@ import XCTest
 final class OctoPrintTests: XCTestCase {
     private static let aliceKey = ProxyFixture.aliceKey
 
-    private func withOctoPrint(_ body: (IdentityFixture, OctoPrintUpstream) async throws -> Void) async throws {
+    private func withOctoPrint(_ body: (IdentityFixture, PythonUpstream) async throws -> Void) async throws {
         let octoprint = try OctoPrintUpstream.start()
         do {
             try await IdentityFixture.with({ config in

@@ -8,18 +8,14 @@ import XCTest
 /// The virtualenv is made on first use (`python3 -m venv`, `pip install octoprint==VERSION`,
 /// about a minute) and kept in `.build/octoprint-venv`; a missing `python3` or an install that
 /// fails is a test failure, never a skip.
-public final class OctoPrintUpstream: @unchecked Sendable {
+public enum OctoPrintUpstream {
     public static let version = "1.11.8"
-    public let port: Int
-    public let baseDirectory: URL
-    private let process: Process
-    private let output: PipeDrain
 
     /// Users OctoPrint knows: `alice` (admin) and `bob`, both with this password (only OctoPrint's
     /// own login would use it; through Gatehouse the identity header decides).
     public static let password = "octoprint-test-password"
 
-    public static func start(file: StaticString = #filePath, line: UInt = #line) throws -> OctoPrintUpstream {
+    public static func start(file: StaticString = #filePath, line: UInt = #line) throws -> PythonUpstream {
         let octoprint = try PythonUpstreamProcess.virtualenv(package: "octoprint", version: version, executable: "octoprint")
             .appendingPathComponent("bin/octoprint").path
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-octoprint-\(UUID().uuidString)")
@@ -43,23 +39,9 @@ public final class OctoPrintUpstream: @unchecked Sendable {
             guard result.status == 0 else { throw PythonUpstreamProcess.setupFailure("adding OctoPrint user \(name) failed: \(result.output)", file: file, line: line) }
         }
         let port = try StreamTest.unusedPort()
-        let (process, drain) = try PythonUpstreamProcess.spawn(
-            octoprint, ["serve", "--iknowwhatimdoing", "--host", "127.0.0.1", "--port", String(port), "--basedir", base.path])
-        let upstream = OctoPrintUpstream(port: port, baseDirectory: base, process: process, output: drain)
-        if PythonUpstreamProcess.waitUntilAnswering(port: port, path: "/api/version", process: process, seconds: 90) { return upstream }
-        upstream.stop()
-        throw PythonUpstreamProcess.setupFailure("OctoPrint did not start on port \(port): \(String(decoding: drain.wait(), as: UTF8.self).suffix(3000))", file: file, line: line)
-    }
-
-    private init(port: Int, baseDirectory: URL, process: Process, output: PipeDrain) {
-        self.port = port
-        self.baseDirectory = baseDirectory
-        self.process = process
-        self.output = output
-    }
-
-    public func stop() {
-        PythonUpstreamProcess.terminate(process)
-        try? FileManager.default.removeItem(at: baseDirectory)
+        return try PythonUpstream.launch(
+            "OctoPrint", executable: octoprint,
+            arguments: ["serve", "--iknowwhatimdoing", "--host", "127.0.0.1", "--port", String(port), "--basedir", base.path],
+            port: port, baseDirectory: base, readyPath: "/api/version", seconds: 90, file: file, line: line)
     }
 }

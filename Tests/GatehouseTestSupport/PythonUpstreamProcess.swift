@@ -1,6 +1,42 @@
 import Foundation
 import XCTest
 
+/// A real Python device server (OctoPrint, Moonraker) started for a test on loopback; `stop()`
+/// ends it and removes its folder.
+public final class PythonUpstream: @unchecked Sendable {
+    // @unchecked: every stored property is a constant; Process and PipeDrain are only waited on.
+    public let port: Int
+    public let baseDirectory: URL
+    private let process: Process
+    private let output: PipeDrain
+
+    /// Starts `executable` and waits until `GET readyPath` gets any HTTP status; a process that
+    /// exits or does not answer within `seconds` is a test failure showing its output.
+    static func launch(
+        _ name: String, executable: String, arguments: [String], port: Int, baseDirectory: URL, readyPath: String, seconds: Double,
+        file: StaticString, line: UInt
+    ) throws -> PythonUpstream {
+        let (process, drain) = try PythonUpstreamProcess.spawn(executable, arguments)
+        let upstream = PythonUpstream(port: port, baseDirectory: baseDirectory, process: process, output: drain)
+        if PythonUpstreamProcess.waitUntilAnswering(port: port, path: readyPath, process: process, seconds: seconds) { return upstream }
+        upstream.stop()
+        throw PythonUpstreamProcess.setupFailure(
+            "\(name) did not start on port \(port): \(String(decoding: drain.wait(), as: UTF8.self).suffix(3000))", file: file, line: line)
+    }
+
+    private init(port: Int, baseDirectory: URL, process: Process, output: PipeDrain) {
+        self.port = port
+        self.baseDirectory = baseDirectory
+        self.process = process
+        self.output = output
+    }
+
+    public func stop() {
+        PythonUpstreamProcess.terminate(process)
+        try? FileManager.default.removeItem(at: baseDirectory)
+    }
+}
+
 /// What the real Python upstreams (OctoPrint, Moonraker) share: a virtualenv under `.build/`
 /// made on first use from PyPI, a child process whose output is drained, and a stop that waits.
 ///

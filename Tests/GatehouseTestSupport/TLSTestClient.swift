@@ -55,9 +55,7 @@ public enum TLSTestClient {
             throw error
         }
         let (response, body) = try await collector.done.futureResult.get()
-        let leaf = try await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
-        }.get()
+        let leaf = collector.peerCertificate
         try? await channel.close()
         let der = try leaf?.toDERBytes() ?? []
         let fingerprint = SHA256.hash(data: der).map { byte in
@@ -82,9 +80,17 @@ private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendabl
         lock.withLock { promise = context.eventLoop.makePromise() }
     }
 
+    /// Read when the response head arrives: the handshake is done, and the server has not yet
+    /// closed the connection (which takes the TLS handler out of the pipeline).
+    private var _peerCertificate: NIOSSLCertificate?
+    var peerCertificate: NIOSSLCertificate? { lock.withLock { _peerCertificate } }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let h): head = h
+        case .head(let h):
+            head = h
+            let leaf = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
+            lock.withLock { _peerCertificate = leaf }
         case .body(let buffer): body += String(buffer: buffer)
         case .end:
             if let head { done.succeed((head, body)) }
