@@ -71,10 +71,20 @@ final class ConnectionRefusalHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let refusal: ConnectionLimiter.Refusal
+    /// False on a TLS listener: a TLS client cannot read a plain answer, and a TLS one would
+    /// cost a handshake (and wait for one that may never come), so the connection is just closed.
+    private let answers: Bool
 
-    init(_ refusal: ConnectionLimiter.Refusal) { self.refusal = refusal }
+    init(_ refusal: ConnectionLimiter.Refusal, answers: Bool = true) {
+        self.refusal = refusal
+        self.answers = answers
+    }
 
     func channelActive(context: ChannelHandlerContext) {
+        guard answers else {
+            context.close(promise: nil)
+            return
+        }
         let detail = refusal == .tooManyConnections
             ? "Gatehouse has too many open connections; try again shortly."
             : "Too many open connections from your address; close some and try again."

@@ -18,6 +18,17 @@ struct DevicePaths: Sendable {
         (moonrakerOneshot && path.bytesEqual(Self.moonrakerOneshotPath))
             || (octoPrintAppKeys && PathBytes.isUnder(path, prefix: Self.appKeysPrefix))
     }
+
+    /// `path` for the access log: under `/plugin/appkeys/` only the first segment is kept
+    /// (`/plugin/appkeys/request/…`), since the next one is a pairing token — Gatehouse's or,
+    /// with the pairing left to OctoPrint, OctoPrint's. Whoever reads the log must not be able to
+    /// collect a key with it.
+    static func withoutTokens(_ path: String) -> String {
+        guard PathBytes.isUnder(path, prefix: appKeysPrefix) else { return path }
+        let rest = path.utf8.dropFirst(appKeysPrefix.utf8.count + 1)
+        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else { return path }
+        return String(decoding: path.utf8[..<slash], as: UTF8.self) + "/…"
+    }
 }
 
 extension OwnEndpoints {

@@ -113,6 +113,7 @@ public final class GatehouseServer: Sendable {
         if let loaded = listenerTLS?.loaded {
             if loaded.created { logger.notice("made a self-signed certificate: \(loaded.certificateFile) (key: \(loaded.keyFile))") }
             logger.notice("TLS certificate \(loaded.certificateFile), SHA-256 fingerprint \(loaded.fingerprint)")
+            for line in loaded.warnings { logger.warning("\(line)") }
         }
         let settings = SettingsSource(ProxySettings(config: config, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics, upstream: upstream, appKeys: appKeys))
         var pools: [UpstreamPool.Handle] = []
@@ -149,14 +150,18 @@ public final class GatehouseServer: Sendable {
                         throw ServerError.notBound
                     }
                     let peer = channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
-                    if let listenerTLS { try channel.pipeline.syncOperations.addHandler(listenerTLS.makeHandler()) }
                     if let (refusal, refusedSoFar) = limiter.admit(peer) {
                         // The first refusal and every thousandth after it: a flood must not flood the log too.
                         if refusedSoFar % 1000 == 1 {
                             logger.warning("connection limit reached (\(refusal)); \(refusedSoFar) connection(s) refused so far")
                         }
-                        try channel.pipeline.syncOperations.addHandlers([HTTPResponseEncoder(), ConnectionRefusalHandler(refusal)])
+                        try channel.pipeline.syncOperations.addHandlers([
+                            HTTPResponseEncoder(), ConnectionRefusalHandler(refusal, answers: listenerTLS == nil),
+                        ])
                         return
+                    }
+                    if let listenerTLS {
+                        try channel.pipeline.syncOperations.addHandlers([listenerTLS.makeHandler(), TLSHandshakeDeadline(limit: clientHeader)])
                     }
                     metrics.openConnections.increment()
                     channel.closeFuture.whenComplete { _ in
@@ -192,7 +197,8 @@ public final class GatehouseServer: Sendable {
         let redirectChannel: Channel?
         if let redirect = config.tls?.redirectHTTP {
             do {
-                redirectChannel = try await bindRedirect(redirect, httpsPort: channel.localAddress?.port ?? config.listen.port, group: group, limiter: limiter, timeout: clientHeader)
+                let httpsPort = config.tls?.httpsPort ?? channel.localAddress?.port ?? config.listen.port
+                redirectChannel = try await bindRedirect(redirect, httpsPort: httpsPort, group: group, limiter: limiter, timeout: clientHeader)
             } catch {
                 try? await channel.close()
                 throw ServerError.bindFailed("\(redirect) (tls.redirect_http)", underlying: "\(error)")
@@ -269,10 +275,12 @@ public final class GatehouseServer: Sendable {
         let old = running.withLockedValue { $0 }
         var certificate: ListenerTLS.Loaded?
         if let listenerTLS, let tls = config.tls {
-            certificate = try ListenerTLS.load(tls)
-            if certificate?.fingerprint != listenerTLS.loaded.fingerprint {
-                logger.notice("TLS certificate \(certificate!.certificateFile) reloaded, SHA-256 fingerprint \(certificate!.fingerprint)")
+            let loaded = try ListenerTLS.load(tls)
+            if loaded.fingerprint != listenerTLS.loaded.fingerprint {
+                logger.notice("TLS certificate \(loaded.certificateFile) reloaded, SHA-256 fingerprint \(loaded.fingerprint)")
             }
+            for line in loaded.warnings { logger.warning("\(line)") }
+            certificate = loaded
         }
         var kept: [String] = []
         var applied = config
@@ -302,7 +310,7 @@ public final class GatehouseServer: Sendable {
         keep("upstream_tls", \.upstreamTLS)
         // Turning TLS on or off, or moving the redirect listener, needs new sockets; new
         // certificate files for a TLS listener do not.
-        if (old.tls == nil) != (config.tls == nil) || old.tls?.redirectHTTP != config.tls?.redirectHTTP {
+        if (old.tls == nil) != (config.tls == nil) || old.tls?.redirectHTTP != config.tls?.redirectHTTP || old.tls?.httpsPort != config.tls?.httpsPort {
             kept.append("tls changed; it takes effect after a restart")
             applied.tls = old.tls
         }

@@ -204,15 +204,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .ownEndpoint(exchange)
             return
         }
-        if settings.devicePaths.claims(target.path), !asksUpgrade,
-            settings.gate.accessPolicy.decide(method: head.method.rawValue, host: head.headers.first(name: "host"), path: target.path).decision != .deny
-        {
+        if settings.devicePaths.claims(target.path) {
             // A device endpoint Gatehouse answers itself (Moonraker's one-shot tokens, OctoPrint's
-            // app-key pairing): the device never sees these requests. A `deny` rule still wins
-            // (the gate below refuses it).
-            exchange.headers = headers
-            state = .ownEndpoint(exchange)
-            return
+            // app-key pairing): the device never sees these requests — not as an upgrade either.
+            // A `deny` rule still wins: the gate below refuses it.
+            if asksUpgrade {
+                return answer(exchange, .json(.badRequest, detail: "This is not a WebSocket endpoint.", allocator: context.channel.allocator), context: context)
+            }
+            let host = head.headers.first(name: "host")
+            if settings.gate.accessPolicy.decide(method: head.method.rawValue, host: host, path: target.path).decision != .deny {
+                exchange.headers = headers
+                state = .ownEndpoint(exchange)
+                return
+            }
         }
 
         let isWebSocket = head.method == .GET && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
@@ -655,7 +659,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         settings.metrics?.request(status: exchange.status, auth: exchange.identity?.method, failure: exchange.failure)
         guard settings.accessLog else { return }
         let elapsed = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1_000_000
-        let path = exchange.target.path.utf8.count > 256 ? String(exchange.target.path.prefix(256)) + "…" : exchange.target.path
+        let logged = DevicePaths.withoutTokens(exchange.target.path)
+        let path = logged.utf8.count > 256 ? String(logged.prefix(256)) + "…" : logged
         var line = "\(exchange.head.method.rawValue) \(path) \(exchange.status)"
         line += " user=\(exchange.identity?.user ?? "-") auth=\(exchange.identity?.method.rawValue ?? "-")"
         if let failure = exchange.failure { line += " reason=\(failure.code)" }

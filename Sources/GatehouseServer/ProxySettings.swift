@@ -35,7 +35,7 @@ struct ProxySettings: Sendable {
 
     init(
         config: GatehouseConfig, logger: Logger, accounts: AccountService? = nil, octoPrintCSRF: OctoPrintCSRFToken? = nil,
-        metrics: GatehouseMetrics? = nil, upstream: UpstreamConnector? = nil, appKeys: AppKeyPairing? = nil
+        metrics: GatehouseMetrics? = nil, upstream: UpstreamConnector, appKeys: AppKeyPairing? = nil
     ) {
         self.metrics = metrics
         self.octoPrintCSRF = config.octoPrintCSRF ? octoPrintCSRF : nil
@@ -47,13 +47,8 @@ struct ProxySettings: Sendable {
             OwnEndpoints(accounts: $0, gate: gate, metrics: metrics, metricsRoles: config.metricsRoles, devicePaths: devicePaths, appKeys: appKeys)
         }
         self.accounts = accounts
-        // The server passes the connector it made at start (the upstream is start-bound); the
-        // handler tests, which have none, get one made here.
-        let connectTimeout = TimeAmount.seconds(config.timeouts.upstreamConnect.seconds)
-        let connector = upstream
-            ?? (try? UpstreamConnector(address: config.upstream, settings: config.upstreamTLS, connectTimeout: connectTimeout))
-            ?? UpstreamConnector(address: config.upstream, connectTimeout: connectTimeout)
-        self.readiness = ReadinessProbe(upstream: connector, credentials: accounts?.credentials)
+        // The connector the server made at start (the upstream is start-bound).
+        self.readiness = ReadinessProbe(upstream: upstream, credentials: accounts?.credentials)
         self.clientScheme = config.tls == nil ? "http" : "https"
         self.headerPolicy = UpstreamHeaderPolicy(
             identityHeaders: config.identityHeaders, stripHeaders: config.stripHeaders,

@@ -1,12 +1,16 @@
+import Foundation
 import GatehouseCore
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// What `GET /_gatehouse/readyz` checks: that the upstream accepts a connection and that the
 /// store answers.
 ///
 /// Guarantees: every check opens its own connection (never a pooled one, which could be stale or
-/// busy) and closes it at once without sending a byte; each check is bounded by the upstream
+/// busy) and closes it at once without sending a byte; answers are reused for
+/// ``reuseFor`` (readyz needs no credential, so a flood of probes must not become a flood of
+/// connections — and TLS handshakes — to the device); each check is bounded by the upstream
 /// connect timeout (for an `https` upstream the TLS handshake too, so a certificate the upstream
 /// check refuses shows here); a failure is named (which part, and why) and never includes a secret.
 struct ReadinessProbe: Sendable {
@@ -14,9 +18,31 @@ struct ReadinessProbe: Sendable {
     let upstream: UpstreamConnector
     /// Nil without a store (then only the upstream is checked).
     let credentials: StoredCredentialAuthenticator?
+    /// The last answer and when it was had.
+    private let last = Recent()
+    static let reuseFor: TimeInterval = 1
+
+    init(upstream: UpstreamConnector, credentials: StoredCredentialAuthenticator?) {
+        self.upstream = upstream
+        self.credentials = credentials
+    }
+
+    private final class Recent: Sendable {
+        let answer = Mutex<(at: Date, failures: [String])?>(nil)
+    }
 
     /// The parts that are not ready, with the reason; empty when everything is.
     func failures(on eventLoop: EventLoop) async -> [String] {
+        let now = Date()
+        if let recent = last.answer.withLock({ $0 }), now.timeIntervalSince(recent.at) < Self.reuseFor, recent.at <= now {
+            return recent.failures
+        }
+        let failures = await check(on: eventLoop)
+        last.answer.withLock { $0 = (Date(), failures) }
+        return failures
+    }
+
+    private func check(on eventLoop: EventLoop) async -> [String] {
         var failures: [String] = []
         do {
             let channel = try await upstream.connectAndHandshake(on: eventLoop)

@@ -62,7 +62,9 @@ struct UpstreamConnector: Sendable {
 
     /// Connects on `eventLoop`; for TLS the handshake follows on its own (the first write waits
     /// for it, and a failed verification fails that write and closes the channel).
-    func connect(on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
+    /// - Parameter handshake: completed when the TLS handshake ends (or fails); watched from the
+    ///   start, so a handshake that ends before the caller looks is not missed.
+    func connect(on eventLoop: EventLoop, handshake: EventLoopPromise<Void>? = nil) -> EventLoopFuture<Channel> {
         let tls = self.tls
         let serverName = self.serverName
         let bootstrap = ClientBootstrap(group: eventLoop)
@@ -72,6 +74,7 @@ struct UpstreamConnector: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        if let handshake { try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(handshake)) }
                     }
                 }
             }
@@ -83,12 +86,18 @@ struct UpstreamConnector: Sendable {
 
     /// Connects and, for TLS, waits for the handshake (certificate checked) — for `readyz`.
     func connectAndHandshake(on eventLoop: EventLoop) async throws -> Channel {
-        let channel = try await connect(on: eventLoop).get()
-        guard tls != nil else { return channel }
         let done = eventLoop.makePromise(of: Void.self)
-        try await eventLoop.submit {
-            try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(done))
-        }.get()
+        let channel: Channel
+        do {
+            channel = try await connect(on: eventLoop, handshake: done).get()
+        } catch {
+            done.fail(error)
+            throw error
+        }
+        guard tls != nil else {
+            done.succeed(())
+            return channel
+        }
         let timer = eventLoop.scheduleTask(in: connectTimeout) { done.fail(ChannelError.connectTimeout(self.connectTimeout)) }
         defer { timer.cancel() }
         do {
@@ -111,8 +120,8 @@ struct UpstreamConnector: Sendable {
     }
 }
 
-/// Completes its promise when the TLS handshake finishes or fails.
-private final class HandshakeWatcher: ChannelInboundHandler {
+/// Completes its promise when the TLS handshake finishes or fails; removes itself after.
+private final class HandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     private let done: EventLoopPromise<Void>
     init(_ done: EventLoopPromise<Void>) { self.done = done }

@@ -16,33 +16,47 @@ struct SlowWorkNotice {
     }
 
     func run<T>(_ what: String, _ body: () throws -> T) throws -> T {
-        let finished = Mutex(false)
-        let shown = Mutex(false)
+        // One state under one lock: the notice is shown only while the work still runs, and
+        // the "done" line follows exactly when the notice was shown.
+        let state = Mutex(NoticeState.working)
         let done = DispatchSemaphore(value: 0)
+        let watcherEnded = DispatchSemaphore(value: 0)
         let started = Date()
         let terminal = isatty(STDERR_FILENO) == 1
         let threshold = self.threshold
         let watcher = Thread {
+            defer { watcherEnded.signal() }
             if done.wait(timeout: .now() + threshold) == .success { return }
-            shown.withLock { $0 = true }
-            Self.write(terminal ? "\(what)…" : "\(what)…\n")
-            guard terminal else { return }
+            let show = state.withLock { current -> Bool in
+                guard current == .working else { return false }
+                current = .shown
+                Self.write(terminal ? "\(what)…" : "\(what)…\n")
+                return true
+            }
+            guard show, terminal else { return }
             while done.wait(timeout: .now() + 1) == .timedOut {
-                if finished.withLock({ $0 }) { return }
-                Self.write("\r\(what)… \(Int(Date().timeIntervalSince(started))) s")
+                state.withLock { current in
+                    if current == .shown { Self.write("\r\(what)… \(Int(Date().timeIntervalSince(started))) s") }
+                }
             }
         }
         watcher.start()
         defer {
-            finished.withLock { $0 = true }
+            let wasShown = state.withLock { current -> Bool in
+                defer { current = .finished }
+                return current == .shown
+            }
             done.signal()
-            if shown.withLock({ $0 }) {
+            watcherEnded.wait()
+            if wasShown {
                 let seconds = String(format: "%.1f", Date().timeIntervalSince(started))
                 Self.write(terminal ? "\r\(what): done in \(seconds) s\n" : "\(what): done in \(seconds) s\n")
             }
         }
         return try body()
     }
+
+    private enum NoticeState { case working, shown, finished }
 
     private static func write(_ text: String) {
         FileHandle.standardError.write(Data(text.utf8))

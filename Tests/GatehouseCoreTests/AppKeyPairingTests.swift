@@ -47,6 +47,24 @@ final class AppKeyPairingTests: XCTestCase {
         XCTAssertEqual(pairing.poll(appToken: late, now: t0.addingTimeInterval(AppKeyPairing.collectGrace + 1)), .gone, "an uncollected approval lapses")
     }
 
+    func testTheClientHistoryIsBoundedAndAnIPv6ClientCountsByItsSlash64() throws {
+        let pairing = AppKeyPairing()
+        for i in 0..<AppKeyPairing.trackedClients {
+            let (app, decision) = try pairing.request(app: "X", user: nil, client: IPAddress("2001:db8:\(String(i, radix: 16))::1"), now: t0)
+            // Decided at once, so the 64 pending places never run out here.
+            _ = pairing.decide(decisionToken: decision, allow: false, by: "alice", now: t0)
+            _ = app
+        }
+        XCTAssertThrowsError(try pairing.request(app: "X", user: nil, client: IPAddress("198.51.100.1"), now: t0.addingTimeInterval(60)), "history full within the hour")
+        XCTAssertNoThrow(try pairing.request(app: "X", user: nil, client: IPAddress("198.51.100.1"), now: t0.addingTimeInterval(3601)), "an hour on, the old history is dropped")
+        let sameHost = AppKeyPairing()
+        for i in 0..<AppKeyPairing.perClientPerMinute {
+            _ = try sameHost.request(app: "X", user: nil, client: IPAddress("2001:db8:1:2::\(i + 1)"), now: t0)
+        }
+        XCTAssertThrowsError(try sameHost.request(app: "X", user: nil, client: IPAddress("2001:db8:1:2:ffff::9"), now: t0), "another address in the same /64")
+        XCTAssertNoThrow(try sameHost.request(app: "X", user: nil, client: IPAddress("2001:db8:1:3::1"), now: t0))
+    }
+
     func testOneClientAndAllClientsTogetherAreBounded() throws {
         let pairing = AppKeyPairing()
         for _ in 0..<AppKeyPairing.perClientPerMinute { _ = try pairing.request(app: "X", user: nil, client: client, now: t0) }

@@ -33,6 +33,7 @@ extension ConfigLoaderTests {
         let moonraker = try ConfigLoader.parse(yaml: "preset: moonraker\n")
         XCTAssertFalse(moonraker.forwardClientAddress)
         XCTAssertTrue(moonraker.moonrakerOneshot)
+        XCTAssertEqual(moonraker.accessPolicy.decide(method: "GET", host: nil, path: "/access/api_key").1, .deny, "Moonraker's own key would open it without Gatehouse")
         XCTAssertFalse(moonraker.octoPrintCSRF)
         XCTAssertTrue(try ConfigLoader.parse(yaml: "preset: moonraker\nforward_client_address: true\n").forwardClientAddress)
         let camera = try ConfigLoader.parse(yaml: "preset: mjpg-streamer\n")

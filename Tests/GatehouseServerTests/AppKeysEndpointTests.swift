@@ -64,6 +64,56 @@ final class AppKeysEndpointTests: XCTestCase {
         }
     }
 
+    func testPairingTokensNeverReachTheAccessLog() async throws {
+        let log = CapturedLog()
+        let fx = try await IdentityFixture(log: log) { $0.octoPrintAppKeys = true; $0.accessLog = true }
+        do {
+            let (_, json) = try ask(fx, #"{"app": "Cura"}"#)
+            let appToken = try XCTUnwrap(json["app_token"] as? String)
+            let dialog = try XCTUnwrap(URL(string: try XCTUnwrap(json["auth_dialog"] as? String))?.path)
+            _ = try fx.send("GET", "/plugin/appkeys/request/\(appToken)")
+            _ = try fx.send("GET", dialog)
+            let decisionToken = try XCTUnwrap(dialog.split(separator: "/").last.map(String.init))
+            XCTAssertTrue(ProxyFixture.eventually { log.all.contains { $0.contains("/plugin/appkeys/request/… 202") } }, log.all.joined(separator: "\n"))
+            for line in log.all {
+                XCTAssertFalse(line.contains(appToken), line)
+                XCTAssertFalse(line.contains(decisionToken), line)
+            }
+        } catch {
+            await fx.stop(removeFiles: true)
+            throw error
+        }
+        await fx.stop(removeFiles: true)
+    }
+
+    func testAnUpgradeToAClaimedPathIsRefusedNotForwarded() async throws {
+        try await IdentityFixture.with({ config in
+            config.octoPrintAppKeys = true
+            config.moonrakerOneshot = true
+        }) { fx in
+            for path in ["/plugin/appkeys/request", "/access/oneshot_token"] {
+                let response = try fx.send("GET", path, headers: ["X-Api-Key: \(ProxyFixture.aliceKey)", "Connection: Upgrade", "Upgrade: websocket"])
+                XCTAssertEqual(response.status, 400, path)
+                let smuggled = try fx.send("POST", path, headers: ["X-Api-Key: \(ProxyFixture.aliceKey)", "Upgrade: x", "Content-Type: application/json"], body: #"{"app": "A"}"#)
+                XCTAssertEqual(smuggled.status, 400, "an Upgrade header of any kind: \(path)")
+            }
+            XCTAssertTrue(fx.upstream.requests.isEmpty, "\(fx.upstream.requests.map(\.uri))")
+        }
+    }
+
+    func testARolesRuleOnThePairingBindsWhoMayAllow() async throws {
+        try await IdentityFixture.with({ config in
+            config.octoPrintAppKeys = true
+            config.accessRules = [AccessRule(pattern: .prefix("/plugin/appkeys"), decision: .roles(["admin"]))]
+        }) { fx in
+            let (asked, json) = try ask(fx, #"{"app": "A"}"#)
+            XCTAssertEqual(asked.status, 201, "an app has no credential to ask with")
+            let dialog = try XCTUnwrap(URL(string: try XCTUnwrap(json["auth_dialog"] as? String))?.path)
+            XCTAssertEqual(try fx.send("GET", dialog, headers: [try session(fx, "alice")]).status, 403, "alice is no admin")
+            XCTAssertEqual(try fx.send("GET", dialog, headers: [try session(fx, "root")]).status, 200)
+        }
+    }
+
     func testADenyRuleStillClosesThePairing() async throws {
         try await IdentityFixture.with({ config in
             config.octoPrintAppKeys = true

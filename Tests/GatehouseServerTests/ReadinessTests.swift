@@ -13,6 +13,10 @@ final class ReadinessTests: XCTestCase {
             XCTAssertEqual(ready.bodyText, "ready\n")
             XCTAssertEqual(fx.upstream.requests.count, 0, "the probe connects but sends no request")
             await fx.upstream.stop()
+            // Answers are reused for a second (readyz needs no credential; a flood of probes must
+            // not become a flood of connections to the device).
+            XCTAssertEqual(try fx.get("/_gatehouse/readyz").status, 200, "the answer of a moment ago")
+            try await Task.sleep(for: .milliseconds(1100))
             let down = try fx.get("/_gatehouse/readyz")
             XCTAssertEqual(down.status, 503)
             XCTAssertTrue(down.bodyText.contains("upstream"), down.bodyText)
@@ -26,6 +30,7 @@ final class ReadinessTests: XCTestCase {
             XCTAssertEqual(try fx.send("GET", "/_gatehouse/readyz").status, 200)
             // The threads that run every store call are gone: nothing can be looked up.
             try await fx.threadPool.shutdownGracefully()
+            try await Task.sleep(for: .milliseconds(1100))
             let response = try fx.send("GET", "/_gatehouse/readyz")
             XCTAssertEqual(response.status, 503)
             XCTAssertTrue(response.bodyText.contains("the store does not answer"), response.bodyText)

@@ -5,6 +5,10 @@ import GatehouseTestSupport
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
+import Crypto
+import SwiftASN1
+import X509
 import XCTest
 
 /// HTTPS on Gatehouse's own listener: certificate files, a self-signed certificate kept beside
@@ -46,11 +50,13 @@ final class TLSListenerTests: XCTestCase {
             XCTAssertEqual(refused.status, 401)
             XCTAssertTrue(fx.upstream.requests.isEmpty)
 
-            // Plain HTTP to the TLS port is not answered as HTTP and reaches nothing.
+            // Plain HTTP to the TLS port is not answered as HTTP, the connection is closed, and
+            // nothing reaches the device.
             let client = try fx.client(timeout: 3)
             try client.send("GET /printer HTTP/1.1\r\nHost: t\r\nX-Api-Key: \(ProxyFixture.aliceKey)\r\n\r\n")
-            let bytes = (try? client.readAvailable(atLeast: 1)) ?? []
-            XCTAssertFalse(String(decoding: bytes, as: UTF8.self).contains("HTTP/1.1 200"))
+            let (bytes, closed) = StreamTest.readUntilEnd(client)
+            XCTAssertTrue(closed, "the TLS listener hangs up on plaintext")
+            XCTAssertFalse(String(decoding: bytes, as: UTF8.self).contains("HTTP/1.1"))
             XCTAssertTrue(fx.upstream.requests.isEmpty, "a plaintext request on the TLS port must not be forwarded")
         }
     }
@@ -106,6 +112,72 @@ final class TLSListenerTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/gatehouse-tls.key"))
     }
 
+    /// The self-signed certificate is a CA (clients pin it as a root), so its key must not be able
+    /// to vouch for any other site: a certificate for another name signed with it is refused by
+    /// a client that trusts it, one for its own name is not (the test can tell the two apart).
+    func testTheSelfSignedKeyCannotVouchForAnotherSite() async throws {
+        let settings = ListenerTLSSettings(certificate: .selfSigned(directory: directory), selfSignedNames: ["printer.lan", "192.0.2.7"])
+        try await withServer(tls: settings, log: CapturedLog()) { _, _ in }
+        let rootPEM = try String(contentsOfFile: directory + "/gatehouse-tls.crt", encoding: .utf8)
+        let root = try Certificate(pemEncoded: rootPEM)
+        let names = try XCTUnwrap(try root.extensions.subjectAlternativeNames)
+        XCTAssertTrue(names.contains(.dnsName("printer.lan")), "tls.names are in the certificate")
+        XCTAssertTrue(names.contains(.ipAddress(ASN1OctetString(contentBytes: [192, 0, 2, 7]))))
+        XCTAssertEqual(root.notValidAfter.timeIntervalSince(root.notValidBefore), 825 * 86400 + 3600, accuracy: 5)
+        let key = try Certificate.PrivateKey(pemEncoded: try String(contentsOfFile: directory + "/gatehouse-tls.key", encoding: .utf8))
+        func leaf(for name: String) throws -> NIOSSLContext {
+            let leafKey = Certificate.PrivateKey(P256.Signing.PrivateKey())
+            let leaf = try Certificate(
+                version: .v3, serialNumber: .init(), publicKey: leafKey.publicKey,
+                notValidBefore: Date().addingTimeInterval(-60), notValidAfter: Date().addingTimeInterval(3600),
+                issuer: root.subject, subject: try DistinguishedName { CommonName(name) }, signatureAlgorithm: .ecdsaWithSHA256,
+                extensions: try Certificate.Extensions { SubjectAlternativeNames([.dnsName(name)]) }, issuerPrivateKey: key)
+            return try NIOSSLContext(configuration: .makeServerConfiguration(
+                certificateChain: [.certificate(try NIOSSLCertificate(bytes: Array(leaf.serializeAsPEM().pemString.utf8), format: .pem))],
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(leafKey.serializeAsPEM().pemString.utf8), format: .pem))))
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        for (name, accepted) in [("printer.lan", true), ("bank.example", false)] {
+            let impostor = try await RecordingUpstream.start(group: group, tls: try leaf(for: name))
+            do {
+                let answer = try await TLSTestClient.get(port: impostor.port, path: "/status/200", trusting: rootPEM, serverName: name, group: group)
+                XCTAssertTrue(accepted, "a certificate for \(name) signed with the self-signed key was trusted (\(answer.status))")
+            } catch {
+                XCTAssertFalse(accepted, "\(name): \(error)")
+            }
+            await impostor.stop()
+        }
+        try await group.shutdownGracefully()
+        // Asking for a name the existing certificate lacks: kept (its fingerprint is pinned), and said.
+        let log = CapturedLog()
+        try await withServer(tls: ListenerTLSSettings(certificate: .selfSigned(directory: directory), selfSignedNames: ["new.lan"]), log: log) { _, _ in }
+        XCTAssertTrue(log.all.contains { $0.contains("made without tls.names new.lan") }, log.all.joined(separator: "\n"))
+    }
+
+    func testSilentAndRefusedTLSConnectionsAreClosedPromptly() async throws {
+        let ca = try TestCertificateAuthority()
+        let (cert, key) = try certificateFiles(ca)
+        try await ProxyFixture.with({
+            $0.tls = ListenerTLSSettings(certificate: .files(certificate: cert, key: key))
+            $0.timeouts.clientHeader = .seconds(1)
+            $0.limits.maxConnections = 1
+        }) { fx in
+            // Holds the one place without ever starting a handshake: closed after client_header,
+            // not after the much longer idle timeout.
+            let silent = try fx.client(timeout: 5)
+            let started = Date()
+            // Meanwhile a second connection is over the limit: closed at once, no handshake, no answer.
+            XCTAssertTrue(ProxyFixture.eventually { StreamTest.establishedConnections(localPort: fx.port) >= 1 })
+            let refused = try fx.client(timeout: 5)
+            let (bytes, closed) = StreamTest.readUntilEnd(refused)
+            XCTAssertTrue(closed)
+            XCTAssertTrue(bytes.isEmpty, "a TLS client could not read a plaintext 503")
+            let (_, silentClosed) = StreamTest.readUntilEnd(silent)
+            XCTAssertTrue(silentClosed)
+            XCTAssertLessThan(Date().timeIntervalSince(started), 4.5, "cut off by the handshake deadline, not left open")
+        }
+    }
+
     func testBadCertificateFilesStopTheStartNamingTheFile() async throws {
         let ca = try TestCertificateAuthority()
         let (cert, _) = try certificateFiles(ca)
@@ -145,6 +217,13 @@ final class TLSListenerTests: XCTestCase {
             let absolute = try RawClient(port: redirectPort).request("GET http://other.example/x HTTP/1.1\r\nHost: printer.local\r\n\r\n")
             XCTAssertEqual(absolute.header("Location"), "https://printer.local:\(fx.port)/")
             XCTAssertTrue(fx.upstream.requests.isEmpty, "the redirect listener forwards nothing")
+        }
+        // Published on another port than it listens on (a container): https_port names it.
+        try await ProxyFixture.with({
+            $0.tls = ListenerTLSSettings(certificate: .files(certificate: cert, key: key), redirectHTTP: ListenAddress(host: "127.0.0.1", port: 0), httpsPort: 443)
+        }) { fx in
+            let moved = try RawClient(port: try XCTUnwrap(fx.server.redirectAddress?.port)).request("GET /x HTTP/1.1\r\nHost: printer.local:80\r\n\r\n")
+            XCTAssertEqual(moved.header("Location"), "https://printer.local/x")
         }
     }
 

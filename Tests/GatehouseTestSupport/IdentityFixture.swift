@@ -31,7 +31,7 @@ public final class IdentityFixture {
     public var port: Int { proxy.port }
 
     public init(
-        directory: String? = nil, addUsers: Bool = true, audit: AuditLog? = nil,
+        directory: String? = nil, addUsers: Bool = true, audit: AuditLog? = nil, log: CapturedLog? = nil,
         _ customize: (inout GatehouseConfig) -> Void = { _ in }
     ) async throws {
         let dir = directory ?? NSTemporaryDirectory() + "gatehouse-identity-" + UUID().uuidString
@@ -56,7 +56,7 @@ public final class IdentityFixture {
         accounts = AccountService(
             credentials: credentials, throttle: LoginThrottle(policy: config.loginThrottle), passwordPolicy: config.passwordPolicy,
             passwordParameters: Self.scrypt, audit: audit)
-        proxy = try await ProxyFixture(accounts: accounts) { proxyConfig in
+        proxy = try await ProxyFixture(accounts: accounts, log: log) { proxyConfig in
             proxyConfig.sessions = config.sessions
             proxyConfig.jwt = config.jwt
             customize(&proxyConfig)

@@ -7,17 +7,21 @@ import Synchronization
 /// Guarantees:
 /// - Two secrets per request: the *app token* (the app polls with it and collects the key) and
 ///   the *decision token* (in the approval page's address, which lands in browser history). A
-///   user who sees a decision token can decide but never collect; both are 256 random bits,
-///   held only as digests.
+///   user who sees a decision token can decide but never collect; both are 256 random bits. The
+///   app token is held only as its digest; the decision token also in the clear, for the list of
+///   pending requests to link to.
 /// - A request that names a user can be decided only by that user; one that names none, by any
 ///   user who signs in. The key is always the deciding user's, never the named one's.
 /// - A pending request lives while its app keeps polling (``pollGrace`` between polls, as
 ///   OctoPrint's 5 s but a little kinder) and never longer than ``maximumAge``; an approved one
 ///   is collected once, within ``collectGrace``; a denied one is gone. The app cannot tell denied
 ///   from expired (both answer "gone"), as with OctoPrint.
-/// - At most ``capacity`` requests are held, and one client address may make at most
+/// - At most ``capacity`` requests are held, and one client may make at most
 ///   ``perClientPerMinute`` requests a minute and ``perClientPerHour`` an hour (OctoPrint allows
-///   3 and 10), so unauthenticated callers cannot grow memory or flood users with prompts.
+///   3 and 10; an IPv6 client counts by its /64, which one host usually has whole), so
+///   unauthenticated callers cannot grow memory or flood users with prompts. The request history
+///   is bounded too: past ``trackedClients`` addresses, histories older than an hour are dropped,
+///   and if none is, new clients wait.
 public final class AppKeyPairing: Sendable {
     public static let pollGrace: TimeInterval = 10
     public static let maximumAge: TimeInterval = 600
@@ -25,6 +29,7 @@ public final class AppKeyPairing: Sendable {
     public static let capacity = 64
     public static let perClientPerMinute = 3
     public static let perClientPerHour = 10
+    public static let trackedClients = 4096
 
     /// A request as the approval page shows it.
     public struct Pending: Sendable, Equatable {
@@ -79,9 +84,12 @@ public final class AppKeyPairing: Sendable {
             appDigest: SecretDigest.of(appToken), lastPoll: now, state: .pending)
         let refusal: RequestRefusal? = table.withLock { t in
             Self.expire(&t, now: now)
-            if let client {
-                // Per-address history is bounded too (many IPv6 addresses are cheap).
-                if t.requestsByClient[client] == nil && t.requestsByClient.count >= 4096 { return .tooManyPending }
+            if let address = client {
+                let client = Self.rateKey(address)
+                if t.requestsByClient[client] == nil && t.requestsByClient.count >= Self.trackedClients {
+                    t.requestsByClient = t.requestsByClient.filter { $0.value.contains { now.timeIntervalSince($0) < 3600 } }
+                    if t.requestsByClient.count >= Self.trackedClients { return .tooManyFromClient }
+                }
                 let recent = (t.requestsByClient[client] ?? []).filter { now.timeIntervalSince($0) < 3600 }
                 if recent.count >= Self.perClientPerHour || recent.filter({ now.timeIntervalSince($0) < 60 }).count >= Self.perClientPerMinute {
                     t.requestsByClient[client] = recent
@@ -166,8 +174,11 @@ public final class AppKeyPairing: Sendable {
             }
             if !alive { remove(digest, from: &t) }
         }
-        if t.requestsByClient.count > 4096 {
-            t.requestsByClient = t.requestsByClient.filter { $0.value.contains { now.timeIntervalSince($0) < 3600 } }
-        }
+    }
+
+    /// The address a client's requests are counted under: IPv4 as it is, IPv6 by its /64.
+    static func rateKey(_ address: IPAddress) -> IPAddress {
+        guard !address.isIPv4 else { return address }
+        return IPAddress(bytes: Array(address.bytes[0..<8]) + [UInt8](repeating: 0, count: 8)) ?? address
     }
 }

@@ -351,7 +351,7 @@ struct ConfigReader {
     }
 
     private func listenerTLS(_ value: ConfigValue, listen: ListenAddress) throws(ConfigError) -> ListenerTLSSettings {
-        let m = try mapping(value, known: ["cert_file", "key_file", "self_signed", "redirect_http"])
+        let m = try mapping(value, known: ["cert_file", "key_file", "self_signed", "redirect_http", "https_port", "names"])
         let selfSigned = try m["self_signed"].map { v throws(ConfigError) in try bool(v) } ?? false
         let source: ListenerTLSSettings.CertificateSource
         switch (m["cert_file"], m["key_file"], selfSigned) {
@@ -372,6 +372,21 @@ struct ConfigReader {
             }
             guard address != listen || listen.port == 0 else { throw fail(r, "must differ from listen") }
             settings.redirectHTTP = address
+        }
+        if let p = m["https_port"] {
+            guard settings.redirectHTTP != nil else { throw fail(p, "only means something with redirect_http") }
+            settings.httpsPort = Int(try int(p, min: 1, max: 65535))
+        }
+        if let n = m["names"] {
+            guard selfSigned else { throw fail(n, "only means something with self_signed: true (a certificate file names its own hosts)") }
+            for item in try list(n) {
+                let name = try string(item)
+                let isHostName = !name.isEmpty && name.utf8.count <= 253 && name.utf8.allSatisfy {
+                    ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x2D
+                }
+                guard isHostName || IPAddress(name) != nil else { throw fail(item, "expected a host name or an IP address, like printer.lan or 192.168.1.50") }
+                settings.selfSignedNames.append(name)
+            }
         }
         return settings
     }

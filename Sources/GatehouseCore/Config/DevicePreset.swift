@@ -35,6 +35,9 @@ public enum DevicePreset: String, Sendable, Hashable, CaseIterable {
             config.forwardClientAddress = false
             config.moonrakerOneshot = true
             config.presetRules = [
+                // Moonraker's own API key opens Moonraker to whoever reaches it without Gatehouse;
+                // through Gatehouse every caller is its trusted client, a read-only key too.
+                AccessRule(pattern: .prefix("/access/api_key"), decision: .deny),
                 // Moonraker's file downloads and webcam links that clients build with ?apikey=-like keys.
                 AccessRule(pattern: .prefix("/server/files"), decision: .authenticated, queryCredentials: [.apiKey]),
             ]

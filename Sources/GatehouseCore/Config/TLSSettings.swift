@@ -14,10 +14,18 @@ public struct ListenerTLSSettings: Sendable, Hashable {
     public var certificate: CertificateSource
     /// `redirect_http`: a plain-HTTP listener that answers every request with a redirect to HTTPS.
     public var redirectHTTP: ListenAddress?
+    /// `https_port`: the port clients reach HTTPS on, for the redirect's `Location`, when it is
+    /// not the listen port (a container publishing 8443 for its 8080); nil: the listen port.
+    public var httpsPort: Int?
+    /// `names`: more DNS names or IP addresses for a self-signed certificate (`printer.lan`,
+    /// `192.168.1.50`), beside localhost, the host name and the loopback addresses.
+    public var selfSignedNames: [String] = []
 
-    public init(certificate: CertificateSource, redirectHTTP: ListenAddress? = nil) {
+    public init(certificate: CertificateSource, redirectHTTP: ListenAddress? = nil, httpsPort: Int? = nil, selfSignedNames: [String] = []) {
         self.certificate = certificate
         self.redirectHTTP = redirectHTTP
+        self.httpsPort = httpsPort
+        self.selfSignedNames = selfSignedNames
     }
 }
 

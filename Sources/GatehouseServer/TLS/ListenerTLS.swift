@@ -19,6 +19,9 @@ final class ListenerTLS: Sendable {
         let keyFile: String
         /// True when a self-signed pair was made by this load.
         let created: Bool
+        /// What the operator should know (a self-signed certificate near its end, or without a
+        /// name the config asks for).
+        let warnings: [String]
     }
 
     private let current: NIOLockedValueBox<Loaded>
@@ -44,15 +47,23 @@ final class ListenerTLS: Sendable {
         let certificateFile: String
         let keyFile: String
         var created = false
+        var selfSigned = false
         switch settings.certificate {
         case .files(let certificate, let key):
             (certificateFile, keyFile) = (certificate, key)
         case .selfSigned(let directory):
-            (certificateFile, keyFile, created) = try SelfSignedCertificate.ensure(in: directory)
+            (certificateFile, keyFile, created) = try SelfSignedCertificate.ensure(in: directory, names: settings.selfSignedNames)
+            selfSigned = true
         }
         let chain: [NIOSSLCertificate]
+        let certificateBytes = try readFile(certificateFile)
+        let warnings = selfSigned
+            ? SelfSignedCertificate.warnings(
+                certificatePEM: String(decoding: certificateBytes, as: UTF8.self), certificateFile: certificateFile,
+                names: settings.selfSignedNames, now: Date())
+            : []
         do {
-            chain = try NIOSSLCertificate.fromPEMBytes(Array(try readFile(certificateFile)))
+            chain = try NIOSSLCertificate.fromPEMBytes(certificateBytes)
         } catch let error as TLSSetupError {
             throw error
         } catch {
@@ -79,7 +90,7 @@ final class ListenerTLS: Sendable {
         }
         let der: [UInt8]
         do { der = try leaf.toDERBytes() } catch { throw .notPEMCertificates(file: certificateFile, reason: "\(error)") }
-        return Loaded(context: context, fingerprint: fingerprint(der: der), certificateFile: certificateFile, keyFile: keyFile, created: created)
+        return Loaded(context: context, fingerprint: fingerprint(der: der), certificateFile: certificateFile, keyFile: keyFile, created: created, warnings: warnings)
     }
 
     /// `AB:CD:…`, the form browsers and `openssl x509 -fingerprint -sha256` show.

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GatehouseCore
 import SwiftASN1
 import X509
 
@@ -7,18 +8,22 @@ import X509
 /// every later start so that a fingerprint a user pinned stays valid.
 ///
 /// Guarantees: an existing pair is never replaced (if only one of the two files is there, that
-/// is an error, not a reason to make a new pair); the key file is created with mode 0600 and
-/// written completely before it gets its final name; the certificate is an ECDSA P-256 leaf for
-/// `localhost`, this machine's host name, 127.0.0.1 and ::1, valid for ten years, that may sign
-/// nothing but itself (a CA with path length 0, so clients can trust it as their only root).
+/// is an error, not a reason to make a new pair); the key file is created with mode 0600 under a
+/// name no other process uses, written and synced completely, then linked to its final name (a
+/// name already taken is never replaced); the certificate is an ECDSA P-256 certificate for
+/// `localhost`, this machine's host name, 127.0.0.1, ::1 and `tls.names`, valid for 825 days
+/// (the longest Apple's systems accept for a certificate a user trusts). Clients that pin it by
+/// its file trust it as a root, so it is a CA — BoringSSL and Go refuse a pinned self-signed
+/// certificate that says it is not — but a critical Name Constraints extension limits anything it
+/// could sign to its own names, so its key can never vouch for another site.
 enum SelfSignedCertificate {
     static let certificateFileName = "gatehouse-tls.crt"
     static let keyFileName = "gatehouse-tls.key"
-    static let validity: TimeInterval = 10 * 365 * 24 * 3600
+    static let validity: TimeInterval = 825 * 24 * 3600
 
     /// The paths of the pair in `directory`, made first if neither exists.
     /// - Returns: the two paths and whether the pair was made just now.
-    static func ensure(in directory: String, now: Date = Date()) throws(TLSSetupError) -> (certificate: String, key: String, created: Bool) {
+    static func ensure(in directory: String, names extra: [String] = [], now: Date = Date()) throws(TLSSetupError) -> (certificate: String, key: String, created: Bool) {
         let certificate = (directory as NSString).appendingPathComponent(certificateFileName)
         let key = (directory as NSString).appendingPathComponent(keyFileName)
         let files = FileManager.default
@@ -28,12 +33,20 @@ enum SelfSignedCertificate {
         case (false, true): throw .selfSignedIncomplete(present: key, missing: certificate)
         case (false, false): break
         }
-        let (certificatePEM, keyPEM) = try make(names: defaultNames(), now: now)
+        let (certificatePEM, keyPEM) = try make(names: defaultNames() + extra.map(generalName), now: now)
         // The key first: a crash between the two leaves a key without a certificate, which the
         // next start reports instead of silently making another pair.
         try writeNew(keyPEM, to: key, mode: 0o600)
         try writeNew(certificatePEM, to: certificate, mode: 0o644)
         return (certificate, key, true)
+    }
+
+    /// An IP literal as an IP address name, anything else as a DNS name.
+    static func generalName(_ name: String) -> GeneralName {
+        if let ip = IPAddress(name) {
+            return .ipAddress(ASN1OctetString(contentBytes: ArraySlice(ip.isIPv4 ? Array(ip.bytes[12...]) : ip.bytes)))
+        }
+        return .dnsName(name.lowercased())
     }
 
     static func defaultNames() -> [GeneralName] {
@@ -55,11 +68,18 @@ enum SelfSignedCertificate {
             }
             // Marked as its own CA (path length 0), as `openssl req -x509` does: BoringSSL (Swift
             // clients) and Go refuse a pinned self-signed leaf that says it is not a CA.
+            // Each name permits itself only: a DNS name, or an IP address with a full mask.
+            let permitted: [GeneralName] = names.map { name in
+                guard case .ipAddress(let address) = name else { return name }
+                let bytes = Array(address.bytes)
+                return .ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes + [UInt8](repeating: 0xFF, count: bytes.count))))
+            }
             let extensions = try Certificate.Extensions {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
                 Critical(KeyUsage(digitalSignature: true, keyCertSign: true))
                 try ExtendedKeyUsage([.serverAuth])
                 SubjectAlternativeNames(names)
+                Critical(NameConstraints(permittedSubtrees: permitted))
             }
             let certificate = try Certificate(
                 version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: key.publicKey,
@@ -72,11 +92,10 @@ enum SelfSignedCertificate {
         }
     }
 
-    /// Writes `text` to a temporary name in the same directory, then renames it to `path`
-    /// (refusing to replace a file that appeared meanwhile).
+    /// Writes `text` to a name of its own in the same directory, syncs it, then links it to `path`
+    /// (refusing to replace a file that appeared meanwhile) and syncs the directory.
     private static func writeNew(_ text: String, to path: String, mode: mode_t) throws(TLSSetupError) {
-        let temporary = path + ".new"
-        unlink(temporary)
+        let temporary = path + ".\(getpid()).\(UUID().uuidString).new"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .cannotWrite(file: path, reason: String(cString: strerror(errno))) }
         let bytes = Array(text.utf8)
@@ -93,5 +112,27 @@ enum SelfSignedCertificate {
             throw .cannotWrite(file: path, reason: reason)
         }
         unlink(temporary)
+        let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
+        }
+    }
+
+    /// What an existing self-signed certificate lacks: configured names it was not made for, and
+    /// an end within 30 days (or past). Each line says how to get a new one.
+    static func warnings(certificatePEM: String, certificateFile: String, names: [String], now: Date) -> [String] {
+        guard let certificate = try? Certificate(pemEncoded: certificatePEM) else { return [] }
+        var lines: [String] = []
+        let renew = "delete \(certificateFile) and its key to make a new one (its fingerprint will change)"
+        if let have = try? certificate.extensions.subjectAlternativeNames {
+            let missing = names.filter { !have.contains(generalName($0)) }
+            if !missing.isEmpty { lines.append("the self-signed certificate was made without tls.names \(missing.joined(separator: ", ")); \(renew)") }
+        }
+        let ends = certificate.notValidAfter
+        if ends.timeIntervalSince(now) < 30 * 24 * 3600 {
+            lines.append("the self-signed certificate \(ends < now ? "expired" : "expires") on \(ends); \(renew)")
+        }
+        return lines
     }
 }

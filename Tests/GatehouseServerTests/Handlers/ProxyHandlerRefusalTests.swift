@@ -21,8 +21,11 @@ final class ProxyHandlerRefusalTests: XCTestCase {
         let channel = EmbeddedChannel()
         // The unix socket path does not exist: if the handler ever tried to forward, the connect
         // would fail and the answer would be a 502, which every test below would notice.
-        let pool = UpstreamPool(eventLoop: channel.eventLoop, connector: UpstreamConnector(address: .unixSocket(path: "/nonexistent/gh.sock"), connectTimeout: .seconds(1)))
-        let handler = ProxyHandler(settings: SettingsSource(ProxySettings(config: config, logger: Logger(label: "test"))), pool: pool, peer: IPAddress("203.0.113.9"), httpHandlers: [])
+        let connector = UpstreamConnector(address: .unixSocket(path: "/nonexistent/gh.sock"), connectTimeout: .seconds(1))
+        let pool = UpstreamPool(eventLoop: channel.eventLoop, connector: connector)
+        let handler = ProxyHandler(
+            settings: SettingsSource(ProxySettings(config: config, logger: Logger(label: "test"), upstream: connector)), pool: pool,
+            peer: IPAddress("203.0.113.9"), httpHandlers: [])
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "203.0.113.9", port: 40000)).wait()
         return channel
