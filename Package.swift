@@ -73,9 +73,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // glibc's mallopt, which Swift's Glibc module does not export (see the header).
+        .target(name: "CGatehouseMemory"),
         .executableTarget(
             name: "gatehouse",
             dependencies: [
+                "CGatehouseMemory",
                 "GatehouseCore",
                 "GatehouseServer",
                 "GatehouseStore",

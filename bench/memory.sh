@@ -12,16 +12,17 @@ truncate -s "${SIZE_MIB}M" "$work/files/big.bin"
 cd "$root"
 swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
 KEY=bench-key-0123456789abcdef0123456789abcdef
-sed -e "s#18080#18086#" "$here/gatehouse-bench.yml" > "$work/gatehouse.yml"
+rm -rf "$work/state"; mkdir -p "$work/state"
+sed -e "s#18080#18086#" -e "s#/tmp/gatehouse-bench/#$work/state/#" "$here/gatehouse-bench.yml" > "$work/gatehouse.yml"
 sed -e "s#@WORK@#$work#g" "$here/upstream-files.conf" > "$work/nginx.conf"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
 nginx -c "$work/nginx.conf" & pids+=($!)
-"$root/.build-release/release/gatehouse" serve --threads 1 --config "$work/gatehouse.yml" > "$work/gatehouse.out" 2>&1 & gh=$!; pids+=($gh)
+GATEHOUSE_ADMIN_PASSWORD=bench-admin-password "$root/.build-release/release/gatehouse" serve --threads 1 --config "$work/gatehouse.yml" > "$work/gatehouse.out" 2>&1 & gh=$!; pids+=($gh)
 for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:18084/ && break; sleep 0.1; done
-rss() { awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$gh/status; }
-echo "| step | bytes through | seconds | Gatehouse peak RSS MiB |"
-echo "|---|---|---|---|"
+rss() { awk '/VmHWM/ {hwm=$2} /VmRSS/ {now=$2} END {printf "%.1f | %.1f", hwm/1024, now/1024}' /proc/$gh/status; }
+echo "| step | bytes through | seconds | Gatehouse peak RSS MiB | RSS now MiB |"
+echo "|---|---|---|---|---|"
 echo "| started | 0 | - | $(rss) |"
 start=$(date +%s.%N)
 down=$(curl -s -o /dev/null -w '%{size_download}' -H "X-Api-Key: $KEY" http://127.0.0.1:18084/files/big.bin)
@@ -35,3 +36,11 @@ start=$(date +%s.%N)
 up=$(head -c "$((SIZE_MIB * 1048576))" /dev/zero | curl -s -o /dev/null -w '%{size_upload}' -H "X-Api-Key: $KEY" -H 'Expect:' -T - http://127.0.0.1:18084/upload)
 t=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
 echo "| ${SIZE_MIB} MiB upload (chunked) | $up | $t | $(rss) |"
+# Sign-ins: each checks a password with scrypt (a 16 MiB block); none of it may stay behind.
+start=$(date +%s.%N)
+for _ in $(seq 1 20); do
+  curl -s -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"username":"admin","password":"bench-admin-password"}' \
+    http://127.0.0.1:18084/_gatehouse/api/login
+done
+t=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
+echo "| 20 sign-ins | - | $t | $(rss) |"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGatehouseMemory
 import Foundation
 import GatehouseCore
 import GatehouseServer
@@ -174,6 +175,8 @@ struct Serve: AsyncParsableCommand {
     var threads: Int = System.coreCount
 
     func run() async throws {
+        // Each sign-in's 16 MiB scrypt block is given back, not kept per store thread (see the header).
+        gatehouse_return_large_blocks()
         let cfg = try loadConfig(config)
         let logger = makeLogger(format: cfg.logFormat)
         for line in ShadowedRuleReport(config: cfg).lines { logger.warning("\(line)") }
