@@ -5,16 +5,22 @@ import GatehouseCore
 ///
 /// Guarantees: a claimed path never reaches the device; nothing is claimed unless its setting
 /// is on; the claim is by exact path or whole segments, on the normalized path.
-struct DevicePaths: Sendable {
+public struct DevicePaths: Sendable {
     /// Moonraker's `GET /access/oneshot_token`.
-    let moonrakerOneshot: Bool
+    public let moonrakerOneshot: Bool
     /// OctoPrint's `/plugin/appkeys/...` pairing.
-    let octoPrintAppKeys: Bool
+    public let octoPrintAppKeys: Bool
 
-    static let moonrakerOneshotPath = "/access/oneshot_token"
-    static let appKeysPrefix = "/plugin/appkeys"
+    public static let moonrakerOneshotPath = "/access/oneshot_token"
+    public static let appKeysPrefix = "/plugin/appkeys"
 
-    func claims(_ path: String) -> Bool {
+    public init(moonrakerOneshot: Bool, octoPrintAppKeys: Bool) {
+        self.moonrakerOneshot = moonrakerOneshot
+        self.octoPrintAppKeys = octoPrintAppKeys
+    }
+
+    /// Whether Gatehouse answers `path` (normalized) itself.
+    public func claims(_ path: String) -> Bool {
         (moonrakerOneshot && path.bytesEqual(Self.moonrakerOneshotPath))
             || (octoPrintAppKeys && PathBytes.isUnder(path, prefix: Self.appKeysPrefix))
     }

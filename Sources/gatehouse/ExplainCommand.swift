@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GatehouseCore
+import GatehouseServer
 import GatehouseStore
 
 /// `gatehouse explain`: what Gatehouse would do with one request, sent nowhere.
@@ -53,10 +54,22 @@ struct Explain: AsyncParsableCommand {
         let host = headers.first { $0.name.lowercased() == "host" }?.value
         let rules = cfg.accessPolicy
         if let (index, rule) = rules.rule(method: method, host: host, path: target.path) {
-            let origin = index < cfg.accessRules.count ? "access_rules #\(index + 1)\(rule.line.map { ", line \($0)" } ?? "")" : "public_paths"
+            let origin: String
+            if index < cfg.accessRules.count {
+                origin = "access_rules #\(index + 1)\(rule.line.map { ", line \($0)" } ?? "")"
+            } else if index < cfg.accessRules.count + cfg.publicPaths.count {
+                origin = "public_paths"
+            } else {
+                origin = "preset \(cfg.preset?.rawValue ?? "")"
+            }
             print("rule:       \(rule)  [\(origin)]")
         } else {
             print("rule:       none matches → authenticated (the default)")
+        }
+        let devicePaths = DevicePaths(moonrakerOneshot: cfg.moonrakerOneshot, octoPrintAppKeys: cfg.octoPrintAppKeys)
+        if devicePaths.claims(target.path), rules.decide(method: method, host: host, path: target.path).decision != .deny {
+            let setting = target.path.hasPrefix(DevicePaths.appKeysPrefix) ? "octoprint_appkeys" : "moonraker_oneshot"
+            return print("decision:   answered by Gatehouse itself (\(setting)); never forwarded to the device")
         }
 
         let accounts = try? explainAccounts(cfg)

@@ -63,6 +63,19 @@ final class ExplainCommandTests: XCTestCase {
         XCTAssertTrue(r.output.contains("--from"), r.output)
     }
 
+    func testExplainNamesPresetRulesAndPathsGatehouseAnswersItself() throws {
+        let config = try configFile("""
+            preset: octoprint
+            api_keys:
+              - {name: slicer, user: alice, roles: [operator], hash: "\(SecretDigest.of(key))"}
+            """)
+        var r = try GatehouseBinary.run(["explain", "--config", config, "GET", "/api/job?apikey=\(key)"])
+        XCTAssertTrue(r.output.contains("[preset octoprint]"), r.output)
+        XCTAssertTrue(r.output.contains("identity:   alice"), r.output)
+        r = try GatehouseBinary.run(["explain", "--config", config, "POST", "/plugin/appkeys/request"])
+        XCTAssertTrue(r.output.contains("decision:   answered by Gatehouse itself (octoprint_appkeys); never forwarded to the device"), r.output)
+    }
+
     func testCheckConfigFailsOnARuleThatCanNeverMatch() throws {
         var r = try GatehouseBinary.run(["check-config", "--config", try rulesConfig()])
         XCTAssertEqual(r.status, 0, r.output)

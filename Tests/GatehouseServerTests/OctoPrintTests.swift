@@ -72,7 +72,9 @@ final class OctoPrintTests: XCTestCase {
 
     func testPushSocketWorksThroughTheTunnel() async throws {
         try await withOctoPrint { fx, _ in
-            let client = try RawClient(port: fx.port, timeoutSeconds: 15)
+            // OctoPrint sends "connected" when its socket handler is ready, which on a loaded
+            // machine has taken more than 15 s: wait up to 40.
+            let client = try RawClient(port: fx.port, timeoutSeconds: 40)
             try client.send(
                 "GET /sockjs/websocket HTTP/1.1\r\nHost: gatehouse.test\r\nX-Api-Key: \(Self.aliceKey)\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
                     + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -80,7 +82,13 @@ final class OctoPrintTests: XCTestCase {
             XCTAssertEqual(head.status, 101, head.bodyText)
             XCTAssertEqual(head.header("Sec-WebSocket-Accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
             // SockJS opens with an "o" frame, then OctoPrint's "connected" message.
-            let bytes = try StreamTest.read(client) { StreamTest.occurrences(of: "connected", in: $0) > 0 }
+            var seen: [UInt8] = []
+            let bytes: [UInt8]
+            do {
+                bytes = try StreamTest.read(client) { seen = $0; return StreamTest.occurrences(of: "connected", in: $0) > 0 }
+            } catch {
+                return XCTFail("\(error) after \(seen.count) bytes through the tunnel: \(String(decoding: seen.prefix(300), as: UTF8.self))")
+            }
             XCTAssertEqual(bytes.first.map { $0 & 0x0F }, 1, "a text frame")
             XCTAssertTrue(StreamTest.occurrences(of: "connected", in: bytes) > 0)
         }
