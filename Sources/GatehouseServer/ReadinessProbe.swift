@@ -8,8 +8,8 @@ import Synchronization
 /// store answers.
 ///
 /// Guarantees: every check opens its own connection (never a pooled one, which could be stale or
-/// busy) and closes it at once without sending a byte; answers are reused for
-/// ``reuseFor`` (readyz needs no credential, so a flood of probes must not become a flood of
+/// busy) and closes it at once without sending a byte; at most one check runs at a time and its
+/// answer is reused for ``reuseFor`` (readyz needs no credential, so a flood of probes must not become a flood of
 /// connections — and TLS handshakes — to the device); each check is bounded by the upstream
 /// connect timeout (for an `https` upstream the TLS handshake too, so a certificate the upstream
 /// check refuses shows here); a failure is named (which part, and why) and never includes a secret.
@@ -18,7 +18,7 @@ struct ReadinessProbe: Sendable {
     let upstream: UpstreamConnector
     /// Nil without a store (then only the upstream is checked).
     let credentials: StoredCredentialAuthenticator?
-    /// The last answer and when it was had.
+    /// The last answer, and the check under way if there is one.
     private let last = Recent()
     static let reuseFor: TimeInterval = 1
 
@@ -28,18 +28,40 @@ struct ReadinessProbe: Sendable {
     }
 
     private final class Recent: Sendable {
-        let answer = Mutex<(at: Date, failures: [String])?>(nil)
+        struct State {
+            var answer: (at: Date, failures: [String])?
+            var running: Task<[String], Never>?
+        }
+        let state = Mutex(State())
     }
 
-    /// The parts that are not ready, with the reason; empty when everything is.
+    private enum Lookup: Sendable {
+        case reused([String])
+        case await(Task<[String], Never>)
+    }
+
+    /// The parts that are not ready, with the reason; empty when everything is. Probes that
+    /// arrive while a check is under way wait for that check instead of starting their own.
     func failures(on eventLoop: EventLoop) async -> [String] {
         let now = Date()
-        if let recent = last.answer.withLock({ $0 }), now.timeIntervalSince(recent.at) < Self.reuseFor, recent.at <= now {
-            return recent.failures
+        let lookup: Lookup = last.state.withLock { state in
+            if let recent = state.answer, now.timeIntervalSince(recent.at) < Self.reuseFor, recent.at <= now {
+                return .reused(recent.failures)
+            }
+            if let running = state.running { return .await(running) }
+            let recent = last
+            let running = Task { [self] in
+                let failures = await check(on: eventLoop)
+                recent.state.withLock { $0 = Recent.State(answer: (Date(), failures), running: nil) }
+                return failures
+            }
+            state.running = running
+            return .await(running)
         }
-        let failures = await check(on: eventLoop)
-        last.answer.withLock { $0 = (Date(), failures) }
-        return failures
+        switch lookup {
+        case .reused(let failures): return failures
+        case .await(let running): return await running.value
+        }
     }
 
     private func check(on eventLoop: EventLoop) async -> [String] {

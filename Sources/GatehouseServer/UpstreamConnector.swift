@@ -120,7 +120,9 @@ struct UpstreamConnector: Sendable {
     }
 }
 
-/// Completes its promise when the TLS handshake finishes or fails; removes itself after.
+/// Completes its promise when the TLS handshake finishes or fails. It stays in the pipeline for
+/// the connection's life and passes every event on; a promise completes once, so what comes
+/// after the handshake changes nothing.
 private final class HandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     private let done: EventLoopPromise<Void>

@@ -49,14 +49,25 @@ final class AppKeyPairingTests: XCTestCase {
 
     func testTheClientHistoryIsBoundedAndAnIPv6ClientCountsByItsSlash64() throws {
         let pairing = AppKeyPairing()
-        for i in 0..<AppKeyPairing.trackedClients {
-            let (app, decision) = try pairing.request(app: "X", user: nil, client: IPAddress("2001:db8:\(String(i, radix: 16))::1"), now: t0)
-            // Decided at once, so the 64 pending places never run out here.
+        // The first client asks three times (its limit for the minute) before all the others.
+        let first = IPAddress("2001:db8:0::1")
+        for _ in 0..<AppKeyPairing.perClientPerMinute {
+            let (_, decision) = try pairing.request(app: "X", user: nil, client: first, now: t0)
             _ = pairing.decide(decisionToken: decision, allow: false, by: "alice", now: t0)
-            _ = app
         }
-        XCTAssertThrowsError(try pairing.request(app: "X", user: nil, client: IPAddress("198.51.100.1"), now: t0.addingTimeInterval(60)), "history full within the hour")
-        XCTAssertNoThrow(try pairing.request(app: "X", user: nil, client: IPAddress("198.51.100.1"), now: t0.addingTimeInterval(3601)), "an hour on, the old history is dropped")
+        for i in 1..<AppKeyPairing.trackedClients {
+            let (_, decision) = try pairing.request(app: "X", user: nil, client: IPAddress("2001:db8:\(String(i, radix: 16))::1"), now: t0.addingTimeInterval(1))
+            // Decided at once, so the 64 pending places never run out here.
+            _ = pairing.decide(decisionToken: decision, allow: false, by: "alice", now: t0.addingTimeInterval(1))
+        }
+        XCTAssertThrowsError(try pairing.request(app: "X", user: nil, client: first, now: t0.addingTimeInterval(2)), "its minute's limit holds while it is remembered")
+        // Full within the hour: a new client is still heard, and the client heard from longest
+        // ago is the one forgotten.
+        let (_, newcomer) = try pairing.request(app: "X", user: nil, client: IPAddress("198.51.100.1"), now: t0.addingTimeInterval(30))
+        _ = pairing.decide(decisionToken: newcomer, allow: false, by: "alice", now: t0.addingTimeInterval(30))
+        XCTAssertNoThrow(
+            try pairing.request(app: "X", user: nil, client: first, now: t0.addingTimeInterval(30)),
+            "the first client was the one forgotten: its three requests of 30 s ago no longer count")
         let sameHost = AppKeyPairing()
         for i in 0..<AppKeyPairing.perClientPerMinute {
             _ = try sameHost.request(app: "X", user: nil, client: IPAddress("2001:db8:1:2::\(i + 1)"), now: t0)

@@ -34,6 +34,8 @@ extension ConfigLoaderTests {
         XCTAssertFalse(moonraker.forwardClientAddress)
         XCTAssertTrue(moonraker.moonrakerOneshot)
         XCTAssertEqual(moonraker.accessPolicy.decide(method: "GET", host: nil, path: "/access/api_key").1, .deny, "Moonraker's own key would open it without Gatehouse")
+        XCTAssertEqual(moonraker.accessPolicy.decide(method: "POST", host: nil, path: "/server/jsonrpc").1, .deny, "JSON-RPC over HTTP would pass every path rule")
+        XCTAssertEqual(moonraker.accessPolicy.decide(method: "GET", host: nil, path: "/websocket").1, .authenticated)
         XCTAssertFalse(moonraker.octoPrintCSRF)
         XCTAssertTrue(try ConfigLoader.parse(yaml: "preset: moonraker\nforward_client_address: true\n").forwardClientAddress)
         let camera = try ConfigLoader.parse(yaml: "preset: mjpg-streamer\n")

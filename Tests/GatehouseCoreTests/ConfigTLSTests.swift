@@ -56,6 +56,10 @@ extension ConfigLoaderTests {
         assertError("tls:\n  self_signed: true\n  certfile: c.pem\n", line: 3, keyPath: "tls.certfile", messageContains: "unknown key")
         assertError("tls:\n  cert_file: c.pem\n  key_file: k.pem\n  names: [printer.lan]\n", line: 4, keyPath: "tls.names", messageContains: "only means something with self_signed: true")
         assertError("tls:\n  self_signed: true\n  names: [\"printer lan\"]\n", line: 3, keyPath: "tls.names[0]", messageContains: "expected a host name or an IP address")
+        for bad in ["printer.lan.", "a..b", ".lan", "-", "printer-.lan", "192.168.1.500", String(repeating: "a", count: 64) + ".lan"] {
+            assertError("tls:\n  self_signed: true\n  names: [ok.lan, \"\(bad)\"]\n", line: 3, keyPath: "tls.names[1]", messageContains: "expected a host name or an IP address")
+        }
+        assertError("upstream: https://10.0.0.5\nupstream_tls:\n  server_name: printer.local.\n", line: 3, keyPath: "upstream_tls.server_name", messageContains: "expected a DNS name")
         assertError("tls:\n  self_signed: true\n  https_port: 8443\n", line: 3, keyPath: "tls.https_port", messageContains: "only means something with redirect_http")
         assertError("tls:\n  self_signed: true\n  redirect_http: 0.0.0.0:80\n  https_port: 0\n", line: 4, keyPath: "tls.https_port", messageContains: "at least 1 and at most 65535")
         assertError("upstream: http://h:80\nupstream_tls:\n  ca_file: ca.pem\n", line: 3, keyPath: "upstream_tls", messageContains: "upstream is not an https:// address")

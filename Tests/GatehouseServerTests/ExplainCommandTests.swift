@@ -74,6 +74,8 @@ final class ExplainCommandTests: XCTestCase {
         XCTAssertTrue(r.output.contains("identity:   alice"), r.output)
         r = try GatehouseBinary.run(["explain", "--config", config, "POST", "/plugin/appkeys/request"])
         XCTAssertTrue(r.output.contains("decision:   answered by Gatehouse itself (octoprint_appkeys); never forwarded to the device"), r.output)
+        r = try GatehouseBinary.run(["explain", "--config", config, "--header", "Connection: Upgrade", "--header", "Upgrade: websocket", "GET", "/plugin/appkeys/probe"])
+        XCTAssertTrue(r.output.contains("decision:   400 Bad Request from Gatehouse"), r.output)
     }
 
     func testCheckConfigFailsOnARuleThatCanNeverMatch() throws {

@@ -6,6 +6,9 @@ import XCTest
 /// `readyz` says whether Gatehouse can do its job now (the upstream accepts connections, the
 /// store answers); `healthz` only that the process is alive.
 final class ReadinessTests: XCTestCase {
+    /// How long an answer is reused (ReadinessProbe.reuseFor, internal to the server module).
+    private enum ReadinessProbeReuse { static let seconds: TimeInterval = 1 }
+
     func testReadyWhileTheUpstreamListensAndNotOnceItStops() async throws {
         try await ProxyFixture.with { fx in
             let ready = try fx.get("/_gatehouse/readyz")
@@ -22,6 +25,29 @@ final class ReadinessTests: XCTestCase {
             XCTAssertTrue(down.bodyText.contains("upstream"), down.bodyText)
             XCTAssertTrue(down.bodyText.contains("does not accept connections"), down.bodyText)
             XCTAssertEqual(try fx.get("/_gatehouse/healthz").status, 200, "alive all the same")
+        }
+    }
+
+    func testProbesArrivingTogetherShareOneCheck() async throws {
+        try await ProxyFixture.with { fx in
+            // Sixteen probes at once, before any answer exists: one connection to the device,
+            // not sixteen (readyz needs no credential).
+            let started = Date()
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                let port = fx.port
+                for _ in 0..<16 {
+                    group.addTask {
+                        try RawClient(port: port).request("GET /_gatehouse/readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").status
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            let elapsed = Date().timeIntervalSince(started)
+            XCTAssertEqual(statuses, Array(repeating: 200, count: 16))
+            // An answer is reused for a second; a burst slower than that may rightly check twice.
+            let allowed = elapsed < ReadinessProbeReuse.seconds ? 1 : 2
+            XCTAssertLessThanOrEqual(fx.upstream.connectionsAccepted, allowed, "probes took \(elapsed) s")
+            XCTAssertGreaterThanOrEqual(fx.upstream.connectionsAccepted, 1)
         }
     }
 

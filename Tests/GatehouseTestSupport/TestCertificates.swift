@@ -25,8 +25,9 @@ public struct TestCertificateAuthority {
 
     public var pem: String { get throws { try certificate.serializeAsPEM().pemString } }
 
-    /// A server certificate for `dnsNames` and `ips` (dotted or colon text), signed by this CA.
-    public func issue(dnsNames: [String] = [], ips: [String] = [], commonName: String = "upstream") throws -> (certificate: String, key: String) {
+    /// A server certificate for `dnsNames` and `ips` (dotted or colon text), signed by this CA,
+    /// valid from an hour ago for `validFor` seconds from now.
+    public func issue(dnsNames: [String] = [], ips: [String] = [], commonName: String = "upstream", validFor: TimeInterval = 86400) throws -> (certificate: String, key: String) {
         let leafKey = Certificate.PrivateKey(P256.Signing.PrivateKey())
         let subject = try DistinguishedName { CommonName(commonName) }
         let names = dnsNames.map { GeneralName.dnsName($0) } + ips.map { ip in
@@ -46,7 +47,7 @@ public struct TestCertificateAuthority {
         }
         let leaf = try Certificate(
             version: .v3, serialNumber: .init(), publicKey: leafKey.publicKey,
-            notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(86400),
+            notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(validFor),
             issuer: name, subject: subject, signatureAlgorithm: .ecdsaWithSHA256, extensions: extensions, issuerPrivateKey: key)
         return (try leaf.serializeAsPEM().pemString, try leafKey.serializeAsPEM().pemString)
     }

@@ -21,7 +21,7 @@ import Synchronization
 ///   3 and 10; an IPv6 client counts by its /64, which one host usually has whole), so
 ///   unauthenticated callers cannot grow memory or flood users with prompts. The request history
 ///   is bounded too: past ``trackedClients`` addresses, histories older than an hour are dropped,
-///   and if none is, new clients wait.
+///   and if none is, the client heard from longest ago is forgotten.
 public final class AppKeyPairing: Sendable {
     public static let pollGrace: TimeInterval = 10
     public static let maximumAge: TimeInterval = 600
@@ -88,7 +88,13 @@ public final class AppKeyPairing: Sendable {
                 let client = Self.rateKey(address)
                 if t.requestsByClient[client] == nil && t.requestsByClient.count >= Self.trackedClients {
                     t.requestsByClient = t.requestsByClient.filter { $0.value.contains { now.timeIntervalSince($0) < 3600 } }
-                    if t.requestsByClient.count >= Self.trackedClients { return .tooManyFromClient }
+                    // Still full within the hour: the client heard from longest ago is forgotten,
+                    // so many addresses can make a new client wait for a pending place (bounded
+                    // by ``capacity``), never refuse it outright.
+                    if t.requestsByClient.count >= Self.trackedClients,
+                        let stalest = t.requestsByClient.min(by: { ($0.value.last ?? .distantPast) < ($1.value.last ?? .distantPast) })?.key {
+                        t.requestsByClient[stalest] = nil
+                    }
                 }
                 let recent = (t.requestsByClient[client] ?? []).filter { now.timeIntervalSince($0) < 3600 }
                 if recent.count >= Self.perClientPerHour || recent.filter({ now.timeIntervalSince($0) < 60 }).count >= Self.perClientPerMinute {

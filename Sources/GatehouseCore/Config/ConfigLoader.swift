@@ -381,10 +381,7 @@ struct ConfigReader {
             guard selfSigned else { throw fail(n, "only means something with self_signed: true (a certificate file names its own hosts)") }
             for item in try list(n) {
                 let name = try string(item)
-                let isHostName = !name.isEmpty && name.utf8.count <= 253 && name.utf8.allSatisfy {
-                    ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x2D
-                }
-                guard isHostName || IPAddress(name) != nil else { throw fail(item, "expected a host name or an IP address, like printer.lan or 192.168.1.50") }
+                guard IPAddress(name) != nil || DNSName.isValid(name) else { throw fail(item, "expected a host name or an IP address, like printer.lan or 192.168.1.50") }
                 settings.selfSignedNames.append(name)
             }
         }
@@ -398,9 +395,7 @@ struct ConfigReader {
         if let x = m["insecure_skip_verify"] { settings.insecureSkipVerify = try bool(x) }
         if let x = m["server_name"] {
             let name = try string(x)
-            guard !name.isEmpty, name.utf8.count <= 253,
-                name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x2D })
-            else { throw fail(x, "expected a DNS name, like printer.local") }
+            guard DNSName.isValid(name) else { throw fail(x, "expected a DNS name, like printer.local") }
             settings.serverName = name
         }
         if settings.insecureSkipVerify && (settings.caFile != nil || settings.serverName != nil) {

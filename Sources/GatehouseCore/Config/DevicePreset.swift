@@ -38,6 +38,9 @@ public enum DevicePreset: String, Sendable, Hashable, CaseIterable {
                 // Moonraker's own API key opens Moonraker to whoever reaches it without Gatehouse;
                 // through Gatehouse every caller is its trusted client, a read-only key too.
                 AccessRule(pattern: .prefix("/access/api_key"), decision: .deny),
+                // JSON-RPC over HTTP names the method in the body, where no path rule can see it:
+                // it would reach every endpoint the rules deny (`access.get_api_key` too).
+                AccessRule(pattern: .prefix("/server/jsonrpc"), decision: .deny),
                 // Moonraker's file downloads and webcam links that clients build with ?apikey=-like keys.
                 AccessRule(pattern: .prefix("/server/files"), decision: .authenticated, queryCredentials: [.apiKey]),
             ]

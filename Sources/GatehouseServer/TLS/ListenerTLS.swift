@@ -3,6 +3,7 @@ import Foundation
 import GatehouseCore
 import NIOConcurrencyHelpers
 import NIOSSL
+import X509
 
 /// The TLS context of Gatehouse's listener: one per server, replaced as a whole on reload.
 ///
@@ -43,7 +44,7 @@ final class ListenerTLS: Sendable {
     }
 
     /// Reads (or, for `self_signed`, first makes) the certificate and key.
-    static func load(_ settings: ListenerTLSSettings) throws(TLSSetupError) -> Loaded {
+    static func load(_ settings: ListenerTLSSettings, now: Date = Date()) throws(TLSSetupError) -> Loaded {
         let certificateFile: String
         let keyFile: String
         var created = false
@@ -57,11 +58,6 @@ final class ListenerTLS: Sendable {
         }
         let chain: [NIOSSLCertificate]
         let certificateBytes = try readFile(certificateFile)
-        let warnings = selfSigned
-            ? SelfSignedCertificate.warnings(
-                certificatePEM: String(decoding: certificateBytes, as: UTF8.self), certificateFile: certificateFile,
-                names: settings.selfSignedNames, now: Date())
-            : []
         do {
             chain = try NIOSSLCertificate.fromPEMBytes(certificateBytes)
         } catch let error as TLSSetupError {
@@ -90,7 +86,26 @@ final class ListenerTLS: Sendable {
         }
         let der: [UInt8]
         do { der = try leaf.toDERBytes() } catch { throw .notPEMCertificates(file: certificateFile, reason: "\(error)") }
+        var warnings: [String] = []
+        if let certificate = try? Certificate(derEncoded: der) {
+            if selfSigned, let missing = SelfSignedCertificate.missingNamesWarning(
+                certificate: certificate, certificateFile: certificateFile, names: settings.selfSignedNames) {
+                warnings.append(missing)
+            }
+            let renew = selfSigned ? SelfSignedCertificate.renewal(certificateFile) : "put a renewed one in its place and reload (SIGHUP)"
+            if let expiry = expiryWarning(certificate, file: certificateFile, now: now, renew: renew) { warnings.append(expiry) }
+        }
         return Loaded(context: context, fingerprint: fingerprint(der: der), certificateFile: certificateFile, keyFile: keyFile, created: created, warnings: warnings)
+    }
+
+    /// How long before its end a listener certificate is warned about, at every start and reload.
+    static let expiryWarningLead: TimeInterval = 30 * 24 * 3600
+
+    /// A warning when `certificate` ends within ``expiryWarningLead`` of `now` or has ended.
+    static func expiryWarning(_ certificate: Certificate, file: String, now: Date, renew: String) -> String? {
+        let ends = certificate.notValidAfter
+        guard ends.timeIntervalSince(now) < expiryWarningLead else { return nil }
+        return "the certificate in \(file) \(ends < now ? "expired" : "expires") on \(ends); \(renew)"
     }
 
     /// `AB:CD:…`, the form browsers and `openssl x509 -fingerprint -sha256` show.

@@ -19,7 +19,10 @@ import X509
 enum SelfSignedCertificate {
     static let certificateFileName = "gatehouse-tls.crt"
     static let keyFileName = "gatehouse-tls.key"
+    /// From first to last valid moment: Apple's limit counts the whole span.
     static let validity: TimeInterval = 825 * 24 * 3600
+    /// The span starts this long before the certificate is made, for clients whose clock is behind.
+    static let backdate: TimeInterval = 3600
 
     /// The paths of the pair in `directory`, made first if neither exists.
     /// - Returns: the two paths and whether the pair was made just now.
@@ -52,7 +55,7 @@ enum SelfSignedCertificate {
     static func defaultNames() -> [GeneralName] {
         var names: [GeneralName] = [.dnsName("localhost")]
         let host = ProcessInfo.processInfo.hostName
-        if !host.isEmpty, host != "localhost", host.utf8.allSatisfy({ $0 < 0x80 && $0 > 0x20 }) { names.append(.dnsName(host)) }
+        if host != "localhost", DNSName.isValid(host) { names.append(.dnsName(host)) }
         names.append(.ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1])))
         names.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice([UInt8](repeating: 0, count: 15) + [1]))))
         return names
@@ -83,7 +86,7 @@ enum SelfSignedCertificate {
             }
             let certificate = try Certificate(
                 version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: key.publicKey,
-                notValidBefore: now.addingTimeInterval(-3600), notValidAfter: now.addingTimeInterval(validity),
+                notValidBefore: now.addingTimeInterval(-backdate), notValidAfter: now.addingTimeInterval(validity - backdate),
                 issuer: subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
                 extensions: extensions, issuerPrivateKey: key)
             return (try certificate.serializeAsPEM().pemString, try key.serializeAsPEM().pemString)
@@ -119,20 +122,17 @@ enum SelfSignedCertificate {
         }
     }
 
-    /// What an existing self-signed certificate lacks: configured names it was not made for, and
-    /// an end within 30 days (or past). Each line says how to get a new one.
-    static func warnings(certificatePEM: String, certificateFile: String, names: [String], now: Date) -> [String] {
-        guard let certificate = try? Certificate(pemEncoded: certificatePEM) else { return [] }
-        var lines: [String] = []
-        let renew = "delete \(certificateFile) and its key to make a new one (its fingerprint will change)"
-        if let have = try? certificate.extensions.subjectAlternativeNames {
-            let missing = names.filter { !have.contains(generalName($0)) }
-            if !missing.isEmpty { lines.append("the self-signed certificate was made without tls.names \(missing.joined(separator: ", ")); \(renew)") }
-        }
-        let ends = certificate.notValidAfter
-        if ends.timeIntervalSince(now) < 30 * 24 * 3600 {
-            lines.append("the self-signed certificate \(ends < now ? "expired" : "expires") on \(ends); \(renew)")
-        }
-        return lines
+    /// The configured names an existing self-signed certificate was not made for, as a warning
+    /// that says how to get a new one; nil when it has them all.
+    static func missingNamesWarning(certificate: Certificate, certificateFile: String, names: [String]) -> String? {
+        guard let have = try? certificate.extensions.subjectAlternativeNames else { return nil }
+        let missing = names.filter { !have.contains(generalName($0)) }
+        guard !missing.isEmpty else { return nil }
+        return "the self-signed certificate was made without tls.names \(missing.joined(separator: ", ")); \(renewal(certificateFile))"
+    }
+
+    /// How to replace a self-signed certificate.
+    static func renewal(_ certificateFile: String) -> String {
+        "delete \(certificateFile) and its key to make a new one (its fingerprint will change)"
     }
 }
