@@ -51,6 +51,14 @@ final class ByteTunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         partner?.partnerWrite(data)
     }
 
+    /// The HTTP decoder before this handler has left, handing on the bytes that followed the
+    /// upgrade. NIO does that in a task of its own, outside any read cycle, so no
+    /// `channelReadComplete` follows to flush them: without this they would wait for the next
+    /// read on this side — for ever, when the peer waits for an answer to them.
+    func decoderLeft() {
+        partner?.partnerFlush()
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         partner?.partnerFlush()
     }

@@ -600,6 +600,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         enter(.tunnelling, context: context)
 
         let (clientSide, upstreamSide) = ByteTunnelHandler.pair()
+        let eventLoop = context.eventLoop
         do {
             try upstream.handler.becomeTunnel(upstreamSide, httpHandlers: upstream.httpHandlers)
             let pipeline = context.pipeline.syncOperations
@@ -612,7 +613,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // The decoder goes last, after this handler: bytes the client sent after its request
             // head are handed on as it leaves, and only the tunnel may receive them.
             for handler in httpHandlers where handler is HTTPRequestDecoderHandle {
-                pipeline.removeHandler(handler, promise: nil)
+                let removed = eventLoop.makePromise(of: Void.self)
+                pipeline.removeHandler(handler, promise: removed)
+                removed.futureResult.whenSuccess { clientSide.decoderLeft() }
             }
         } catch {
             upstream.handler.close()

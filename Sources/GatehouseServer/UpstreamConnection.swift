@@ -145,7 +145,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Hands the channel over to a byte tunnel: everything HTTP is taken out of its pipeline, and
-    /// bytes the upstream sent right after its 101 go to `tunnel`.
+    /// bytes the upstream sent right after its 101 (a greeting often shares the 101's TCP
+    /// segment) go to `tunnel` as the response decoder leaves, and are flushed on.
     func becomeTunnel(_ tunnel: ByteTunnelHandler, httpHandlers: [RemovableChannelHandler]) throws {
         guard let context else { throw UpstreamFailure.closedEarly }
         failed = true  // never back into the pool
@@ -154,6 +155,14 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         let pipeline = context.pipeline.syncOperations
         try pipeline.addHandler(tunnel)
         pipeline.removeHandler(context: context, promise: nil)
-        for handler in httpHandlers { pipeline.removeHandler(handler, promise: nil) }
+        for handler in httpHandlers {
+            guard handler is ByteToMessageHandler<HTTPResponseDecoder> else {
+                pipeline.removeHandler(handler, promise: nil)
+                continue
+            }
+            let removed = context.eventLoop.makePromise(of: Void.self)
+            pipeline.removeHandler(handler, promise: removed)
+            removed.futureResult.whenSuccess { tunnel.decoderLeft() }
+        }
     }
 }

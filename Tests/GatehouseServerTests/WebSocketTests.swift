@@ -1,5 +1,8 @@
 import Foundation
+import GatehouseCore
 import GatehouseTestSupport
+import NIOCore
+import NIOPosix
 import XCTest
 
 /// A WebSocket upgrade becomes a raw byte tunnel between client and device, only for an
@@ -48,6 +51,47 @@ final class WebSocketTests: XCTestCase {
         }
     }
 
+    func testBytesTheDeviceSendsRightBehindItsUpgradeAnswerReachTheClient() async throws {
+        // OctoPrint and Moonraker greet the moment the socket opens, so the greeting often rides
+        // in the same TCP segment as the 101: it must not be lost with the HTTP decoder.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let greeting = "\u{81}\u{09}connected"
+        let device = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(GreetingDevice(greeting: greeting)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        do {
+            let port = try XCTUnwrap(device.localAddress?.port)
+            try await ProxyFixture.with({ $0.upstream = .tcp(host: "127.0.0.1", port: port) }) { fx in
+                for _ in 0..<20 {
+                    let c = try fx.client()
+                    try c.send(Self.upgradeRequest(key: true))
+                    XCTAssertEqual(try c.readResponse().status, 101)
+                    let bytes = try StreamTest.read(c) { $0.count >= greeting.utf8.count }
+                    XCTAssertEqual(String(decoding: bytes, as: UTF8.self), greeting)
+                }
+            }
+        } catch {
+            try? await device.close()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try? await device.close()
+        try? await group.shutdownGracefully()
+    }
+
+    func testBytesTheClientSendsRightBehindItsUpgradeRequestReachTheDevice() async throws {
+        try await ProxyFixture.with { fx in
+            let c = try fx.client()
+            // A client may send its first frame without waiting for the 101.
+            try c.send(Self.upgradeRequest(key: true) + "first frame")
+            XCTAssertEqual(try c.readResponse().status, 101)
+            let echoed = try StreamTest.read(c) { $0.count >= "first frame".utf8.count }
+            XCTAssertEqual(String(decoding: echoed, as: UTF8.self), "first frame", "the device got it and echoed it, with nothing more sent")
+        }
+    }
+
     func testTunnelCarriesOneMiBMessageIntactBothWays() async throws {
         try await ProxyFixture.with { fx in
             let c = try openTunnel(fx)
@@ -88,5 +132,26 @@ final class WebSocketTests: XCTestCase {
                 ProxyFixture.eventually { fx.upstream.tunnelsClosed == 1 },
                 "the upstream side of the tunnel stayed open after the client left")
         }
+    }
+}
+
+/// A device that answers any request head with a 101 and a first message in one write.
+private final class GreetingDevice: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private let greeting: String
+    private var received: [UInt8] = []
+    private var answered = false
+
+    init(greeting: String) { self.greeting = greeting }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        received += buffer.readBytes(length: buffer.readableBytes) ?? []
+        guard !answered, StreamTest.occurrences(of: "\r\n\r\n", in: received) > 0 else { return }
+        answered = true
+        let answer = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n" + greeting
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: answer)), promise: nil)
     }
 }
