@@ -51,6 +51,11 @@ final class ByteTunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         partner?.partnerWrite(data)
     }
 
+    /// Closes this side's channel (when the tunnel could not be set up on the other side).
+    func closeChannel() {
+        context?.close(promise: nil)
+    }
+
     /// The HTTP decoder before this handler has left, handing on the bytes that followed the
     /// upgrade. NIO does that in a task of its own, outside any read cycle, so no
     /// `channelReadComplete` follows to flush them: without this they would wait for the next

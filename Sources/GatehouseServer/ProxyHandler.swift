@@ -618,7 +618,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 removed.futureResult.whenSuccess { clientSide.decoderLeft() }
             }
         } catch {
+            // Once the tunnel has the upstream channel, the upstream handler has left it.
             upstream.handler.close()
+            upstreamSide.closeChannel()
             context.close(promise: nil)
         }
     }

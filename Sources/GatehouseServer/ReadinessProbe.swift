@@ -43,16 +43,19 @@ struct ReadinessProbe: Sendable {
     /// The parts that are not ready, with the reason; empty when everything is. Probes that
     /// arrive while a check is under way wait for that check instead of starting their own.
     func failures(on eventLoop: EventLoop) async -> [String] {
-        let now = Date()
         let lookup: Lookup = last.state.withLock { state in
+            // Read under the lock: a check that ended a moment ago must count as recent.
+            let now = Date()
             if let recent = state.answer, now.timeIntervalSince(recent.at) < Self.reuseFor, recent.at <= now {
                 return .reused(recent.failures)
             }
             if let running = state.running { return .await(running) }
             let recent = last
             let running = Task { [self] in
+                // Dated when the check began: that is when what it found was true.
+                let began = Date()
                 let failures = await check(on: eventLoop)
-                recent.state.withLock { $0 = Recent.State(answer: (Date(), failures), running: nil) }
+                recent.state.withLock { $0 = Recent.State(answer: (began, failures), running: nil) }
                 return failures
             }
             state.running = running

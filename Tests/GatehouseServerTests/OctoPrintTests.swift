@@ -74,8 +74,8 @@ final class OctoPrintTests: XCTestCase {
         try await withOctoPrint { fx, _ in
             // OctoPrint sends "connected" the moment the socket opens, often in the same TCP
             // segment as its 101 (such bytes once waited unflushed in Gatehouse: this test then
-            // failed whenever the two arrived together).
-            let client = try RawClient(port: fx.port, timeoutSeconds: 20)
+            // failed whenever the two arrived together); the wait is generous for a loaded machine.
+            let client = try RawClient(port: fx.port, timeoutSeconds: 40)
             try client.send(
                 "GET /sockjs/websocket HTTP/1.1\r\nHost: gatehouse.test\r\nX-Api-Key: \(Self.aliceKey)\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
                     + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")

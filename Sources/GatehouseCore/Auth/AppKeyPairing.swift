@@ -21,7 +21,9 @@ import Synchronization
 ///   3 and 10; an IPv6 client counts by its /64, which one host usually has whole), so
 ///   unauthenticated callers cannot grow memory or flood users with prompts. The request history
 ///   is bounded too: past ``trackedClients`` addresses, histories older than an hour are dropped,
-///   and if none is, the client heard from longest ago is forgotten.
+///   and if none is, the client heard from longest ago is forgotten. So the per-client limits
+///   hold while a client is remembered; a caller with thousands of addresses can cycle past
+///   them, and ``capacity`` is then the bound that holds (on memory and on prompts alike).
 public final class AppKeyPairing: Sendable {
     public static let pollGrace: TimeInterval = 10
     public static let maximumAge: TimeInterval = 600

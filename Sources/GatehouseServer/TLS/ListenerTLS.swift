@@ -20,8 +20,8 @@ final class ListenerTLS: Sendable {
         let keyFile: String
         /// True when a self-signed pair was made by this load.
         let created: Bool
-        /// What the operator should know (a self-signed certificate near its end, or without a
-        /// name the config asks for).
+        /// What the operator should know: the leaf certificate near or past its end, or a
+        /// self-signed one without a name the config asks for.
         let warnings: [String]
     }
 
