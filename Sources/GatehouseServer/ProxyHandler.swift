@@ -600,7 +600,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         enter(.tunnelling, context: context)
 
         let (clientSide, upstreamSide) = ByteTunnelHandler.pair()
-        let eventLoop = context.eventLoop
         do {
             try upstream.handler.becomeTunnel(upstreamSide, httpHandlers: upstream.httpHandlers)
             let pipeline = context.pipeline.syncOperations
@@ -613,9 +612,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // The decoder goes last, after this handler: bytes the client sent after its request
             // head are handed on as it leaves, and only the tunnel may receive them.
             for handler in httpHandlers where handler is HTTPRequestDecoderHandle {
-                let removed = eventLoop.makePromise(of: Void.self)
-                pipeline.removeHandler(handler, promise: removed)
-                removed.futureResult.whenSuccess { clientSide.decoderLeft() }
+                clientSide.removeDecoder(handler, from: pipeline)
             }
         } catch {
             // Once the tunnel has the upstream channel, the upstream handler has left it.

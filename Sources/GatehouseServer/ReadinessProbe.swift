@@ -50,12 +50,12 @@ struct ReadinessProbe: Sendable {
                 return .reused(recent.failures)
             }
             if let running = state.running { return .await(running) }
-            let recent = last
+            let cache = last
             let running = Task { [self] in
                 // Dated when the check began: that is when what it found was true.
                 let began = Date()
                 let failures = await check(on: eventLoop)
-                recent.state.withLock { $0 = Recent.State(answer: (began, failures), running: nil) }
+                cache.state.withLock { $0 = Recent.State(answer: (began, failures), running: nil) }
                 return failures
             }
             state.running = running

@@ -156,13 +156,11 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         try pipeline.addHandler(tunnel)
         pipeline.removeHandler(context: context, promise: nil)
         for handler in httpHandlers {
-            guard handler is ByteToMessageHandler<HTTPResponseDecoder> else {
+            if handler is ByteToMessageHandler<HTTPResponseDecoder> {
+                tunnel.removeDecoder(handler, from: pipeline)
+            } else {
                 pipeline.removeHandler(handler, promise: nil)
-                continue
             }
-            let removed = context.eventLoop.makePromise(of: Void.self)
-            pipeline.removeHandler(handler, promise: removed)
-            removed.futureResult.whenSuccess { tunnel.decoderLeft() }
         }
     }
 }

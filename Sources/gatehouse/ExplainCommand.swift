@@ -67,12 +67,14 @@ struct Explain: AsyncParsableCommand {
             print("rule:       none matches → authenticated (the default)")
         }
         let devicePaths = DevicePaths(moonrakerOneshot: cfg.moonrakerOneshot, octoPrintAppKeys: cfg.octoPrintAppKeys)
-        if devicePaths.claims(target.path), headers.contains(where: { $0.name.lowercased() == "upgrade" }) {
-            return print("decision:   400 Bad Request from Gatehouse — a device path Gatehouse answers itself is not a WebSocket endpoint; never forwarded")
-        }
-        if devicePaths.claims(target.path), rules.decide(method: method, host: host, path: target.path).decision != .deny {
-            let setting = target.path.hasPrefix(DevicePaths.appKeysPrefix) ? "octoprint_appkeys" : "moonraker_oneshot"
-            return print("decision:   answered by Gatehouse itself (\(setting)); never forwarded to the device")
+        if devicePaths.claims(target.path) {
+            if headers.contains(where: { $0.name.lowercased() == "upgrade" }) {
+                return print("decision:   400 Bad Request from Gatehouse — a device path Gatehouse answers itself is not a WebSocket endpoint; never forwarded")
+            }
+            if rules.decide(method: method, host: host, path: target.path).decision != .deny {
+                let setting = target.path.hasPrefix(DevicePaths.appKeysPrefix) ? "octoprint_appkeys" : "moonraker_oneshot"
+                return print("decision:   answered by Gatehouse itself (\(setting)); never forwarded to the device")
+            }
         }
 
         let accounts = try? explainAccounts(cfg)

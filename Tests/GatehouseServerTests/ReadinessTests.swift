@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+@testable import GatehouseServer
 import GatehouseTestSupport
 import Synchronization
 import XCTest
@@ -7,9 +8,6 @@ import XCTest
 /// `readyz` says whether Gatehouse can do its job now (the upstream accepts connections, the
 /// store answers); `healthz` only that the process is alive.
 final class ReadinessTests: XCTestCase {
-    /// How long an answer is reused (ReadinessProbe.reuseFor, internal to the server module).
-    private enum ReadinessProbeReuse { static let seconds: TimeInterval = 1 }
-
     func testReadyWhileTheUpstreamListensAndNotOnceItStops() async throws {
         try await ProxyFixture.with { fx in
             let ready = try fx.get("/_gatehouse/readyz")
@@ -57,7 +55,7 @@ final class ReadinessTests: XCTestCase {
             XCTAssertTrue(ProxyFixture.eventually { fx.upstream.connectionsAccepted >= 1 })
             try await Task.sleep(for: .milliseconds(200))
             // An answer is reused for a second; a burst slower than that may rightly check twice.
-            let allowed = elapsed < ReadinessProbeReuse.seconds ? 1 : 2
+            let allowed = elapsed < ReadinessProbe.reuseFor ? 1 : 2
             XCTAssertLessThanOrEqual(fx.upstream.connectionsAccepted, allowed, "probes took \(elapsed) s")
         }
     }

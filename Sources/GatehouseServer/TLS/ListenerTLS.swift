@@ -44,7 +44,7 @@ final class ListenerTLS: Sendable {
     }
 
     /// Reads (or, for `self_signed`, first makes) the certificate and key.
-    static func load(_ settings: ListenerTLSSettings, now: Date = Date()) throws(TLSSetupError) -> Loaded {
+    static func load(_ settings: ListenerTLSSettings) throws(TLSSetupError) -> Loaded {
         let certificateFile: String
         let keyFile: String
         var created = false
@@ -93,7 +93,7 @@ final class ListenerTLS: Sendable {
                 warnings.append(missing)
             }
             let renew = selfSigned ? SelfSignedCertificate.renewal(certificateFile) : "put a renewed one in its place and reload (SIGHUP)"
-            if let expiry = expiryWarning(certificate, file: certificateFile, now: now, renew: renew) { warnings.append(expiry) }
+            if let expiry = expiryWarning(certificate, file: certificateFile, now: Date(), renew: renew) { warnings.append(expiry) }
         }
         return Loaded(context: context, fingerprint: fingerprint(der: der), certificateFile: certificateFile, keyFile: keyFile, created: created, warnings: warnings)
     }
