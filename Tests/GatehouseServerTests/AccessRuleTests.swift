@@ -30,6 +30,19 @@ final class AccessRuleTests: XCTestCase {
         }
     }
 
+    func testTheMoonrakerPresetKeepsItsOwnKeyAndJSONRPCOverHTTPFromTheDevice() async throws {
+        try await ProxyFixture.with({ DevicePreset.moonraker.apply(to: &$0) }) { fx in
+            // With a valid admin key: JSON-RPC over HTTP names its method in the body, past every
+            // path rule, and Moonraker's own key would open Moonraker without Gatehouse.
+            let call = #"{"jsonrpc":"2.0","method":"access.get_api_key","id":1}"#
+            for path in ["/server/jsonrpc", "/server/jsonrpc/", "/server//jsonrpc", "/server/./jsonrpc"] {
+                AuthTest.assertForbidden(try AuthTest.send(fx, "POST", path, [alice, "Content-Type: application/json"], body: call), fx)
+            }
+            AuthTest.assertForbidden(try AuthTest.send(fx, "GET", "/access/api_key", [alice]), fx)
+            XCTAssertEqual(try AuthTest.send(fx, "GET", "/server/info", [alice]).status, 200, "the rest of Moonraker's API is open to the key")
+        }
+    }
+
     func testACaseInsensitiveRuleCoversEverySpelling() async throws {
         try await ProxyFixture.with(Self.rules) { fx in
             for path in ["/plugin/secret", "/PLUGIN/Secret/x", "/Plugin/SECRET;a"] {
