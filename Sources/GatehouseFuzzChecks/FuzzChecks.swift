@@ -79,6 +79,16 @@ public enum FuzzChecks {
             return "\(debug(normal)) still holds \(forbidden)"
         }
         if normal.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return "\(debug(normal)) holds a control byte" }
+        // The rules see the path with `;` parameters cut; a server that cuts them too must see
+        // the same segments: none may become empty or a dot segment by the cut.
+        let matching = AccessPolicy.matchingPath(normal)
+        let cutSegments = matching.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
+        if cutSegments.count != segments.count { return "cutting the parameters of \(debug(normal)) changed its segments" }
+        for (cut, whole) in zip(cutSegments, segments) where cut.count != whole.count {
+            if cut.isEmpty || cut.elementsEqual(".".utf8) || cut.elementsEqual("..".utf8) {
+                return "\(debug(normal)) holds a segment that is empty or a dot segment once its ; parameters are cut"
+            }
+        }
         return nil
     }
 

@@ -1,11 +1,12 @@
 import CoreMetrics
 import GatehouseCore
 import NIOConcurrencyHelpers
+import NIOCore
 import Prometheus
 
 /// What `GET /_gatehouse/metrics` reports, in Prometheus text format: requests by status class
 /// and authentication method, refusals by reason, the upstream's response-head latency, open
-/// connections and tunnels, lockouts started.
+/// connections and tunnels, lockouts started, request headers dropped for a `_` in their name.
 ///
 /// Guarantees: metrics are created through swift-metrics with a factory over this instance's
 /// own Prometheus registry — nothing is bootstrapped globally, so several servers in one process
@@ -23,6 +24,10 @@ final class GatehouseMetrics: Sendable {
     let openConnections: Meter
     let openTunnels: Meter
     private let lockouts: Meter
+    /// Request headers not forwarded because their name holds `_` (`forward_underscore_headers`).
+    private let underscoreHeaders: CoreMetrics.Counter
+    /// When a dropped `_` header was last logged (at most once a minute).
+    private let underscoreLogged = NIOLockedValueBox<NIODeadline?>(nil)
 
     static let statusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx"]
     /// `nil` (anonymous) first, then every method.
@@ -46,6 +51,19 @@ final class GatehouseMetrics: Sendable {
         openConnections = Meter(label: "gatehouse_open_connections", factory: factory)
         openTunnels = Meter(label: "gatehouse_open_tunnels", factory: factory)
         lockouts = Meter(label: "gatehouse_lockouts_started", factory: factory)
+        underscoreHeaders = CoreMetrics.Counter(label: "gatehouse_dropped_headers_total", dimensions: [("reason", "underscore")], factory: factory)
+    }
+
+    /// Counts `count` request headers dropped for a `_` in their name; true when the caller
+    /// should log it (the first time, then at most once a minute).
+    func droppedUnderscoreHeaders(_ count: Int) -> Bool {
+        underscoreHeaders.increment(by: Int64(count))
+        let now = NIODeadline.now()
+        return underscoreLogged.withLockedValue { last in
+            if let previous = last, now - previous < .seconds(60) { return false }
+            last = now
+            return true
+        }
     }
 
     /// Counts one finished request; `failure` when Gatehouse refused it.

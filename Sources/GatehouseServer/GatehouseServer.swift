@@ -209,12 +209,11 @@ public final class GatehouseServer: Sendable {
         let storeWatch = accounts.map { accounts in
             Task { await accounts.credentials.watchStore(every: storeWatchInterval) }
         }
-        if config.octoPrintCSRF {
-            // The first pair before the first request, when the device is up; otherwise the watch retries.
-            await csrf.refreshOnce(upstream: upstream, eventLoop: group.next())
-        }
+        // Fetched in the background: nothing at start waits on the device (a request that needs
+        // the pair before it arrived waits for it, bounded by timeouts.upstream_response).
+        let csrfTimeout = TimeAmount.seconds(config.timeouts.upstreamResponse.seconds)
         let csrfWatch = config.octoPrintCSRF ? Task {
-            await csrf.keepFresh(upstream: upstream, eventLoop: group.next(), logger: logger)
+            await csrf.keepFresh(upstream: upstream, eventLoop: group.next(), timeout: csrfTimeout, logger: logger)
         } : nil
         let server: GatehouseServer
         do {

@@ -76,10 +76,10 @@ extension OwnEndpoints {
             return .json(202, ["message": "Awaiting decision"])
         case .gone:
             return Self.appKeysError(404, "No such request")
-        case .approved(let user, let app):
+        case .approved(let user, let app, let grant):
             do {
                 let created = try await accounts.createKey(
-                    owner: user, name: Self.keyName(for: app), roles: nil, readOnly: false, expires: nil,
+                    owner: user, name: Self.keyName(for: app), roles: grant.roles, readOnly: grant.readOnly, expires: grant.expires,
                     description: String("app key for \(app)".utf8.prefix(200)) ?? "app key", actor: user, now: now)
                 return .json(200, ["api_key": created.key])
             } catch {
@@ -122,7 +122,14 @@ extension OwnEndpoints {
             }
             allow = decision == "allow"
         }
-        guard pairing.decide(decisionToken: decisionToken, allow: allow, by: user.user, now: now) else {
+        // What the app's key may be: no more than the session that allows it (IssuingPolicy).
+        let grant: CredentialGrant
+        do {
+            grant = try IssuingPolicy.bound(CredentialGrant(), by: user, now: now)
+        } catch {
+            return isJSON ? Self.appKeysError(403, error.detail) : .html(403, AppKeyPage.render(title: "Not allowed", body: error.detail))
+        }
+        guard pairing.decide(decisionToken: decisionToken, allow: allow, by: user.user, grant: grant, now: now) else {
             return isJSON ? Self.appKeysError(404, "No such request")
                 : .html(404, AppKeyPage.render(title: "No such request", body: "This request has expired, was decided already, or is for another user."))
         }

@@ -18,32 +18,72 @@ import NIOPosix
 /// sends its own, and Gatehouse's same-site rule has already been applied to it).
 ///
 /// Guarantees: the pair is asked of the device with an anonymous `GET /` (OctoPrint sets the
-/// cookie on its sign-in redirect), never with anyone's identity; it is refreshed every
-/// ``refreshInterval``, and every two seconds while none could be had; until one is had,
-/// requests go without it (and OctoPrint answers 400, as it would without Gatehouse).
+/// cookie on its sign-in redirect), never with anyone's identity, in the background: nothing at
+/// start waits for the device. It is refreshed every ``refreshInterval``, and every two seconds
+/// while none could be had; a fetch the device does not answer within the timeout is given up.
+/// A request that needs the pair before the first one arrived waits for it
+/// (``whenAvailable(on:within:)``), bounded by the device's response timeout, instead of going
+/// without and being refused by OctoPrint.
 final class OctoPrintCSRFToken: Sendable {
-    private let current = NIOLockedValueBox<String?>(nil)
+    private struct State {
+        var token: String?
+        var nextWaiter = 0
+        var waiters: [Int: EventLoopPromise<String?>] = [:]
+    }
+
+    private let state = NIOLockedValueBox(State())
     static let refreshInterval: Duration = .seconds(600)
 
-    var value: String? { current.withLockedValue { $0 } }
+    var value: String? { state.withLockedValue { $0.token } }
+
+    /// The pair once there is one; nil if none arrived within `timeout`. Completes on `eventLoop`.
+    func whenAvailable(on eventLoop: EventLoop, within timeout: TimeAmount) -> EventLoopFuture<String?> {
+        let promise = eventLoop.makePromise(of: String?.self)
+        let id: Int? = state.withLockedValue { state in
+            if state.token != nil { return nil }
+            let id = state.nextWaiter
+            state.nextWaiter += 1
+            state.waiters[id] = promise
+            return id
+        }
+        guard let id else {
+            promise.succeed(value)
+            return promise.futureResult
+        }
+        let timer = eventLoop.scheduleTask(in: timeout) { [state] in
+            // Whoever takes the promise out of the table completes it, so it is completed once.
+            if let waiting = state.withLockedValue({ $0.waiters.removeValue(forKey: id) }) { waiting.succeed(nil) }
+        }
+        promise.futureResult.whenComplete { _ in timer.cancel() }
+        return promise.futureResult
+    }
+
+    private func store(_ token: String) {
+        let waiting = state.withLockedValue { state -> [EventLoopPromise<String?>] in
+            state.token = token
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        for promise in waiting { promise.succeed(token) }
+    }
 
     /// Fetches a pair once; true when one was had.
     @discardableResult
-    func refreshOnce(upstream: UpstreamConnector, eventLoop: EventLoop) async -> Bool {
-        guard let token = try? await Self.fetch(upstream: upstream, eventLoop: eventLoop) else { return false }
-        current.withLockedValue { $0 = token }
+    func refreshOnce(upstream: UpstreamConnector, eventLoop: EventLoop, timeout: TimeAmount = .seconds(60)) async -> Bool {
+        guard let token = try? await Self.fetch(upstream: upstream, eventLoop: eventLoop, timeout: timeout) else { return false }
+        store(token)
         return true
     }
 
     /// Fetches a pair every ``refreshInterval`` (every two seconds while none could be had)
-    /// until the task is cancelled.
-    func keepFresh(upstream: UpstreamConnector, eventLoop: EventLoop, logger: Logger) async {
+    /// until the task is cancelled; each fetch is given up after `timeout`.
+    func keepFresh(upstream: UpstreamConnector, eventLoop: EventLoop, timeout: TimeAmount, logger: Logger) async {
         var warned = false
         while !Task.isCancelled {
             do {
                 if value != nil { try await Task.sleep(for: Self.refreshInterval) }
-                let token = try await Self.fetch(upstream: upstream, eventLoop: eventLoop)
-                current.withLockedValue { $0 = token }
+                let token = try await Self.fetch(upstream: upstream, eventLoop: eventLoop, timeout: timeout)
+                store(token)
                 warned = false
             } catch is CancellationError {
                 return
@@ -66,8 +106,11 @@ final class OctoPrintCSRFToken: Sendable {
         }
     }
 
-    static func fetch(upstream: UpstreamConnector, eventLoop: EventLoop) async throws -> String {
+    static func fetch(upstream: UpstreamConnector, eventLoop: EventLoop, timeout: TimeAmount) async throws -> String {
         let channel = try await upstream.connect(on: eventLoop).get()
+        // A device that holds `GET /` (OctoPrint starting on a Pi) is given up on; the caller retries.
+        let deadline = eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        defer { deadline.cancel() }
         let host = upstream.hostHeader
         let promise = eventLoop.makePromise(of: HTTPResponseHead.self)
         do {

@@ -33,7 +33,7 @@ struct OwnResponse: Sendable {
 
     static func error(_ error: AccountError) -> OwnResponse {
         var headers: [(name: String, value: String)] = []
-        if case .lockedOut(let seconds) = error { headers.append(("Retry-After", String(seconds))) }
+        if let seconds = error.retryAfter { headers.append(("Retry-After", String(seconds))) }
         if error.status == 401 { headers.append(("WWW-Authenticate", "Bearer realm=\"gatehouse\"")) }
         return detail(error.status, error.detail, headers: headers)
     }
@@ -68,6 +68,9 @@ struct OwnEndpoints: Sendable {
     var appKeys: AppKeyPairing? = nil
     /// Largest body accepted by an own endpoint.
     static let maxBodyBytes = 64 * 1024
+    /// Origins named in `cors.allowed_origins` may call the JSON API from their pages (never to
+    /// get a cookie).
+    var cors = CORSPolicy()
 
     /// The answer to one request under `/_gatehouse/`; over HTTPS (directly or per a trusted
     /// proxy) it carries `Strict-Transport-Security`.
@@ -79,6 +82,7 @@ struct OwnEndpoints: Sendable {
 
     private func route(_ request: OwnRequest, now: Date) async -> OwnResponse {
         let path = request.target.path
+        if let refusal = refusedAsForeign(request) { return refusal }
         if devicePaths.claims(path) { return await deviceEndpoint(request, now: now) }
         switch (path, request.method) {
         case ("/_gatehouse/login", "GET"), ("/_gatehouse/login", "HEAD"):
@@ -104,6 +108,31 @@ struct OwnEndpoints: Sendable {
         } catch {
             return .error(error)
         }
+    }
+
+    /// The same-site and content-type rules every state-changing own endpoint applies before it
+    /// reads anything: a request a browser marks as coming from another site is refused (403)
+    /// unless `cors.allowed_origins` names its origin, and a body sent to the JSON API must be
+    /// `application/json` (415) — what an HTML form on another site can send (`text/plain`,
+    /// form encoding) never reaches an endpoint that acts on it.
+    private func refusedAsForeign(_ request: OwnRequest) -> OwnResponse? {
+        guard !["GET", "HEAD", "OPTIONS"].contains(request.method) else { return nil }
+        let trustedProxy = gate.clientAddresses.isTrustedProxy(request.peer)
+        if CrossSiteCheck.isCrossSite(headers: request.headers, peerIsTrustedProxy: trustedProxy), !cors.namesExplicitly(origin: request.header("origin")) {
+            if request.target.path.hasBytePrefix("/_gatehouse/api/") { return .detail(403, "Requests from another site are not accepted here.") }
+            return .html(403, LoginPage.render(next: "/", message: "Requests from another site are not accepted."))
+        }
+        if request.target.path.hasBytePrefix("/_gatehouse/api/"), !request.body.isEmpty, !Self.isJSON(request.header("content-type")) {
+            return .detail(415, "Content-Type: the body must be sent as application/json.")
+        }
+        return nil
+    }
+
+    /// `application/json`, with or without parameters (`; charset=utf-8`).
+    static func isJSON(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        let type = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        return type == "application/json"
     }
 
     /// Prometheus text for a caller holding one of ``metricsRoles`` (by credential or trusted network).
@@ -159,6 +188,10 @@ struct OwnEndpoints: Sendable {
     }
 
     private func formLogout(_ request: OwnRequest) async -> OwnResponse {
+        // The cookie is a browser's: only a request the browser says comes from this site ends it.
+        guard CrossSiteCheck.isSameSite(headers: request.headers, peerIsTrustedProxy: gate.clientAddresses.isTrustedProxy(request.peer)) else {
+            return .html(403, LoginPage.render(next: "/", message: "Sign-out from another site is not accepted."))
+        }
         for secret in SessionCookie.values(in: request.headers) where !secret.isEmpty {
             do { try await accounts.closeSession(secret: secret, client: clientAddress(request)) } catch { return .error(error) }
         }
@@ -169,12 +202,7 @@ struct OwnEndpoints: Sendable {
 
     func caller(_ request: OwnRequest, now: Date) async throws(AccountError) -> Identity {
         let facts = RequestFacts(method: request.method, target: request.target, headers: request.headers, peer: request.peer)
-        var decision = gate.decide(facts, now: now)
-        if case .lookUp(let pending) = decision {
-            let result = await accounts.identify(pending, now: now)
-            decision = gate.complete(pending, with: result)
-        }
-        switch decision {
+        switch await gate.decideFully(facts, accounts: accounts, now: now) {
         case .forward(let plan):
             guard let identity = plan.identity else { throw .unauthenticated(.missingCredential) }
             return identity
@@ -206,6 +234,7 @@ struct OwnEndpoints: Sendable {
             return .json(200, userJSON(identity: identity, user: user))
         case ("user", "POST"):
             let admin = try await admin(request, now: now)
+            try IssuingPolicy.requireLasting(admin)
             let body = try JSONFields(request.body)
             let user = try await accounts.createUser(
                 username: try body.string("username"), password: try body.string("password"),
@@ -244,13 +273,11 @@ struct OwnEndpoints: Sendable {
         case ("keys", "POST"):
             let identity = try await caller(request, now: now)
             let body = try JSONFields(request.body)
-            let roles = try body.strings("roles")
-            if let roles, !identity.roles.contains("admin"), !Set(roles).isSubset(of: identity.roles) {
-                throw .forbidden("roles: a key cannot carry roles its owner does not have.")
-            }
+            let asked = CredentialGrant(roles: try body.strings("roles"), readOnly: try body.bool("read_only") ?? false, expires: try body.date("expires"))
+            let grant = try IssuingPolicy.bound(asked, by: identity, now: now)
             let created = try await accounts.createKey(
-                owner: identity.user, name: try body.optionalString("name"), roles: roles,
-                readOnly: try body.bool("read_only") ?? false, expires: try body.date("expires"),
+                owner: identity.user, name: try body.optionalString("name"), roles: grant.roles,
+                readOnly: grant.readOnly, expires: grant.expires,
                 description: try body.optionalString("description") ?? "", actor: identity.user, now: now)
             var json = keyJSON(created.record)
             json["key"] = created.key
@@ -275,6 +302,11 @@ struct OwnEndpoints: Sendable {
         let wantsSession = try body.bool("session") ?? false
         let remember = try body.bool("remember") ?? false
         let client = clientAddress(request)
+        // A cookie is set only for this site's own pages (login CSRF: another site's page would
+        // sign the victim's browser in to the attacker's account).
+        if wantsSession && CrossSiteCheck.isCrossSite(headers: request.headers, peerIsTrustedProxy: gate.clientAddresses.isTrustedProxy(request.peer)) {
+            throw .forbidden("session: a session cookie is not set for another site's request.")
+        }
         let user = try await accounts.checkPassword(username: username, password: password, client: client, now: now)
         let pair = try await accounts.issueTokens(for: user, now: now)
         var headers: [(name: String, value: String)] = []

@@ -130,6 +130,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .proxying(let exchange) = state, !exchange.requestComplete {
             guard let upstream = exchange.upstream, upstream.handler.isWritable else {
                 pendingRead = true
+                // A device that stops taking the body is not answering either: its time runs
+                // while Gatehouse holds the client back for it.
+                if exchange.upstream != nil && !exchange.responseStarted {
+                    startResponseTimer(for: exchange, in: settings.upstreamResponseTimeout)
+                }
                 return
             }
         }
@@ -139,6 +144,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     fileprivate func resumeClientReads() {
         if pendingRead, let context {
             pendingRead = false
+            if case .proxying(let exchange) = state, !exchange.requestComplete { stopResponseTimer(for: exchange) }
             context.read()
         }
     }
@@ -149,84 +155,45 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         enter(.requestHeadReceived, context: context)
         settings = settingsSource.current
         let headers = head.headers.map { (name: $0.name, value: $0.value) }
-        let received = RequestTarget(head.uri)
-        let exchange = Exchange(handler: self, head: head, target: received)
+        let exchange = Exchange(handler: self, head: head, target: RequestTarget(head.uri))
         exchange.hasBody = headers.contains {
             ($0.name.equalsCaseInsensitive("content-length") && $0.value != "0")
                 || $0.name.equalsCaseInsensitive("transfer-encoding")
         }
+        exchange.headers = headers
         // A request that asked to switch protocols stops NIO's parser after its head, so nothing
         // more can be read as HTTP on this connection unless it really becomes a tunnel.
-        let asksUpgrade = head.headers.contains(name: "upgrade")
-        if asksUpgrade { closeWhenDone = true }
+        if head.headers.contains(name: "upgrade") { closeWhenDone = true }
         if !head.isKeepAlive { closeWhenDone = true }
 
-        if head.uri.utf8.count > settings.limits.maxURIBytes {
-            return answer(exchange, .json(.uriTooLong, detail: "The request target is longer than allowed.", allocator: context.channel.allocator), context: context)
-        }
-        if let violation = RequestFramingValidator.validate(
-            uri: head.uri, versionMajor: head.version.major, versionMinor: head.version.minor, headers: headers)
-        {
-            closeWhenDone = true
-            return answer(exchange, .json(.badRequest, detail: violation.detail, allocator: context.channel.allocator), context: context)
-        }
-        switch PathNormalizer.normalize(received.path) {
-        case .success(let path):
-            exchange.target = RequestTarget(path: path, query: received.query)
-        case .failure(let refusal):
-            closeWhenDone = true
-            return answer(exchange, .json(.badRequest, detail: "The request path is refused: \(refusal).", allocator: context.channel.allocator), context: context)
-        }
-        let target = exchange.target
-        if settings.cors.applies(toPath: target.path) {
-            // A preflight is answered here and never reaches the device.
-            if CORSPolicy.isPreflight(method: head.method.rawValue, headers: headers) {
-                guard let allowed = settings.cors.preflightHeaders(headers: headers) else {
-                    return answer(exchange, .json(.forbidden, detail: "Calls from this origin are not allowed.", allocator: context.channel.allocator), context: context)
-                }
-                let response = GatehouseResponse(status: .ok, headers: HTTPHeaders(allowed.map { ($0.name, $0.value) }), body: context.channel.allocator.buffer(capacity: 0))
-                return answer(exchange, response, context: context)
-            }
-            exchange.corsHeaders = settings.cors.responseHeaders(origin: headers.first { $0.name.equalsCaseInsensitive("origin") }?.value)
-        }
-        if settings.limits.maxBodyBytes > 0, let length = head.headers.first(name: "content-length").flatMap(Int64.init),
-            length > settings.limits.maxBodyBytes
-        {
-            closeWhenDone = true
-            return answer(exchange, .json(.payloadTooLarge, detail: "The request body is larger than allowed.", allocator: context.channel.allocator), context: context)
-        }
-        if PathBytes.isUnder(target.path, prefix: "/_gatehouse") {
-            let readyz = target.path == ReadinessProbe.path && (head.method == .GET || head.method == .HEAD)
-            if (settings.endpoints == nil && !readyz) || target.path == "/_gatehouse/healthz" || asksUpgrade {
-                return answer(exchange, ownEndpoint(target.path, method: head.method, allocator: context.channel.allocator), context: context)
-            }
-            exchange.headers = headers
+        // Everything decided from the head alone: the same sequence `gatehouse explain` runs.
+        let admission = settings.admission.admit(
+            method: head.method.rawValue, uri: head.uri, version: (head.version.major, head.version.minor), headers: headers, peer: peer)
+        if let target = admission.target { exchange.target = target }
+        exchange.corsHeaders = admission.corsHeaders?.map { (name: $0.name, value: $0.value) }
+        let allocator = context.channel.allocator
+        switch admission.outcome {
+        case .refuse(let refusal):
+            if refusal.close { closeWhenDone = true }
+            var response = GatehouseResponse.json(HTTPResponseStatus(statusCode: refusal.status), detail: refusal.detail, allocator: allocator)
+            for field in refusal.headers { response.headers.add(name: field.name, value: field.value) }
+            answer(exchange, response, context: context)
+        case .preflight(let allowed):
+            answer(exchange, GatehouseResponse(status: .ok, headers: HTTPHeaders(allowed.map { ($0.name, $0.value) }), body: allocator.buffer(capacity: 0)), context: context)
+        case .healthz:
+            let response: GatehouseResponse = head.method == .GET || head.method == .HEAD
+                ? .text(.ok, "ok\n", allocator: allocator) : .json(.methodNotAllowed, detail: "Use GET.", allocator: allocator)
+            answer(exchange, response, context: context)
+        case .readyz:
+            exchange.isReadinessProbe = true
             state = .ownEndpoint(exchange)
-            return
+        case .ownEndpoint, .deviceEndpoint:
+            state = .ownEndpoint(exchange)
+        case .gate(let facts):
+            exchange.isWebSocketUpgrade = facts.isWebSocketUpgrade
+            exchange.facts = facts
+            act(on: settings.gate.decide(facts, now: settings.credentials?.now() ?? Date()), exchange, context: context)
         }
-        if settings.devicePaths.claims(target.path) {
-            // A device endpoint Gatehouse answers itself (Moonraker's one-shot tokens, OctoPrint's
-            // app-key pairing): the device never sees these requests — not as an upgrade either.
-            // A `deny` rule still wins: the gate below refuses it.
-            if asksUpgrade {
-                return answer(exchange, .json(.badRequest, detail: "This is not a WebSocket endpoint.", allocator: context.channel.allocator), context: context)
-            }
-            let host = head.headers.first(name: "host")
-            if settings.gate.accessPolicy.decide(method: head.method.rawValue, host: host, path: target.path).decision != .deny {
-                exchange.headers = headers
-                state = .ownEndpoint(exchange)
-                return
-            }
-        }
-
-        let isWebSocket = head.method == .GET && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
-            && head.headers["upgrade"].contains { $0.lowercased() == "websocket" }
-        exchange.isWebSocketUpgrade = isWebSocket
-        let facts = RequestFacts(
-            method: head.method.rawValue, target: target, headers: headers, peer: peer, isWebSocketUpgrade: isWebSocket)
-        exchange.headers = headers
-        exchange.facts = facts
-        act(on: settings.gate.decide(facts, now: settings.credentials?.now() ?? Date()), exchange, context: context)
     }
 
     private func act(on decision: GateDecision, _ exchange: Exchange, context: ChannelHandlerContext) {
@@ -272,8 +239,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.failure = failure
         exchange.pending.removeAll()
         let allocator = context.channel.allocator
-        guard failure.status == 401, settings.endpoints != nil,
-            LoginRedirect.isBrowserNavigation(method: exchange.head.method.rawValue, headers: exchange.headers)
+        guard LoginRedirect.redirects(failure, method: exchange.head.method.rawValue, headers: exchange.headers, signInServed: settings.endpoints != nil)
         else {
             return answer(exchange, .refusal(failure, allocator: allocator), context: context)
         }
@@ -287,7 +253,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Runs one of Gatehouse's own endpoints once its body is complete.
     private func dispatchOwnEndpoint(_ exchange: Exchange, context: ChannelHandlerContext) {
-        if exchange.target.path == ReadinessProbe.path { return probeReadiness(exchange, context: context) }
+        if exchange.isReadinessProbe { return probeReadiness(exchange, context: context) }
         guard let endpoints = settings.endpoints else { return }
         let request = OwnRequest(
             method: exchange.head.method.rawValue, target: exchange.target, headers: exchange.headers,
@@ -324,17 +290,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.answer(exchange, GatehouseResponse(status: HTTPResponseStatus(statusCode: response.status), headers: headers, body: buffer), context: context)
     }
 
-    private func ownEndpoint(_ path: String, method: HTTPMethod, allocator: ByteBufferAllocator) -> GatehouseResponse {
-        switch (path, method) {
-        case ("/_gatehouse/healthz", .GET), ("/_gatehouse/healthz", .HEAD):
-            return .text(.ok, "ok\n", allocator: allocator)
-        case ("/_gatehouse/healthz", _):
-            return .json(.methodNotAllowed, detail: "Use GET.", allocator: allocator)
-        default:
-            return .json(.notFound, detail: "No such Gatehouse endpoint.", allocator: allocator)
-        }
-    }
-
     private func receiveBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
         if case .ownEndpoint(let exchange) = state {
             exchange.requestBytes += Int64(body.readableBytes)
@@ -368,6 +323,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.requestComplete = true
             exchange.sendUpstream(.end(nil))
             exchange.upstream?.handler.flush()
+            // The device's time to answer counts from here: a body still arriving is the
+            // client's business (`client_body`), not the device's.
+            if exchange.upstream != nil { startResponseTimer(for: exchange, in: settings.upstreamResponseTimeout) }
             if exchange.responseComplete { finish(exchange) }
         case .answered(let exchange):
             exchange.requestComplete = true
@@ -414,21 +372,41 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// one-shot token (``OctoPrintCSRFToken``). Never for the session cookie, HTTP Basic (a
     /// browser replays it) or a trusted network (no credential at all): a page on another site
     /// can make those requests, and OctoPrint's own check is what stops it.
-    private func deviceCSRFToken(for plan: ForwardPlan, method: HTTPMethod) -> String? {
-        guard let csrf = settings.octoPrintCSRF, plan.identity != nil, method != .GET, method != .HEAD, method != .OPTIONS,
-            !plan.consumed.isEmpty, plan.consumed.isDisjoint(with: [.sessionCookie, .authorizationBasic])
-        else { return nil }
-        return csrf.value
+    private func needsDeviceCSRFToken(_ plan: ForwardPlan, method: HTTPMethod) -> Bool {
+        settings.octoPrintCSRF != nil && plan.identity != nil && method != .GET && method != .HEAD && method != .OPTIONS
+            && !plan.consumed.isEmpty && plan.consumed.isDisjoint(with: [.sessionCookie, .authorizationBasic])
     }
 
     private func forward(_ exchange: Exchange, plan: ForwardPlan, context: ChannelHandlerContext) {
         state = .proxying(exchange)
+        if needsDeviceCSRFToken(plan, method: exchange.head.method), let csrf = settings.octoPrintCSRF {
+            guard let token = csrf.value else {
+                // Fetched from the device in the background; the request waits for it (no longer
+                // than the device's own time to answer) rather than go without and be refused.
+                csrf.whenAvailable(on: context.eventLoop, within: settings.upstreamResponseTimeout).assumeIsolated().whenSuccess { token in
+                    guard case .proxying(let current) = self.state, current === exchange, !exchange.abandoned, let context = self.context else { return }
+                    self.forward(exchange, plan: plan, deviceCSRFToken: token, context: context)
+                }
+                return
+            }
+            return forward(exchange, plan: plan, deviceCSRFToken: token, context: context)
+        }
+        forward(exchange, plan: plan, deviceCSRFToken: nil, context: context)
+    }
+
+    private func forward(_ exchange: Exchange, plan: ForwardPlan, deviceCSRFToken: String?, context: ChannelHandlerContext) {
         let headers = exchange.headers
+        if let metrics = settings.metrics, headers.contains(where: { $0.name.utf8.contains(UInt8(ascii: "_")) }) {
+            let dropped = headers.filter { settings.headerPolicy.dropsUnderscoreHeader($0.name) }
+            if !dropped.isEmpty, metrics.droppedUnderscoreHeaders(dropped.count) {
+                settings.logger.warning("dropped request header \(dropped[0].name.prefix(64)) (a _ in a header name; forward_underscore_headers lets named ones through); logged at most once a minute")
+            }
+        }
         let upstreamTarget = settings.headerPolicy.target(exchange.target, plan: plan)
         var upstreamHeaders = HTTPHeaders(
             settings.headerPolicy.headers(
                 from: headers, plan: plan, isWebSocketUpgrade: exchange.isWebSocketUpgrade, scheme: settings.clientScheme, peer: peer,
-                deviceCSRFToken: deviceCSRFToken(for: plan, method: exchange.head.method)
+                deviceCSRFToken: deviceCSRFToken
             ).map { ($0.name, $0.value) })
         if let length = exchange.head.headers.first(name: "content-length") {
             upstreamHeaders.add(name: "Content-Length", value: length)
@@ -437,12 +415,27 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let upstreamHead = HTTPRequestHead(
             version: .http1_1, method: exchange.head.method, uri: upstreamTarget.uri, headers: upstreamHeaders)
+        exchange.upstreamHead = upstreamHead
         // Body parts that arrived while a stored credential was looked up wait behind the head.
         exchange.pending.insert(.head(upstreamHead), at: 0)
         exchange.forwardedAt = .now()
 
         // The pool belongs to this connection's event loop, so its future completes here.
         pool.acquire().assumeIsolated().whenComplete { result in
+            self.upstreamAcquired(result, for: exchange)
+        }
+    }
+
+    /// A kept-alive connection the device closed while Gatehouse was reusing it, before any of
+    /// its answer and before any body byte went out: the request is sent again, once, on a fresh
+    /// connection (as nginx does). Nothing of it can have been acted on twice: the device saw at
+    /// most the head, and a request whose body had started is never retried.
+    fileprivate func retryOnFreshConnection(_ exchange: Exchange) {
+        guard case .proxying(let current) = state, current === exchange, !exchange.abandoned, let head = exchange.upstreamHead else { return }
+        stopResponseTimer(for: exchange)
+        exchange.retried = true
+        exchange.pending = [.head(head)] + (exchange.requestComplete ? [.end(nil)] : [])
+        pool.acquire(fresh: true).assumeIsolated().whenComplete { result in
             self.upstreamAcquired(result, for: exchange)
         }
     }
@@ -454,7 +447,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch result {
         case .success(let connection):
-            exchange.attach(connection, timeout: self.settings.upstreamResponseTimeout)
+            exchange.attach(connection)
+            if exchange.requestComplete { startResponseTimer(for: exchange, in: settings.upstreamResponseTimeout) }
             self.resumeClientReads()
         case .failure(let error):
             self.settings.logger.warning("upstream unavailable: \(error)")
@@ -488,9 +482,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             settings.metrics?.upstreamResponded(after: (NIODeadline.now() - forwardedAt).nanoseconds)
         }
         if upstreamHead.status == .switchingProtocols {
-            guard exchange.isWebSocketUpgrade else {
+            // Only a WebSocket that completes the handshake the client began becomes a tunnel: a
+            // device that switched to anything else (h2c) would carry bytes past every rule.
+            guard exchange.isWebSocketUpgrade, let key = WebSocketHandshake.key(in: exchange.headers),
+                WebSocketHandshake.accepts(response: upstreamHead.headers.map { ($0.name, $0.value) }, key: key)
+            else {
                 exchange.abandon()
-                return upstreamGaveNoResponse(exchange, status: .badGateway, detail: "The device switched protocols unasked.")
+                closeWhenDone = true
+                return upstreamGaveNoResponse(exchange, status: .badGateway, detail: "The device switched to a protocol other than the WebSocket that was asked for.")
             }
             // The hand-over waits for the 101's `.end`: NIO's response decoder emits it right
             // after the head, and it must reach this handler, never the byte tunnel.
@@ -730,6 +729,18 @@ final class Exchange: UpstreamResponseReceiver {
     /// The device's 101, held until its `.end` arrives and the connection can become a tunnel.
     var switchingProtocolsHead: HTTPResponseHead?
     var abandoned = false
+    /// The head sent upstream, kept for one retry on a fresh connection.
+    var upstreamHead: HTTPRequestHead?
+    /// The current upstream connection came from the pool (a kept-alive one).
+    var upstreamReused = false
+    /// A byte of the request body went to the upstream.
+    var bodySent = false
+    /// An interim (1xx) answer arrived.
+    var interimSeen = false
+    /// Sent again once already, on a fresh connection.
+    var retried = false
+    /// `GET /_gatehouse/readyz`.
+    var isReadinessProbe = false
     var logged = false
     var status = 0
     var requestBytes: Int64 = 0
@@ -741,22 +752,27 @@ final class Exchange: UpstreamResponseReceiver {
         self.target = target
     }
 
-    func attach(_ connection: UpstreamPool.Connection, timeout: TimeAmount) {
+    func attach(_ connection: UpstreamPool.Connection) {
         upstream = connection
+        upstreamReused = connection.reused
         connection.handler.begin(receiver: self)
-        for part in pending { connection.handler.send(part, flush: false) }
+        for part in pending { send(part, on: connection) }
         pending.removeAll()
         connection.handler.flush()
-        handler?.startResponseTimer(for: self, in: timeout)
     }
 
     func sendUpstream(_ part: HTTPClientRequestPart) {
         guard !abandoned else { return }
         if let upstream {
-            upstream.handler.send(part, flush: false)
+            send(part, on: upstream)
         } else {
             pending.append(part)
         }
+    }
+
+    private func send(_ part: HTTPClientRequestPart, on connection: UpstreamPool.Connection) {
+        if case .body = part { bodySent = true }
+        connection.handler.send(part, flush: false)
     }
 
     func cancelTimeout() {
@@ -784,7 +800,7 @@ final class Exchange: UpstreamResponseReceiver {
     // MARK: UpstreamResponseReceiver
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
-        if head.status.code >= 200 || head.status.code == 101 { cancelTimeout() }
+        if head.status.code >= 200 || head.status.code == 101 { cancelTimeout() } else { interimSeen = true }
         handler?.writeResponseHead(self, head)
     }
 
@@ -797,7 +813,12 @@ final class Exchange: UpstreamResponseReceiver {
     func upstreamBecameWritable() { handler?.resumeClientReads() }
 
     func upstreamFailed(_ failure: UpstreamFailure) {
+        let staleKeptAlive = upstreamReused && !retried && !bodySent && !interimSeen && !responseStarted
         upstream = nil
+        if staleKeptAlive {
+            handler?.retryOnFreshConnection(self)
+            return
+        }
         if responseStarted {
             if responseFraming == .untilClose {
                 // The end of the connection is the end of the body for an HTTP/1.0 client.

@@ -9,6 +9,8 @@ import NIOCore
 /// if the server is later given new ones.
 struct ProxySettings: Sendable {
     let gate: RequestGate
+    /// What is decided from a request's head alone (the same sequence `gatehouse explain` runs).
+    let admission: AdmissionPolicy
     let headerPolicy: UpstreamHeaderPolicy
     let limits: GatehouseConfig.Limits
     let upstreamResponseTimeout: TimeAmount
@@ -44,15 +46,16 @@ struct ProxySettings: Sendable {
         let devicePaths = DevicePaths(moonrakerOneshot: config.moonrakerOneshot, octoPrintAppKeys: config.octoPrintAppKeys)
         self.devicePaths = accounts == nil ? DevicePaths(moonrakerOneshot: false, octoPrintAppKeys: false) : devicePaths
         self.endpoints = accounts.map {
-            OwnEndpoints(accounts: $0, gate: gate, metrics: metrics, metricsRoles: config.metricsRoles, devicePaths: devicePaths, appKeys: appKeys)
+            OwnEndpoints(
+                accounts: $0, gate: gate, metrics: metrics, metricsRoles: config.metricsRoles, devicePaths: devicePaths, appKeys: appKeys,
+                cors: config.cors)
         }
         self.accounts = accounts
         // The connector the server made at start (the upstream is start-bound).
         self.readiness = ReadinessProbe(upstream: upstream, credentials: accounts?.credentials)
         self.clientScheme = config.tls == nil ? "http" : "https"
-        self.headerPolicy = UpstreamHeaderPolicy(
-            identityHeaders: config.identityHeaders, stripHeaders: config.stripHeaders,
-            forwardCredentials: config.forwardCredentials, forwardClientAddress: config.forwardClientAddress)
+        self.headerPolicy = UpstreamHeaderPolicy(config: config)
+        self.admission = AdmissionPolicy(config: config, storeBacked: accounts != nil)
         self.limits = config.limits
         self.upstreamResponseTimeout = .seconds(config.timeouts.upstreamResponse.seconds)
         self.tunnelRecheck = .seconds(config.timeouts.tunnelRecheck.seconds)

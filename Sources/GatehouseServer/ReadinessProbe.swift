@@ -14,7 +14,7 @@ import Synchronization
 /// connect timeout (for an `https` upstream the TLS handshake too, so a certificate the upstream
 /// check refuses shows here); a failure is named (which part, and why) and never includes a secret.
 struct ReadinessProbe: Sendable {
-    static let path = "/_gatehouse/readyz"
+    static let path = OwnPaths.readyz
     let upstream: UpstreamConnector
     /// Nil without a store (then only the upstream is checked).
     let credentials: StoredCredentialAuthenticator?

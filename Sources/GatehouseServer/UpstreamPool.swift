@@ -30,10 +30,12 @@ final class UpstreamPool {
         self.maxIdleTime = maxIdleTime
     }
 
-    func acquire() -> EventLoopFuture<Connection> {
+    /// An idle connection, or a new one; `fresh`: always a new one (a retry after a kept-alive
+    /// connection failed under the request).
+    func acquire(fresh: Bool = false) -> EventLoopFuture<Connection> {
         eventLoop.assertInEventLoop()
         let now = NIODeadline.now()
-        while let candidate = idle.popLast() {
+        while !fresh, let candidate = idle.popLast() {
             if candidate.handler.isActive && now - candidate.handler.idleSince < maxIdleTime {
                 candidate.handler.onClose = nil
                 return eventLoop.makeSucceededFuture(Connection(handler: candidate.handler, httpHandlers: candidate.httpHandlers, reused: true))

@@ -428,12 +428,14 @@ public final class SQLiteStore: CredentialStore {
     // MARK: Tokens
 
     public func addToken(_ token: IssuedToken) throws(StoreError) {
-        try write { db in
-            try db.execute(
-                sql: "INSERT INTO tokens (jti, username, kind, family, created, expires, revoked, used, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: [token.jti, token.username, token.kind.rawValue, token.family, token.created.timeIntervalSince1970,
-                            token.expires?.timeIntervalSince1970, token.revoked, token.used, token.description])
-        }
+        try write { db in try Self.insert(token, into: db) }
+    }
+
+    private static func insert(_ token: IssuedToken, into db: Database) throws {
+        try db.execute(
+            sql: "INSERT INTO tokens (jti, username, kind, family, created, expires, revoked, used, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            arguments: [token.jti, token.username, token.kind.rawValue, token.family, token.created.timeIntervalSince1970,
+                        token.expires?.timeIntervalSince1970, token.revoked, token.used, token.description])
     }
 
     public func token(jti: String) throws(StoreError) -> (IssuedToken, UserRecord)? {
@@ -464,7 +466,7 @@ public final class SQLiteStore: CredentialStore {
         }
     }
 
-    public func exchangeRefreshToken(jti: String) throws(StoreError) -> RefreshExchange {
+    public func exchangeRefreshToken(jti: String, issuing: [IssuedToken]) throws(StoreError) -> RefreshExchange {
         try write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT kind, family, revoked, used FROM tokens WHERE jti = ?", arguments: [jti]) else {
                 return .refused
@@ -484,6 +486,7 @@ public final class SQLiteStore: CredentialStore {
             }
             if revoked { return .refused }
             try db.execute(sql: "UPDATE tokens SET used = 1 WHERE jti = ?", arguments: [jti])
+            for token in issuing { try Self.insert(token, into: db) }
             return .accepted
         }
     }

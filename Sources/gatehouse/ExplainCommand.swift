@@ -40,69 +40,10 @@ struct Explain: AsyncParsableCommand {
         }
         if !headers.contains(where: { $0.name.lowercased() == "host" }) { headers.append(("Host", "\(cfg.listen.host)")) }
         let method = self.method.uppercased()
-        let received = RequestTarget(url)
-        print("request:    \(method) \(url)")
-        let target: RequestTarget
-        switch PathNormalizer.normalize(received.path) {
-        case .failure(let refusal):
-            print("decision:   400 Bad Request — the request path is refused: \(refusal)")
-            return
-        case .success(let path):
-            target = RequestTarget(path: path, query: received.query)
-            if path != received.path { print("normalized: \(path)  (what the rules see and the device would receive)") }
-        }
-        let host = headers.first { $0.name.lowercased() == "host" }?.value
-        let rules = cfg.accessPolicy
-        if let (index, rule) = rules.rule(method: method, host: host, path: target.path) {
-            let origin: String
-            if index < cfg.accessRules.count {
-                origin = "access_rules #\(index + 1)\(rule.line.map { ", line \($0)" } ?? "")"
-            } else if index < cfg.accessRules.count + cfg.publicPaths.count {
-                origin = "public_paths"
-            } else {
-                origin = "preset \(cfg.preset?.rawValue ?? "")"
-            }
-            print("rule:       \(rule)  [\(origin)]")
-        } else {
-            print("rule:       none matches → authenticated (the default)")
-        }
-        let devicePaths = DevicePaths(moonrakerOneshot: cfg.moonrakerOneshot, octoPrintAppKeys: cfg.octoPrintAppKeys)
-        if devicePaths.claims(target.path) {
-            if headers.contains(where: { $0.name.lowercased() == "upgrade" }) {
-                return print("decision:   400 Bad Request from Gatehouse — a device path Gatehouse answers itself is not a WebSocket endpoint; never forwarded")
-            }
-            if rules.decide(method: method, host: host, path: target.path).decision != .deny {
-                let setting = target.path.hasPrefix(DevicePaths.appKeysPrefix) ? "octoprint_appkeys" : "moonraker_oneshot"
-                return print("decision:   answered by Gatehouse itself (\(setting)); never forwarded to the device")
-            }
-        }
-
         let accounts = try? explainAccounts(cfg)
-        let gate = RequestGate(config: cfg, storeBacked: accounts != nil)
-        let facts = RequestFacts(method: method, target: target, headers: headers, peer: peer)
-        var decision = gate.decide(facts, now: Date())
-        if case .lookUp(let pending) = decision {
-            guard let accounts else { return print("decision:   503 — the credential needs the store, which cannot be opened") }
-            print("credential: looked up in the store (\(pending.kind))")
-            decision = gate.complete(pending, with: await accounts.identify(pending, now: Date()))
-        }
-        switch decision {
-        case .refuse(let failure):
-            print("decision:   \(failure.status) \(failure.code) — \(failure.detail)")
-        case .forward(let plan):
-            if let identity = plan.identity {
-                let roles = identity.roles.isEmpty ? "no roles" : "roles \(identity.roles.joined(separator: ","))"
-                print("identity:   \(identity.user) (\(roles)) by \(identity.method.rawValue) '\(identity.source)'\(identity.readOnly ? ", read-only" : "")")
-            } else {
-                print("identity:   none (public path)")
-            }
-            let policy = UpstreamHeaderPolicy(
-                identityHeaders: cfg.identityHeaders, stripHeaders: cfg.stripHeaders, forwardCredentials: cfg.forwardCredentials)
-            let upstream = policy.target(target, plan: plan)
-            print("decision:   forward to \(cfg.upstream) as \(method) \(upstream.uri)")
-        case .lookUp:
-            print("decision:   503 — the store did not answer")
-        }
+        let explanation = await RequestExplainer(config: cfg, accounts: accounts).explain(
+            method: method, uri: url, headers: headers, peer: peer, now: Date())
+        for line in explanation.lines { print(line) }
     }
 
     /// Read-only access to the store, when it exists: a missing store is never created here, and

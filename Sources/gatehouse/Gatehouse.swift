@@ -75,26 +75,44 @@ func loadConfig(_ path: String) throws -> GatehouseConfig {
     }
 }
 
+/// SIGTERM, SIGINT and (for a config file) SIGHUP, caught from the moment this is made: a
+/// signal that arrives while Gatehouse is still starting waits here instead of killing the process
+/// (SIGHUP's default action) or skipping the drain (SIGTERM's).
+final class SignalInbox {
+    let signals: AsyncStream<Int32>
+    private let sources: [DispatchSourceSignal]
+
+    init(reload: Bool) {
+        let (signals, continuation) = AsyncStream<Int32>.makeStream()
+        self.signals = signals
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] + (reload ? [SIGHUP] : []) {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { continuation.yield(sig) }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = sources
+    }
+
+    func cancel() { for source in sources { source.cancel() } }
+}
+
 /// Runs a server until SIGTERM or SIGINT, then drains and returns. With `configPath`, SIGHUP
 /// reads that file again: a valid config is applied to new requests (settings that need a
 /// restart are named in the log and kept); an invalid one is logged with its line and key, and
-/// the running config stays.
+/// the running config stays. `inbox` should be made before anything slow, so no signal is lost
+/// while starting.
 func runUntilSignalled(
     config: GatehouseConfig, logger: Logger, group: MultiThreadedEventLoopGroup, accounts: AccountService? = nil,
-    configPath: String? = nil
+    configPath: String? = nil, inbox: SignalInbox? = nil
 ) async throws {
+    let inbox = inbox ?? SignalInbox(reload: configPath != nil)
+    defer { inbox.cancel() }
     let server = try await GatehouseServer.start(config: config, group: group, logger: logger, accounts: accounts)
-    let (signals, continuation) = AsyncStream<Int32>.makeStream()
-    var sources: [DispatchSourceSignal] = []
-    for sig in [SIGTERM, SIGINT] + (configPath == nil ? [] : [SIGHUP]) {
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler { continuation.yield(sig) }
-        source.resume()
-        sources.append(source)
-    }
     var drain = config.timeouts.drain
-    for await sig in signals {
+    for await sig in inbox.signals {
         if sig == SIGHUP, let configPath {
             do {
                 let fresh = try ConfigLoader.load(path: configPath)
@@ -113,7 +131,6 @@ func runUntilSignalled(
         logger.info("received signal \(sig), draining for up to \(drain)")
         break
     }
-    for source in sources { source.cancel() }
     await server.shutdown(drain: .seconds(drain.seconds))
 }
 
@@ -175,6 +192,8 @@ struct Serve: AsyncParsableCommand {
     var threads: Int = System.coreCount
 
     func run() async throws {
+        // First of all: a reload or stop sent while Gatehouse starts is held until it runs.
+        let inbox = SignalInbox(reload: true)
         // Each sign-in's 16 MiB scrypt block is given back, not kept per store thread (see the header).
         gatehouse_return_large_blocks()
         let cfg = try loadConfig(config)
@@ -186,7 +205,7 @@ struct Serve: AsyncParsableCommand {
         threadPool.start()
         let accounts = try makeAccounts(cfg, store: store, executor: ThreadPoolStoreExecutor(pool: threadPool))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        try await runUntilSignalled(config: cfg, logger: logger, group: group, accounts: accounts, configPath: config)
+        try await runUntilSignalled(config: cfg, logger: logger, group: group, accounts: accounts, configPath: config, inbox: inbox)
         try await group.shutdownGracefully()
         try await threadPool.shutdownGracefully()
     }

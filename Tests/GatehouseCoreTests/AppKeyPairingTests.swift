@@ -15,7 +15,7 @@ final class AppKeyPairingTests: XCTestCase {
         XCTAssertFalse(pairing.decide(decisionToken: app, allow: true, by: "alice", now: t0.addingTimeInterval(2)), "the app token decides nothing")
         XCTAssertTrue(pairing.decide(decisionToken: decision, allow: true, by: "alice", now: t0.addingTimeInterval(2)))
         XCTAssertFalse(pairing.decide(decisionToken: decision, allow: false, by: "bob", now: t0.addingTimeInterval(2)), "decided once")
-        XCTAssertEqual(pairing.poll(appToken: app, now: t0.addingTimeInterval(3)), .approved(user: "alice", app: "Cura"))
+        XCTAssertEqual(pairing.poll(appToken: app, now: t0.addingTimeInterval(3)), .approved(user: "alice", app: "Cura", grant: CredentialGrant()))
         XCTAssertEqual(pairing.poll(appToken: app, now: t0.addingTimeInterval(3)), .gone)
         XCTAssertEqual(pairing.count, 0)
     }

@@ -63,19 +63,41 @@ final class BrowserRulesTests: XCTestCase {
         XCTAssertEqual(SessionCookie.removing(from: "xgatehouse_session=1"), "xgatehouse_session=1")
     }
 
-    func testOneShotTokensAreSingleUseAndShortLived() {
+    func testOneShotTokensAreSingleUseAndShortLived() throws {
         let tokens = OneShotTokens(lifetime: 5, capacity: 2)
         let t0 = Date(timeIntervalSince1970: 1_000)
         let who = Identity(user: "a", roles: [], method: .session, source: "s")
-        let t = tokens.issue(for: who, now: t0)!
+        let t = try tokens.issue(for: who, now: t0).get()
         XCTAssertEqual(tokens.redeem(t, now: t0.addingTimeInterval(4)), who)
         XCTAssertNil(tokens.redeem(t, now: t0.addingTimeInterval(4)))
-        let late = tokens.issue(for: who, now: t0)!
+        let late = try tokens.issue(for: who, now: t0).get()
         XCTAssertNil(tokens.redeem(late, now: t0.addingTimeInterval(5)))
-        XCTAssertNotNil(tokens.issue(for: who, now: t0))
-        XCTAssertNotNil(tokens.issue(for: who, now: t0))
-        XCTAssertNil(tokens.issue(for: who, now: t0), "capacity reached: refused, memory bounded")
-        XCTAssertNotNil(tokens.issue(for: who, now: t0.addingTimeInterval(6)), "expired ones make room")
+        let other = Identity(user: "b", roles: [], method: .session, source: "s")
+        XCTAssertNotNil(try? tokens.issue(for: who, now: t0).get())
+        XCTAssertNotNil(try? tokens.issue(for: other, now: t0).get())
+        XCTAssertEqual(tokens.issue(for: Identity(user: "c", roles: [], method: .session, source: "s"), now: t0), .failure(.capacity), "capacity reached: refused, memory bounded")
+        XCTAssertNotNil(try? tokens.issue(for: who, now: t0.addingTimeInterval(6)).get(), "expired ones make room")
+    }
+
+    func testOneShotTokensAreCappedPerUserSoOneUserCannotFillTheTable() throws {
+        let tokens = OneShotTokens(lifetime: 5, capacity: 100, perUser: 3)
+        let t0 = Date(timeIntervalSince1970: 1_000)
+        let flooder = Identity(user: "rita", roles: [], method: .apiKey, source: "k")
+        for _ in 0..<3 { _ = try tokens.issue(for: flooder, now: t0).get() }
+        XCTAssertEqual(tokens.issue(for: flooder, now: t0), .failure(.userLimit))
+        let admin = Identity(user: "root", roles: ["admin"], method: .session, source: "s")
+        XCTAssertNotNil(try? tokens.issue(for: admin, now: t0).get(), "another user still gets one")
+        let spent = try tokens.issue(for: admin, now: t0).get()
+        XCTAssertNotNil(tokens.redeem(spent, now: t0))
+        XCTAssertNotNil(try? tokens.issue(for: flooder, now: t0.addingTimeInterval(6)).get(), "expired ones give the user room again")
+    }
+
+    func testAOneShotTokenEndsWithTheCredentialItWasIssuedFor() throws {
+        let tokens = OneShotTokens(lifetime: 5)
+        let t0 = Date(timeIntervalSince1970: 1_000)
+        let expiring = Identity(user: "a", roles: [], method: .apiKey, source: "k", expires: t0.addingTimeInterval(2))
+        let token = try tokens.issue(for: expiring, now: t0).get()
+        XCTAssertNil(tokens.redeem(token, now: t0.addingTimeInterval(3)), "the key it came from ended at t0+2")
     }
 
     func testAttemptsUnderWayCountAgainstTheLimitAndSuccessWipesNothing() throws {

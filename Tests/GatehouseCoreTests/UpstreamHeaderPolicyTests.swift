@@ -53,7 +53,7 @@ final class UpstreamHeaderPolicyTests: XCTestCase {
         XCTAssertEqual(foldedMatches(out, "X-User").map(\.value), ["alice"])
         XCTAssertEqual(foldedMatches(out, "X-Groups").map(\.value), ["admin,ops"])
         XCTAssertEqual(foldedMatches(out, "X-Via").map(\.value), ["api_key"])
-        XCTAssertEqual(values(out, "X-Remote-User"), ["untouched"])
+        XCTAssertEqual(values(out, "X-Remote-User"), [], "X-Remote-User is of the identity family whatever identity_headers says")
     }
 
     func testStripHeadersEntriesAreStrippedInEverySpelling() {
@@ -128,7 +128,7 @@ final class UpstreamHeaderPolicyTests: XCTestCase {
         let plain = policy.headers(
             from: incoming, plan: Fixture.plan(identity: alice, consumed: [.apiKeyHeader]), isWebSocketUpgrade: false, scheme: "http", peer: nil)
         XCTAssertEqual(values(plain, "X-CSRF-Token"), ["client-header"])
-        XCTAssertEqual(values(plain, "x_csrf_token"), ["client-header-2"])
+        XCTAssertEqual(values(plain, "x_csrf_token"), [], "a header with _ in its name is never forwarded")
         XCTAssertEqual(values(plain, "Cookie"), ["a=1; csrf_token_P5000=client-cookie; csrf_token=old; b=2"])
     }
 
@@ -221,11 +221,79 @@ final class UpstreamHeaderPolicyTests: XCTestCase {
         XCTAssertTrue(values(out, "X-Real-IP").isEmpty)
     }
 
-    func testForwardedAndRealIPFromTrustedProxyAreKept() {
-        let plan = Fixture.plan(identity: alice, peerIsTrustedProxy: true)
-        let out = build([("Forwarded", "for=203.0.113.7"), ("X-Real-IP", "203.0.113.7")], plan: plan, peer: "10.0.0.1")
-        XCTAssertEqual(values(out, "Forwarded"), ["for=203.0.113.7"])
-        XCTAssertEqual(values(out, "X-Real-IP"), ["203.0.113.7"])
+    func testForwardedAndRealIPFromTrustedProxyAreReplacedByTheDerivedClient() {
+        let plan = Fixture.plan(identity: alice, clientAddress: Fixture.ip("198.51.100.9"), peerIsTrustedProxy: true)
+        let out = build([("Forwarded", "for=203.0.113.7;proto=http"), ("X-Real-IP", "203.0.113.7")], plan: plan, peer: "10.0.0.1")
+        XCTAssertEqual(values(out, "Forwarded"), ["for=198.51.100.9;proto=http"])
+        XCTAssertEqual(values(out, "X-Real-IP"), ["198.51.100.9"])
+        let v6 = Fixture.plan(identity: alice, clientAddress: Fixture.ip("2001:db8::7"), peerIsTrustedProxy: true)
+        XCTAssertEqual(values(build([("Forwarded", "for=1.2.3.4")], plan: v6, peer: "10.0.0.1"), "Forwarded"), ["for=\"[2001:db8::7]\";proto=http"])
+        let unknown = Fixture.plan(identity: alice, clientAddress: nil, peerIsTrustedProxy: true)
+        let dropped = build([("Forwarded", "for=1.2.3.4"), ("X-Real-IP", "1.2.3.4")], plan: unknown, peer: "10.0.0.1")
+        XCTAssertEqual(values(dropped, "Forwarded") + values(dropped, "X-Real-IP"), [], "an unknown client is never named")
+    }
+
+    // MARK: Aliases and the identity family
+
+    func testHeadersWithAnUnderscoreAreDroppedUnlessNamed() {
+        let out = build([("X_Api_Key", "other"), ("X-API_KEY", "other"), ("X_Custom", "1"), ("X-Custom", "2")])
+        XCTAssertEqual(values(out, "X-Api-Key"), [], "no alias stands in for the consumed credential")
+        XCTAssertEqual(out.filter { $0.name.contains("_") }.map(\.name), [])
+        XCTAssertEqual(values(out, "X-Custom"), ["2"])
+        let relaxed = UpstreamHeaderPolicy(identityHeaders: IdentityHeaderNames(), stripHeaders: [], forwardCredentials: false, forwardUnderscoreHeaders: ["X_Custom"])
+        XCTAssertEqual(build([("x_custom", "1"), ("X_Other", "2")], policy: relaxed).filter { $0.name.contains("_") }.map(\.name), ["x_custom"])
+        XCTAssertTrue(policy.dropsUnderscoreHeader("X_Api_Key"))
+        XCTAssertFalse(relaxed.dropsUnderscoreHeader("X_CUSTOM"))
+    }
+
+    func testTheIdentityFamilyOfOtherProxiesNeverReachesTheDevice() {
+        let family = [
+            "Remote-User", "REMOTE-USER", "Remote-Groups", "Remote-Email", "X-Forwarded-User", "X-Forwarded-Groups", "X-Forwarded-Email",
+            "X-Forwarded-Preferred-Username", "X-Auth-Request-User", "X-Auth-Request-Groups", "x-auth-request-access-token", "X-WEBAUTH-USER",
+            "X-Webauth-Email", "X-Authentik-Username", "X-Pomerium-Claim-Email", "Cf-Access-Authenticated-User-Email", "Tailscale-User-Login",
+            "X-Authenticated-User", "X-Remote-Email",
+        ]
+        let out = build(family.map { ($0, "admin") } + [("X-Forwarded-Proto", "https"), ("X-Something", "kept")])
+        XCTAssertEqual(out.filter { $0.value == "admin" }.map(\.name), [], "only Gatehouse's own identity reaches the device")
+        XCTAssertEqual(values(out, "X-Something"), ["kept"])
+        let relaxed = UpstreamHeaderPolicy(identityHeaders: IdentityHeaderNames(), stripHeaders: [], forwardCredentials: false, forwardIdentityFamily: ["X-Email"])
+        XCTAssertEqual(values(build([("X-Email", "a@b"), ("X-User", "root")], policy: relaxed), "X-Email"), ["a@b"])
+        XCTAssertEqual(values(build([("X-Email", "a@b"), ("X-User", "root")], policy: relaxed), "X-User"), [])
+    }
+
+    func testConnectionMayNotNameWhatTheRequestNeedsOrGatehouseSets() {
+        for named in ["host", "Host", "content-length", "Transfer-Encoding", "X-Forwarded-For", "x-forwarded-host", "X-Forwarded-Proto",
+                      "Forwarded", "X-Real-IP", "X-Remote-User", "x_remote_roles", "Remote-User", "X-Auth-Request-Email"] {
+            XCTAssertNotNil(policy.connectionViolation(in: [("Connection", "keep-alive, \(named)")]), named)
+        }
+        for fine in ["keep-alive", "close", "Upgrade", "TE", "X-Custom"] {
+            XCTAssertNil(policy.connectionViolation(in: [("Connection", fine)]), fine)
+        }
+    }
+
+    func testAWebSocketUpgradeGetsExactlyUpgradeWebsocket() {
+        let out = build([("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "websocket"), ("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABkAAQCAAAAAAIAAAAA"),
+                         ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")], upgrade: true)
+        XCTAssertEqual(values(out, "Upgrade"), ["websocket"])
+        XCTAssertEqual(values(out, "Connection"), ["Upgrade"])
+        XCTAssertEqual(values(out, "HTTP2-Settings"), [])
+        let plain = build([("Connection", "Upgrade"), ("Upgrade", "h2c"), ("HTTP2-Settings", "AAMA")])
+        XCTAssertEqual(values(plain, "Upgrade") + values(plain, "HTTP2-Settings"), [])
+    }
+
+    func testGatehouseSessionCookieIsRemovedInEverySpelling() {
+        let spellings = [
+            "a=1, gatehouse_session=SID", "GATEHOUSE_SESSION=SID", "Gatehouse_Session=SID", " gatehouse_session =SID", "\"gatehouse_session\"=SID",
+            "gatehouse%5Fsession=SID", "gatehouse%5fsession=SID", "gatehouse.session=SID", "gatehouse-session=SID", "gatehouse+session=SID",
+            "gatehouse[session=SID", "a=1,gatehouse_session=SID,b=2", "gatehouse_session", "$gatehouse_session=SID",
+        ]
+        for spelling in spellings {
+            let out = build([("Cookie", spelling + "; keep=1")])
+            XCTAssertFalse(values(out, "Cookie").joined().contains("SID"), spelling)
+            XCTAssertTrue(values(out, "Cookie").joined().contains("keep=1"), spelling)
+        }
+        XCTAssertEqual(SessionCookie.removing(from: "a=1, gatehouse_session=SID, b=2; c=3"), "a=1, b=2; c=3")
+        XCTAssertEqual(SessionCookie.removing(from: "x=\"a,b\"; gatehouse_sessions=1"), "x=\"a,b\"; gatehouse_sessions=1")
     }
 
     func testOrdinaryHeadersPassInOrderWithTheirSpelling() {

@@ -51,12 +51,23 @@ struct Attack {
 }
 
 extension XCTestCase {
-    /// Runs each attack on a fresh connection to the running Gatehouse behind `upstream`, checks
-    /// the answer and what the device saw, and names the attack in every failure.
-    func launch(
-        _ attacks: [Attack], port: Int, upstream: RecordingUpstream, file: StaticString = #filePath, line: UInt = #line
-    ) throws {
+    /// Runs each attack on a fresh connection to the running Gatehouse `target`, checks the
+    /// answer and what the device saw, and names the attack in every failure. Each attack is
+    /// also put to `gatehouse explain`'s code (``RequestExplainer``) first, which must come to
+    /// the decision the server came to (``assertExplainAgrees``).
+    func launch(_ attacks: [Attack], on target: some AttackTarget, file: StaticString = #filePath, line: UInt = #line) async throws {
+        let explainer = target.makeExplainer()
+        let upstream = target.upstream
+        let port = target.port
+        var compared = 0
+        var skippedForMemory = 0
         for attack in attacks {
+            let parsed = ParsedHead.parse(attack.bytes, limits: target.runningConfig.limits)
+            var explained: RequestExplanation?
+            if let head = parsed {
+                explained = await explainer.explain(
+                    method: head.method, uri: head.uri, version: head.version, headers: head.headers, peer: IPAddress("127.0.0.1"), now: Date())
+            }
             upstream.reset()
             let client = try RawClient(port: port, timeoutSeconds: 5)
             try client.send(attack.bytes)
@@ -104,7 +115,57 @@ extension XCTestCase {
                 }
                 if let problem = check(request) { XCTFail("\(prefix) \(problem)", file: file, line: line) }
             }
+            if let explained, let head = parsed {
+                switch assertExplainAgrees(explained, head: head, attack: attack, outcome: outcome, seen: seen, file: file, line: line) {
+                case .compared: compared += 1
+                case .dependsOnServerMemory: skippedForMemory += 1
+                case .notOneHead: break
+                }
+            }
         }
+        // Not vacuous: attacks with a well-formed head were put to explain too.
+        if attacks.contains(where: { ParsedHead.parse($0.bytes, limits: target.runningConfig.limits) != nil }) {
+            XCTAssertGreaterThan(compared + skippedForMemory, 0, "no attack was compared with gatehouse explain", file: file, line: line)
+        }
+    }
+
+    /// What came of comparing one attack's explanation with what the server did.
+    enum ExplainComparison { case compared, dependsOnServerMemory, notOneHead }
+
+    /// `gatehouse explain` and the server decided alike: the same refusal status, an answer of
+    /// Gatehouse's own, or the same request (target and headers) sent to the device. Not
+    /// compared: what depends on the running process's memory (one-shot tokens, lockouts) and
+    /// bytes that are not one well-formed head (the parser answers those before Gatehouse decides).
+    private func assertExplainAgrees(
+        _ explained: RequestExplanation, head: ParsedHead, attack: Attack, outcome: StreamTest.Outcome, seen: [RecordedRequest],
+        file: StaticString, line: UInt
+    ) -> ExplainComparison {
+        switch attack.expectation {
+        case .notHTTP, .cutOff: return .notOneHead
+        default: break
+        }
+        if RequestTarget(head.uri).query.values(named: "token").count > 0 { return .dependsOnServerMemory }
+        let status = outcome.response?.status
+        if status == 429 { return .dependsOnServerMemory }
+        if case .refused(429, _) = explained.verdict { return .dependsOnServerMemory }
+        let prefix = "[\(attack.name)] explain said \(explained.lines.last ?? "")"
+        switch explained.verdict {
+        case .refused(let explainedStatus, _):
+            XCTAssertEqual(status, explainedStatus, "\(prefix), the server answered \(status.map(String.init) ?? "nothing")", file: file, line: line)
+            XCTAssertTrue(seen.isEmpty, "\(prefix), but the device saw \(seen.map(\.uri))", file: file, line: line)
+        case .answeredByGatehouse:
+            XCTAssertTrue(seen.isEmpty, "\(prefix), but the device saw \(seen.map(\.uri))", file: file, line: line)
+        case .forwarded(let uri, let headers):
+            guard let request = seen.first else {
+                XCTFail("\(prefix), but the server answered \(status.map(String.init) ?? "nothing") and the device saw nothing", file: file, line: line)
+                return .compared
+            }
+            XCTAssertEqual(request.uri, uri, prefix, file: file, line: line)
+            let framing: Set<String> = ["content-length", "transfer-encoding"]
+            let sent = request.headers.filter { !framing.contains($0.name.lowercased()) }.map { "\($0.name): \($0.value)" }.sorted()
+            XCTAssertEqual(sent, headers.map { "\($0.name): \($0.value)" }.sorted(), "\(prefix): the headers differ", file: file, line: line)
+        }
+        return .compared
     }
 }
 

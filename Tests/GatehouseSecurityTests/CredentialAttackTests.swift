@@ -49,7 +49,7 @@ final class CredentialAttackTests: XCTestCase {
                 bearer("wrong audience, re-signed", signed { $0["aud"] = "octoprint" }),
                 bearer("refresh token as access token", refresh),
             ]
-            try launch(attacks, port: fx.port, upstream: fx.upstream)
+            try await launch(attacks, on: fx)
         }
     }
 
@@ -61,7 +61,7 @@ final class CredentialAttackTests: XCTestCase {
             XCTAssertEqual(try fx.send("GET", "/webcam/?token=\(oneShot)").status, 200)
             let (_, loggedOut) = try fx.formLogin()
             let deadCookie = try XCTUnwrap(loggedOut)
-            XCTAssertEqual(try fx.send("POST", "/_gatehouse/logout", headers: ["Cookie: gatehouse_session=\(deadCookie)"], body: "").status, 303)
+            XCTAssertEqual(try fx.send("POST", "/_gatehouse/logout", headers: ["Cookie: gatehouse_session=\(deadCookie)", "Sec-Fetch-Site: same-origin"], body: "").status, 303)
             let planted = "planted-by-attacker-0123456789abcdefghijklmn"
             let (_, fresh) = try fx.formLogin(extraHeaders: ["Cookie: gatehouse_session=\(planted)"])
             let cookie = try XCTUnwrap(fresh)
@@ -97,7 +97,7 @@ final class CredentialAttackTests: XCTestCase {
                 .request("cross-site POST with the session cookie", "/api/job", method: "POST",
                     headers: ["Cookie: gatehouse_session=\(cookie)", "Origin: https://evil.example"], body: "{}", .refused(403)),
             ]
-            try launch(attacks, port: fx.port, upstream: fx.upstream)
+            try await launch(attacks, on: fx)
         }
     }
 }
@@ -129,7 +129,7 @@ final class BasicAuthAttackTests: XCTestCase {
                     headers: Self.basic("alice:\(password)") + ["Origin: https://evil.example", "Connection: Upgrade", "Upgrade: websocket",
                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"], .refused(403)),
             ]
-            try launch(attacks, port: fx.port, upstream: fx.upstream)
+            try await launch(attacks, on: fx)
         }
     }
 
@@ -141,13 +141,13 @@ final class BasicAuthAttackTests: XCTestCase {
             let guesses: [Attack] = ["alice", "ALICE", "Alice", "alicE", "aLiCe"].enumerated().map { i, name in
                 .request("guess as \(name)", "/api/printer", headers: Self.basic("\(name):guess\(i)") + ["X-Forwarded-For: 203.0.113.\(i)"], .refused(401))
             }
-            try launch(guesses, port: fx.port, upstream: fx.upstream)
+            try await launch(guesses, on: fx)
             let dodges: [Attack] = [
                 .request("right password from the locked address, X-Forwarded-For from an untrusted peer", "/api/printer",
                     headers: Self.basic("alice:\(password)") + ["X-Forwarded-For: 198.51.100.7"], .refused(429)),
                 .request("right password as root from the locked address", "/api/printer", headers: Self.basic("root:\(password)"), .refused(429)),
             ]
-            try launch(dodges, port: fx.port, upstream: fx.upstream)
+            try await launch(dodges, on: fx)
         }
     }
 }

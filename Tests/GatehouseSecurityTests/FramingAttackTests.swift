@@ -29,7 +29,7 @@ final class FramingAttackTests: XCTestCase {
             Attack("TE with vertical tab", post("Transfer-Encoding: \u{0B}chunked\r\n", body: "0\r\n\r\n"), .refused(400)),
             Attack("TE in HTTP/1.0", "POST /api/files HTTP/1.0\r\n\(host)\(key)Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", .refused(400)),
         ]
-        try await ProxyFixture.with { fx in try launch(attacks, port: fx.port, upstream: fx.upstream) }
+        try await ProxyFixture.with { fx in try await launch(attacks, on: fx) }
     }
 
     func testContentLengthTricks() async throws {
@@ -43,7 +43,7 @@ final class FramingAttackTests: XCTestCase {
             Attack("Content-Length with inner space", post("Content-Length: 1 0\r\n", body: "helloworld"), .refused(400)),
             Attack("Content-Length overflowing 64 bits", post("Content-Length: 99999999999999999999999\r\n", body: "hello"), .refused(400)),
         ]
-        try await ProxyFixture.with { fx in try launch(attacks, port: fx.port, upstream: fx.upstream) }
+        try await ProxyFixture.with { fx in try await launch(attacks, on: fx) }
     }
 
     func testChunkTricks() async throws {
@@ -56,7 +56,7 @@ final class FramingAttackTests: XCTestCase {
                 .forwarded(status: 200, check: { $0.bodyBytes == 5 ? nil : "the device got \($0.bodyBytes) body bytes" })),
             Attack("chunk data longer than its size", post(te, body: "3\r\nhello\r\n0\r\n\r\n"), .cutOff),
         ]
-        try await ProxyFixture.with { fx in try launch(attacks, port: fx.port, upstream: fx.upstream) }
+        try await ProxyFixture.with { fx in try await launch(attacks, on: fx) }
     }
 
     func testLineEndingsAndControlBytes() async throws {
@@ -71,7 +71,7 @@ final class FramingAttackTests: XCTestCase {
             Attack("space in a header name", "GET /api/job HTTP/1.1\r\n\(host)\(key)X A: b\r\n\r\n", .notHTTP),
             Attack("header without colon", "GET /api/job HTTP/1.1\r\n\(host)\(key)X-Remote-User mallory\r\n\r\n", .notHTTP),
         ]
-        try await ProxyFixture.with { fx in try launch(attacks, port: fx.port, upstream: fx.upstream) }
+        try await ProxyFixture.with { fx in try await launch(attacks, on: fx) }
     }
 
     func testRequestLineTricks() async throws {
@@ -90,7 +90,7 @@ final class FramingAttackTests: XCTestCase {
         ]
         // An HTTP/0.9 line never completes an HTTP/1 head: the client-header timeout ends it.
         try await ProxyFixture.with({ config in config.timeouts.clientHeader = .seconds(1) }) { fx in
-            try launch(attacks, port: fx.port, upstream: fx.upstream)
+            try await launch(attacks, on: fx)
         }
     }
 }

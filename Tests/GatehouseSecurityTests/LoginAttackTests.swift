@@ -44,7 +44,7 @@ final class LoginAttackTests: XCTestCase {
         let attacks = targets.map { target in
             Attack("next=\(target)", Self.form(credentials + "&next=" + Self.encoded(target)), .answered(303, check: Self.staysOnSite))
         }
-        try await IdentityFixture.with { fx in try launch(attacks, port: fx.port, upstream: fx.upstream) }
+        try await IdentityFixture.with { fx in try await launch(attacks, on: fx) }
     }
 
     func testHostileFormInput() async throws {
@@ -67,7 +67,7 @@ final class LoginAttackTests: XCTestCase {
             Attack("form from another site", Self.form("username=alice&password=\(password)", headers: []).replacingOccurrences(of: "Origin: http://gatehouse.test", with: "Origin: https://evil.example"),
                 .refused(403)),
         ]
-        try await IdentityFixture.with { fx in try launch(attacks, port: fx.port, upstream: fx.upstream) }
+        try await IdentityFixture.with { fx in try await launch(attacks, on: fx) }
     }
 
     func testLockoutCannotBeWalkedAround() async throws {
@@ -86,7 +86,7 @@ final class LoginAttackTests: XCTestCase {
                 .request("the JSON API shares the lockout", "/_gatehouse/api/login", method: "POST",
                     headers: ["Content-Type: application/json"], body: "{\"username\":\"alice\",\"password\":\"\(IdentityFixture.password)\"}", .refused(429)),
             ]
-            try launch(attacks, port: fx.port, upstream: fx.upstream)
+            try await launch(attacks, on: fx)
         }
     }
 }

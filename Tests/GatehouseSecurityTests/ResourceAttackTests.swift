@@ -26,7 +26,7 @@ final class ResourceAttackTests: XCTestCase {
                 .refused(401)),
         ]
         try await ProxyFixture.with({ config in config.limits.maxBodyBytes = 1_000_000 }) { fx in
-            try launch(attacks, port: fx.port, upstream: fx.upstream)
+            try await launch(attacks, on: fx)
         }
     }
 

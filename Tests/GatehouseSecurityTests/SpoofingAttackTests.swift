@@ -25,13 +25,14 @@ final class SpoofingAttackTests: XCTestCase {
                 .forwarded(status: 200, check: Saw.noHeaderMentioning("mallory"))))
         }
         attacks.append(.request("spoofed user without any credential", "/api/job", headers: ["X-Remote-User: admin"], .refused(401)))
+        // A Connection header that would delete a header Gatehouse sets is a malformed request.
         attacks.append(.request("hop-by-hop trick: Connection names X-Remote-User", "/api/job",
-            headers: [key, "Connection: X-Remote-User, close"], .forwarded(status: 200, check: Saw.identity("alice"))))
+            headers: [key, "Connection: X-Remote-User, close"], .refused(400)))
         attacks.append(.request("hop-by-hop trick: Connection names X-Remote-Roles", "/api/job",
-            headers: [key, "Connection: x-remote-roles"], .forwarded(status: 200, check: Saw.identity("alice", roles: "admin,operator"))))
+            headers: [key, "Connection: x-remote-roles"], .refused(400)))
         attacks.append(.request("hop-by-hop trick: Connection names X-Api-Key", "/api/job",
             headers: [key, "Connection: X-Api-Key"], .forwarded(status: 200, check: Saw.identity("alice"))))
-        try await ProxyFixture.with { fx in try launch(attacks, port: fx.port, upstream: fx.upstream) }
+        try await ProxyFixture.with { fx in try await launch(attacks, on: fx) }
     }
 
     func testForwardingHeadersFromAnUntrustedPeer() async throws {
@@ -51,6 +52,6 @@ final class SpoofingAttackTests: XCTestCase {
         ]
         try await ProxyFixture.with({ config in
             config.trustedNetworks = [TrustedNetwork(cidr: AuthTest.cidr("192.168.50.0/24"), user: "lan", roles: ["viewer"])]
-        }) { fx in try launch(attacks, port: fx.port, upstream: fx.upstream) }
+        }) { fx in try await launch(attacks, on: fx) }
     }
 }

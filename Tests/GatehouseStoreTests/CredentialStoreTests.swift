@@ -73,12 +73,26 @@ final class CredentialStoreTests: XCTestCase {
         try store.addToken(IssuedToken(jti: "r1", username: "alice", kind: .refresh, family: "fam", created: t0, expires: nil))
         try store.addToken(IssuedToken(jti: "a1", username: "alice", kind: .access, family: "fam", created: t0, expires: nil))
         try store.addToken(IssuedToken(jti: "other", username: "alice", kind: .access, family: "fam2", created: t0, expires: nil))
-        XCTAssertEqual(try store.exchangeRefreshToken(jti: "a1"), .refused, "an access token is not exchanged")
-        XCTAssertEqual(try store.exchangeRefreshToken(jti: "r1"), .accepted)
-        XCTAssertEqual(try store.exchangeRefreshToken(jti: "r1"), .reused(family: "fam"))
+        XCTAssertEqual(try store.exchangeRefreshToken(jti: "a1", issuing: []), .refused, "an access token is not exchanged")
+        XCTAssertEqual(try store.exchangeRefreshToken(jti: "r1", issuing: []), .accepted)
+        XCTAssertEqual(try store.exchangeRefreshToken(jti: "r1", issuing: []), .reused(family: "fam"))
         XCTAssertEqual(try store.token(jti: "a1")?.0.revoked, true)
         XCTAssertEqual(try store.token(jti: "other")?.0.revoked, false)
-        XCTAssertEqual(try store.exchangeRefreshToken(jti: "nope"), .refused)
+        XCTAssertEqual(try store.exchangeRefreshToken(jti: "nope", issuing: []), .refused)
+    }
+
+    func testTheReplacementsOfAnExchangeAreStoredWithItAndRevokedByAReuse() throws {
+        try store.addToken(IssuedToken(jti: "r1", username: "alice", kind: .refresh, family: "fam", created: t0, expires: nil))
+        let replacements = [
+            IssuedToken(jti: "a2", username: "alice", kind: .access, family: "fam", created: t0, expires: nil),
+            IssuedToken(jti: "r2", username: "alice", kind: .refresh, family: "fam", created: t0, expires: nil),
+        ]
+        XCTAssertEqual(try store.exchangeRefreshToken(jti: "r1", issuing: replacements), .accepted)
+        XCTAssertEqual(try store.token(jti: "a2")?.0.revoked, false, "stored by the exchange itself")
+        XCTAssertEqual(try store.exchangeRefreshToken(jti: "r1", issuing: [IssuedToken(jti: "a3", username: "alice", kind: .access, family: "fam", created: t0, expires: nil)]), .reused(family: "fam"))
+        XCTAssertEqual(try store.token(jti: "a2")?.0.revoked, true)
+        XCTAssertEqual(try store.token(jti: "r2")?.0.revoked, true)
+        XCTAssertNil(try store.token(jti: "a3"), "a refused exchange stores nothing")
     }
 
     func testPurgeDropsOnlyWhatEnded() throws {

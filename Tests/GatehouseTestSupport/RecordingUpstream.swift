@@ -125,8 +125,8 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
             upstream.record(RecordedRequest(
                 method: head.method.rawValue, uri: head.uri, version: "\(head.version.major).\(head.version.minor)",
                 headers: head.headers.map { ($0.name, $0.value) }, bodyBytes: 0, bodySHA: nil, connectionID: connectionID))
-            if head.uri.hasPrefix("/ws") && head.headers["upgrade"].first?.lowercased() == "websocket" {
-                upgrade(context: context)
+            if head.uri.hasPrefix("/ws") && !head.headers["upgrade"].isEmpty {
+                upgrade(head, context: context)
             }
         case .body(var body):
             bodyBytes += body.readableBytes
@@ -139,12 +139,17 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
         }
     }
 
-    private func upgrade(context: ChannelHandlerContext) {
+    /// Any `Upgrade` to `/ws…` gets a 101 (a device that would switch to anything): for
+    /// `/ws/h2c` one naming `h2c`, for `/ws/wrong-accept` one with a `Sec-WebSocket-Accept` that
+    /// does not answer the key, otherwise a correct WebSocket handshake.
+    private func upgrade(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         upgraded = true
         var headers = HTTPHeaders()
-        headers.add(name: "Upgrade", value: "websocket")
+        headers.add(name: "Upgrade", value: head.uri.hasPrefix("/ws/h2c") ? "h2c" : "websocket")
         headers.add(name: "Connection", value: "Upgrade")
-        headers.add(name: "Sec-WebSocket-Accept", value: "test")
+        let key = head.headers["sec-websocket-key"].first ?? ""
+        let accept = Data(Insecure.SHA1.hash(data: Array((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))).base64EncodedString()
+        headers.add(name: "Sec-WebSocket-Accept", value: head.uri.hasPrefix("/ws/wrong-accept") ? "dGhpcyBpcyBub3QgaXQ=" : accept)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         let pipeline = context.pipeline

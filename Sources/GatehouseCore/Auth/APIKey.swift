@@ -79,6 +79,6 @@ public struct APIKeyAuthenticator: Sendable {
         if record.disabled { return .failure(.disabledAPIKey) }
         if let expires = record.expires, expires <= now { return .failure(.expiredAPIKey) }
         return .success(
-            Identity(user: record.user, roles: record.roles, method: .apiKey, readOnly: record.readOnly, source: record.name))
+            Identity(user: record.user, roles: record.roles, method: .apiKey, readOnly: record.readOnly, source: record.name, expires: record.expires))
     }
 }

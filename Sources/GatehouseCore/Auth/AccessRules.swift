@@ -148,9 +148,9 @@ public struct AccessRule: Sendable, Hashable, CustomStringConvertible {
 /// any authenticated identity may pass.
 ///
 /// Guarantees: rules see the path after ``PathNormalizer`` (the path the device receives), with
-/// `;` parameters cut from each segment (`/admin;x=1` is matched as `/admin`), so a server that
-/// ignores such parameters cannot be reached around a rule; a path that holds `;` is never
-/// public, and neither is a path that is not in normal form. Hosts are compared without case and
+/// `;` parameters cut from each segment (`/admin;x=1` and `/admin%3Bx=1` are matched as
+/// `/admin`), so a server that ignores such parameters cannot be reached around a rule; a path
+/// that holds `;` (or `%3B`) is never public, and neither is a path that is not in normal form. Hosts are compared without case and
 /// without port.
 public struct AccessPolicy: Sendable, Hashable {
     public let rules: [AccessRule]
@@ -177,7 +177,7 @@ public struct AccessPolicy: Sendable, Hashable {
         guard let (_, rule) = rule(method: method, host: host, path: path) else { return (nil, .authenticated) }
         // Never public unless the path is exactly in the form the rules are written for (the
         // server normalizes first; this also holds for any caller that forgot to).
-        if rule.decision == .open, path.utf8.contains(UInt8(ascii: ";")) || !PathNormalizer.isNormal(path) {
+        if rule.decision == .open, Self.holdsParameters(path) || !PathNormalizer.isNormal(path) {
             return (rule, .authenticated)
         }
         return (rule, rule.decision)
@@ -192,14 +192,30 @@ public struct AccessPolicy: Sendable, Hashable {
         return found
     }
 
-    /// `path` with every segment's `;` parameters removed.
+    /// `path` with every segment's `;` parameters removed (from its first `;` or `%3B`).
     public static func matchingPath(_ path: String) -> String {
-        guard path.utf8.contains(UInt8(ascii: ";")) else { return path }
+        guard holdsParameters(path) else { return path }
         // Split on bytes: a `/` or `;` followed by a combining mark is still a separator to the device.
-        let segments = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { segment in
-            segment.split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false).first ?? segment
+        let bytes = Array(path.utf8)
+        let segments = bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { segment in
+            PathNormalizer.parameterStart(segment).map { segment[segment.startIndex..<$0] } ?? segment
         }
         return String(decoding: Array(segments.joined(separator: [UInt8(ascii: "/")])), as: UTF8.self)
+    }
+
+    /// Whether some segment of `path` has `;` parameters (`;` or `%3B`).
+    static func holdsParameters(_ path: String) -> Bool {
+        var previousPercent = 0
+        for b in path.utf8 {
+            if b == UInt8(ascii: ";") { return true }
+            switch previousPercent {
+            case 1: previousPercent = b == UInt8(ascii: "3") ? 2 : 0
+            case 2: if b | 0x20 == UInt8(ascii: "b") { return true } else { previousPercent = 0 }
+            default: break
+            }
+            if b == UInt8(ascii: "%") { previousPercent = 1 }
+        }
+        return false
     }
 
     /// A `Host` header's name: lower case, without port (IPv6 literals keep their brackets).

@@ -16,16 +16,26 @@ public enum AccountError: Error, Equatable, Sendable {
     case unauthenticated(AuthenticationFailure)
     /// The store could not be used: 503.
     case unavailable
+    /// A bounded table is full for this caller (the text says which): 429 with `Retry-After`.
+    case tooMany(String, retryAfter: Int)
 
     public var status: Int {
         switch self {
         case .invalidCredentials, .unauthenticated: return 401
-        case .lockedOut: return 429
+        case .lockedOut, .tooMany: return 429
         case .badRequest: return 400
         case .forbidden: return 403
         case .notFound: return 404
         case .conflict: return 409
         case .unavailable: return 503
+        }
+    }
+
+    /// Seconds a 429 asks the client to wait (`Retry-After`).
+    public var retryAfter: Int? {
+        switch self {
+        case .lockedOut(let seconds), .tooMany(_, let seconds): return seconds
+        default: return nil
         }
     }
 
@@ -36,6 +46,7 @@ public enum AccountError: Error, Equatable, Sendable {
         case .badRequest(let text), .forbidden(let text), .notFound(let text), .conflict(let text): return text
         case .unauthenticated(let failure): return failure.detail
         case .unavailable: return "Gatehouse cannot use its store right now."
+        case .tooMany(let text, _): return text
         }
     }
 }
@@ -68,8 +79,9 @@ public struct CreatedKey: Sendable {
 /// - Failed attempts count toward ``LoginThrottle``; a locked-out name or address is refused
 ///   before its password is even checked.
 /// - Every secret it creates (session id, token id, key) is 256 random bits, stored as a digest.
-/// - A refresh token is exchanged at most once (``CredentialStore/exchangeRefreshToken(jti:)``);
-///   its reuse revokes its family, and the answer is 401.
+/// - A refresh token is exchanged at most once (``CredentialStore/exchangeRefreshToken(jti:issuing:)``),
+///   and its replacements are stored in the same transaction; its reuse revokes its family —
+///   the replacements included, whatever the order of concurrent requests — and the answer is 401.
 public struct AccountService: Sendable {
     public let credentials: StoredCredentialAuthenticator
     public let throttle: LoginThrottle
@@ -223,10 +235,15 @@ public struct AccountService: Sendable {
 
     /// A new access and refresh token of a new family (at sign-in).
     public func issueTokens(for user: UserRecord, now: Date) async throws(AccountError) -> TokenPair {
-        try await issueTokens(username: user.username, roles: user.roles, family: RandomSecret.make(), now: now)
+        let (pair, records) = try await signTokens(username: user.username, roles: user.roles, family: RandomSecret.make(), now: now)
+        try await run { store in
+            for record in records { try store.addToken(record) }
+        }
+        return pair
     }
 
-    private func issueTokens(username: String, roles: [String], family: String, now: Date) async throws(AccountError) -> TokenPair {
+    /// A signed access and refresh token of `family`, and their records (not yet stored).
+    private func signTokens(username: String, roles: [String], family: String, now: Date) async throws(AccountError) -> (TokenPair, [IssuedToken]) {
         let tokens = credentials.tokens
         let access: SignedToken
         let refresh: SignedToken
@@ -236,11 +253,7 @@ public struct AccountService: Sendable {
         } catch {
             throw .unavailable
         }
-        try await run { store in
-            try store.addToken(access.record)
-            try store.addToken(refresh.record)
-        }
-        return TokenPair(access: access.token, refresh: refresh.token)
+        return (TokenPair(access: access.token, refresh: refresh.token), [access.record, refresh.record])
     }
 
     /// A long-lived access token (`gatehouse token issue`); `lifetime` nil never expires.
@@ -279,9 +292,11 @@ public struct AccountService: Sendable {
             throw .unauthenticated(.invalidToken(reason: "this is not a refresh token"))
         }
         let jti = record.jti
-        switch try await run({ store in try store.exchangeRefreshToken(jti: jti) }) {
+        // The new pair is stored in the same transaction that spends the old token: a reuse that
+        // comes after it (however the requests interleave) revokes the new pair with the family.
+        let (pair, replacements) = try await signTokens(username: user.username, roles: user.roles, family: record.family ?? RandomSecret.make(), now: now)
+        switch try await run({ store in try store.exchangeRefreshToken(jti: jti, issuing: replacements) }) {
         case .accepted:
-            let pair = try await issueTokens(username: user.username, roles: user.roles, family: record.family ?? RandomSecret.make(), now: now)
             return (user, pair)
         case .reused:
             throw .unauthenticated(.invalidToken(reason: "this refresh token was used before; all tokens of its sign-in are now revoked"))
@@ -302,12 +317,22 @@ public struct AccountService: Sendable {
         audit?.record(.logout, user: record.username, via: "token", at: now)
     }
 
-    /// A one-shot token standing for `identity`.
+    /// A one-shot token standing for `identity`, within what it may issue (``IssuingPolicy``):
+    /// the token carries the caller's roles and read-only flag and ends no later than it.
     public func oneShotToken(for identity: Identity, now: Date) throws(AccountError) -> String {
-        guard let token = credentials.oneShotTokens.issue(for: identity, now: now) else {
-            throw .lockedOut(retryAfter: Int(credentials.oneShotTokens.lifetime.rounded(.up)))
+        let grant = try IssuingPolicy.bound(CredentialGrant(roles: identity.roles, readOnly: identity.readOnly), by: identity, now: now)
+        let holder = Identity(
+            user: identity.user, roles: grant.roles ?? identity.roles, method: identity.method, readOnly: grant.readOnly,
+            source: identity.source, expires: grant.expires)
+        let tokens = credentials.oneShotTokens
+        let wait = Int(tokens.lifetime.rounded(.up))
+        switch tokens.issue(for: holder, now: now) {
+        case .success(let token): return token
+        case .failure(.userLimit):
+            throw .tooMany("Too many one-shot tokens outstanding for \(identity.user) (at most \(tokens.perUser), each good for \(wait) s); use one or wait.", retryAfter: wait)
+        case .failure(.capacity):
+            throw .tooMany("Gatehouse holds too many one-shot tokens right now; try again in \(wait) s.", retryAfter: wait)
         }
-        return token
     }
 
     // MARK: Users

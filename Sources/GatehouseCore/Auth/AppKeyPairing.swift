@@ -44,8 +44,8 @@ public final class AppKeyPairing: Sendable {
 
     public enum PollResult: Sendable, Equatable {
         case pending
-        /// Approved by `user`: create the key now (this answer is given once).
-        case approved(user: String, app: String)
+        /// Approved by `user`: create the key now, within `grant` (this answer is given once).
+        case approved(user: String, app: String, grant: CredentialGrant)
         case gone
     }
 
@@ -56,7 +56,7 @@ public final class AppKeyPairing: Sendable {
 
     private enum State: Equatable {
         case pending
-        case approved(user: String, at: Date)
+        case approved(user: String, at: Date, grant: CredentialGrant)
     }
 
     private struct Entry {
@@ -125,9 +125,9 @@ public final class AppKeyPairing: Sendable {
                 entry.lastPoll = now
                 t.byApp[digest] = entry
                 return .pending
-            case .approved(let user, _):
+            case .approved(let user, _, let grant):
                 Self.remove(digest, from: &t)
-                return .approved(user: user, app: entry.pending.app)
+                return .approved(user: user, app: entry.pending.app, grant: grant)
             }
         }
     }
@@ -147,7 +147,8 @@ public final class AppKeyPairing: Sendable {
     }
 
     /// Allows or denies; false when the request is unknown, gone, decided, or names another user.
-    public func decide(decisionToken: String, allow: Bool, by user: String, now: Date) -> Bool {
+    /// `grant` bounds the key the app collects (``IssuingPolicy`` applied to the approver).
+    public func decide(decisionToken: String, allow: Bool, by user: String, grant: CredentialGrant = CredentialGrant(), now: Date) -> Bool {
         let decisionDigest = SecretDigest.of(decisionToken)
         return table.withLock { t in
             Self.expire(&t, now: now)
@@ -155,7 +156,7 @@ public final class AppKeyPairing: Sendable {
                 (entry.pending.requestedUser ?? user) == user
             else { return false }
             if allow {
-                entry.state = .approved(user: user, at: now)
+                entry.state = .approved(user: user, at: now, grant: grant)
                 t.byApp[appDigest] = entry
             } else {
                 Self.remove(appDigest, from: &t)
@@ -177,7 +178,7 @@ public final class AppKeyPairing: Sendable {
             switch entry.state {
             case .pending:
                 alive = now.timeIntervalSince(entry.lastPoll) < pollGrace && now.timeIntervalSince(entry.pending.created) < maximumAge
-            case .approved(_, let at):
+            case .approved(_, let at, _):
                 alive = now.timeIntervalSince(at) < collectGrace
             }
             if !alive { remove(digest, from: &t) }

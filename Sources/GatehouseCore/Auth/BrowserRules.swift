@@ -4,8 +4,9 @@ import Foundation
 /// protection does for its cookie sessions).
 ///
 /// Guarantees: a request counts as same-site only when the browser said so — `Sec-Fetch-Site`
-/// is `same-origin` or `none` (typed into the address bar), or, without that header, `Origin`
-/// names this very host. A request carrying neither header is *not* same-site: every browser
+/// is `same-origin` or `none` (typed into the address bar) and any `Origin` beside it names this
+/// very host, or, without `Sec-Fetch-Site`, `Origin` names this very host. Headers that
+/// contradict each other (a foreign `Origin` with `Sec-Fetch-Site: none`) are cross-site. A request carrying neither header is *not* same-site: every browser
 /// of the last years sends one of them on a state-changing request, so their absence means a
 /// client Gatehouse cannot vouch for.
 ///
@@ -43,13 +44,26 @@ public enum CrossSiteCheck {
                 forwardedHost = forwardedHost ?? value.trimmingASCIIWhitespace().lowercased()
             }
         }
-        if let fetchSite { return fetchSite == "same-origin" || fetchSite == "none" ? .sameSite : .crossSite }
-        guard let origin else { return .unstated }
-        guard let siteHost = forwardedHost ?? host, !siteHost.isEmpty else { return .crossSite }
-        for scheme in ["https://", "http://"] where origin.hasPrefix(scheme) {
-            return String(origin.dropFirst(scheme.count)) == siteHost ? .sameSite : .crossSite
+        let siteHost = forwardedHost ?? host
+        if let fetchSite {
+            guard fetchSite == "same-origin" || fetchSite == "none" else { return .crossSite }
+            // Headers that contradict each other are not a browser's: a foreign Origin beside a
+            // same-origin Sec-Fetch-Site is cross-site. (`null` is what a browser sends for a
+            // same-origin form under a no-referrer policy.)
+            if let origin, origin != "null", !Self.origin(origin, names: siteHost) { return .crossSite }
+            return .sameSite
         }
-        return .crossSite
+        guard let origin else { return .unstated }
+        return Self.origin(origin, names: siteHost) ? .sameSite : .crossSite
+    }
+
+    /// Whether `origin` (lower case) is `http(s)://` and exactly `siteHost`.
+    private static func origin(_ origin: String, names siteHost: String?) -> Bool {
+        guard let siteHost, !siteHost.isEmpty else { return false }
+        for scheme in ["https://", "http://"] where origin.hasPrefix(scheme) {
+            return String(origin.dropFirst(scheme.count)) == siteHost
+        }
+        return false
     }
 }
 
@@ -75,6 +89,13 @@ public enum LoginRedirect {
         }
         guard let html, html > 0 else { return false }
         return html >= best
+    }
+
+    /// Whether a refusal is answered with a redirect to the sign-in page instead of itself: a
+    /// 401 to a browser's page load, where a sign-in page is served (a store stands behind
+    /// Gatehouse). Both `serve` and `gatehouse explain` decide it here.
+    public static func redirects(_ failure: AuthenticationFailure, method: String, headers: [(name: String, value: String)], signInServed: Bool) -> Bool {
+        failure.status == 401 && signInServed && isBrowserNavigation(method: method, headers: headers)
     }
 
     /// The login page's address for a browser that wanted `pathAndQuery`.

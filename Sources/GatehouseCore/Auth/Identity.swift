@@ -1,3 +1,5 @@
+import Foundation
+
 /// How a request's identity was established; its ``rawValue`` is what the device sees in the
 /// method identity header (`X-Remote-Auth` by default).
 public enum AuthenticationMethod: String, Sendable, Hashable, CaseIterable {
@@ -26,13 +28,31 @@ public struct Identity: Sendable, Hashable {
     public let readOnly: Bool
     /// The name of the key or network rule that produced this identity, for the access log.
     public let source: String
+    /// When the credential behind this identity ends: an expiring key's or long-lived token's
+    /// end, a one-shot token's. Nil for a sign-in (session, sign-in token, password) and for
+    /// credentials that never expire.
+    public let expires: Date?
+    /// Whether the credential may ask Gatehouse for another one (a key, a one-shot token), which
+    /// ``IssuingPolicy`` then keeps within this one. Only writable API keys, sessions and JSON Web
+    /// Tokens may; one-shot tokens, read-only keys, trusted networks and HTTP Basic never do.
+    public let mayIssue: Bool
 
-    public init(user: String, roles: [String], method: AuthenticationMethod, readOnly: Bool = false, source: String) {
+    public init(
+        user: String, roles: [String], method: AuthenticationMethod, readOnly: Bool = false, source: String, expires: Date? = nil,
+        mayIssue: Bool = true
+    ) {
         self.user = user
         self.roles = roles
         self.method = method
         self.readOnly = readOnly
         self.source = source
+        self.expires = expires
+        self.mayIssue = mayIssue && !readOnly && (method == .apiKey || method == .session || method == .jwt)
+    }
+
+    /// The same identity, unable to issue anything (a credential a browser replays on its own).
+    public func withoutIssuing() -> Identity {
+        Identity(user: user, roles: roles, method: method, readOnly: readOnly, source: source, expires: expires, mayIssue: false)
     }
 
     /// User and role names: 1–64 characters of `A-Z a-z 0-9 . _ @ -`.

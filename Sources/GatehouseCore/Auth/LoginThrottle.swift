@@ -20,7 +20,8 @@ public struct LoginThrottlePolicy: Sendable, Hashable {
 /// ends; the answer says how long (`Retry-After`). Attempts are reserved before the password is
 /// checked (``reserve(username:client:now:)``), so guesses sent in parallel count as they start:
 /// no more than `maxFailures` can be under way or failed within the window, however many
-/// connections send them. A success does not wipe earlier failures (a client that keeps signing
+/// connections send them. Clients whose address cannot be determined all count as one address,
+/// `unknown`. A success does not wipe earlier failures (a client that keeps signing
 /// in cannot make room for someone else's guesses). Memory is bounded: at most ``capacity``
 /// names and addresses are tracked, the oldest dropped first. State lives in this process and
 /// starts empty at each start.
@@ -42,7 +43,9 @@ public final class LoginThrottle: Sendable {
     private static func keys(username: String?, client: IPAddress?) -> [String] {
         var keys: [String] = []
         if let username { keys.append("user:" + username) }
-        if let client { keys.append("addr:" + client.description) }
+        // An address that cannot be determined (a malformed X-Forwarded-For from a trusted proxy,
+        // a unix-socket peer) is one shared address: an unknown client never escapes the count.
+        keys.append("addr:" + (client?.description ?? "unknown"))
         return keys
     }
 

@@ -124,7 +124,7 @@ public struct RequestGate: Sendable {
         let acceptQueryAPIKey = rule?.queryCredentials.contains(.apiKey) ?? false
 
         func plan(_ identity: Identity?, _ consumed: Set<CredentialSource>) -> ForwardPlan {
-            ForwardPlan(identity: identity, consumed: consumed, clientAddress: client, peerIsTrustedProxy: peerIsTrustedProxy)
+            ForwardPlan(identity: identity.map { Self.limited($0, consumed) }, consumed: consumed, clientAddress: client, peerIsTrustedProxy: peerIsTrustedProxy)
         }
 
         switch extractor.extract(headers: request.headers, query: request.target.query, acceptQueryAPIKey: acceptQueryAPIKey) {
@@ -193,6 +193,7 @@ public struct RequestGate: Sendable {
     public func complete(_ pending: PendingAuthentication, with result: Result<Identity, AuthenticationFailure>) -> GateDecision {
         switch result {
         case .success(let identity):
+            let identity = Self.limited(identity, pending.consumed)
             let plan = ForwardPlan(
                 identity: identity, consumed: pending.consumed, clientAddress: pending.clientAddress,
                 peerIsTrustedProxy: pending.peerIsTrustedProxy)
@@ -206,6 +207,12 @@ public struct RequestGate: Sendable {
                 ForwardPlan(identity: nil, consumed: pending.consumed, clientAddress: pending.clientAddress,
                             peerIsTrustedProxy: pending.peerIsTrustedProxy))
         }
+    }
+
+    /// What an identity may issue, given where its credential was found: a browser replays HTTP
+    /// Basic on its own, so nothing presented that way may issue another credential.
+    private static func limited(_ identity: Identity, _ consumed: Set<CredentialSource>) -> Identity {
+        consumed.contains(.authorizationBasic) && identity.mayIssue ? identity.withoutIssuing() : identity
     }
 
     /// A method that changes nothing (GET, HEAD, OPTIONS), and not a WebSocket upgrade (which
@@ -253,3 +260,18 @@ extension CredentialSource {
     /// The header-borne sources, removed together when a request's credentials were unusable.
     static let allHeaderSources: [CredentialSource] = [.apiKeyHeader, .authorizationBearer, .authorizationToken, .authorizationBasic]
 }
+
+extension RequestGate {
+    /// The whole decision: ``decide(_:now:)``, then — for a credential the store knows — the
+    /// lookup (from memory when it can answer) and ``complete(_:with:)``. Without `accounts` such a
+    /// credential is 503 (the store cannot be asked). The one place outside the event loop's
+    /// own path (which answers from memory without a hop) that runs this sequence: own
+    /// endpoints, the tunnel watch and `gatehouse explain` all call it.
+    public func decideFully(_ facts: RequestFacts, accounts: AccountService?, now: Date) async -> GateDecision {
+        let decision = decide(facts, now: now)
+        guard case .lookUp(let pending) = decision else { return decision }
+        guard let accounts else { return .refuse(.storeUnavailable) }
+        return complete(pending, with: await accounts.identify(pending, now: now))
+    }
+}
+

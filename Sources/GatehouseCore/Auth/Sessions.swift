@@ -51,14 +51,54 @@ public enum SessionCookie {
     }
 
     /// A `Cookie` header value without Gatehouse's cookie; nil when nothing else is left.
+    ///
+    /// Removed in every spelling a device's cookie parser might read as Gatehouse's cookie, not
+    /// only the one Gatehouse sets: any case (`GATEHOUSE_SESSION`), quoted or padded names,
+    /// percent-encoded names (`gatehouse%5Fsession`), `.`, `-`, `+`, `[` or a space for the `_`
+    /// (PHP reads those as `_`), a pair without `=`, and pairs joined by `,` instead of `;`
+    /// (`a=1, gatehouse_session=…`, as some proxies and old parsers join cookies).
     public static func removing(from cookieHeader: String) -> String? {
-        var kept: [Substring] = []
+        var kept: [String] = []
         var removed = false
-        forEachPair(in: cookieHeader) { pair, ownValue in
-            if ownValue != nil { removed = true } else if !pair.isEmpty { kept.append(pair) }
+        forEachPair(in: cookieHeader) { pair, _ in
+            if pair.utf8.contains(UInt8(ascii: ",")) {
+                let parts = pair.split(separator: ",", omittingEmptySubsequences: false)
+                let remaining = parts.filter { !isOwnSpelling($0) }
+                guard remaining.count != parts.count else {
+                    kept.append(String(pair))  // a value that holds a comma, untouched
+                    return
+                }
+                removed = true
+                let joined = remaining.map { $0.trimmingASCIIWhitespace() }.filter { !$0.isEmpty }.joined(separator: ", ")
+                if !joined.isEmpty { kept.append(joined) }
+            } else if isOwnSpelling(pair) {
+                removed = true
+            } else if !pair.isEmpty {
+                kept.append(String(pair))
+            }
         }
         if !removed && kept.count == 1 && kept[0].utf8.count == cookieHeader.utf8.count { return cookieHeader }
         return kept.isEmpty ? nil : kept.joined(separator: "; ")
+    }
+
+    /// Whether one cookie pair's name, however spelled, reads as ``name`` to some cookie parser.
+    static func isOwnSpelling(_ pair: Substring) -> Bool {
+        let rawName = pair.utf8.firstIndex(of: UInt8(ascii: "=")).map { pair[..<$0] } ?? pair
+        var bytes = Array(percentDecode(rawName).utf8)
+        let padding: Set<UInt8> = [0x20, 0x09, UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "$")]
+        while let first = bytes.first, padding.contains(first) { bytes.removeFirst() }
+        while let last = bytes.last, padding.contains(last) { bytes.removeLast() }
+        guard bytes.count == name.utf8.count else { return false }
+        for (b, wanted) in zip(bytes, name.utf8) {
+            let folded: UInt8
+            switch b {
+            case UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "["), 0x20: folded = UInt8(ascii: "_")
+            case 0x41...0x5A: folded = b | 0x20
+            default: folded = b
+            }
+            if folded != wanted { return false }
+        }
+        return true
     }
 
     /// Calls `body` with each `;`-separated pair of a `Cookie` header, trimmed of spaces and tabs,

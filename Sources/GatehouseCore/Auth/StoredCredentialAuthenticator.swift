@@ -214,7 +214,10 @@ public struct StoredCredentialAuthenticator: Sendable {
         case .apiKey(let key, let user):
             if let expires = key.expires, expires <= now { return (.failure(.expiredAPIKey), false) }
             if user.disabled { return (.failure(.disabledUser), false) }
-            let identity = Identity(user: user.username, roles: key.roles ?? user.roles, method: .apiKey, readOnly: key.readOnly, source: key.name)
+            // A key's roles narrow its user's, never add to them: a user who lost a role loses it
+            // on every key too.
+            let roles = key.roles.map { $0.filter(user.roles.contains) } ?? user.roles
+            let identity = Identity(user: user.username, roles: roles, method: .apiKey, readOnly: key.readOnly, source: key.name, expires: key.expires)
             let due = keyTouchInterval.isFinite && (key.lastUsed.map { now.timeIntervalSince($0) >= keyTouchInterval } ?? true)
             return (.success(identity), due)
         case .accessToken(let token, let record, let user):
@@ -224,7 +227,10 @@ public struct StoredCredentialAuthenticator: Sendable {
             guard token.kind == .access, record.kind != .refresh else {
                 return (.failure(.invalidToken(reason: "a refresh token cannot be used as an access token")), false)
             }
-            return (.success(Identity(user: user.username, roles: user.roles, method: .jwt, source: "jwt:" + String(record.jti.prefix(8)))), false)
+            // A sign-in's token stands for the user; a long-lived one (`gatehouse token issue`) for
+            // a grant that ends when it does.
+            let expires = record.kind == .longLived ? record.expires : nil
+            return (.success(Identity(user: user.username, roles: user.roles, method: .jwt, source: "jwt:" + String(record.jti.prefix(8)), expires: expires)), false)
         case .password(let user, let verified):
             // Past its memory the password is checked again (reported as bookkeeping due).
             if user.disabled { return (.failure(.disabledUser), false) }
@@ -283,6 +289,8 @@ public struct StoredCredentialAuthenticator: Sendable {
         if user?.disabled == true { return .failure(.disabledUser) }
         if user == nil && (identity.method == .session || identity.method == .jwt) { return .failure(.invalidOneShotToken) }
         return .success(
-            Identity(user: identity.user, roles: identity.roles, method: .oneShotToken, readOnly: identity.readOnly, source: identity.source))
+            Identity(
+                user: identity.user, roles: identity.roles, method: .oneShotToken, readOnly: identity.readOnly, source: identity.source,
+                expires: identity.expires))
     }
 }

@@ -197,6 +197,7 @@ struct ConfigReader {
         "public_paths", "api_keys", "trusted_networks", "trusted_proxies", "timeouts", "limits", "access_log",
         "store", "passwords", "sessions", "jwt", "login", "access_rules", "cors", "audit_log", "log", "octoprint_csrf", "metrics",
         "tls", "upstream_tls", "preset", "forward_client_address", "moonraker_oneshot", "octoprint_appkeys",
+        "methods_allowed", "forward_underscore_headers", "forward_identity_family",
     ]
 
     func read(_ root: ConfigValue) throws(ConfigError) -> GatehouseConfig {
@@ -341,6 +342,17 @@ struct ConfigReader {
             if let x = m["access_expiry"] { config.jwt.accessExpiry = try duration(x) }
             if let x = m["refresh_expiry"] { config.jwt.refreshExpiry = try duration(x) }
         }
+        if let v = top["methods_allowed"] {
+            for item in try list(v) {
+                let text = try string(item)
+                guard !text.isEmpty, text.utf8.count <= 20, text.utf8.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A) || $0 == 0x2D }) else {
+                    throw fail(item, "expected an upper-case method name like PROPFIND")
+                }
+                guard text != "CONNECT" else { throw fail(item, "CONNECT asks a proxy for a tunnel to anywhere; Gatehouse never allows it") }
+                config.methodsAllowed.append(text)
+            }
+        }
+        try readHeaderExceptions(top, into: &config)
         if let v = top["login"] {
             let m = try mapping(v, known: ["max_failures", "window", "lockout"])
             if let x = m["max_failures"] { config.loginThrottle.maxFailures = Int(try int(x, min: 1, max: 1000)) }
@@ -348,6 +360,39 @@ struct ConfigReader {
             if let x = m["lockout"] { config.loginThrottle.lockout = try positive(duration(x), x) }
         }
         return config
+    }
+
+    /// `forward_underscore_headers` and `forward_identity_family`, checked against the identity
+    /// and stripped headers read before them.
+    private func readHeaderExceptions(_ top: [String: ConfigValue], into config: inout GatehouseConfig) throws(ConfigError) {
+        let own = Set((config.identityHeaders.all + config.stripHeaders).map(UpstreamHeaderPolicy.canonicalName))
+        if let v = top["forward_underscore_headers"] {
+            for item in try list(v) {
+                let name = try headerName(item)
+                guard name.contains("_") else { throw fail(item, "\(name) holds no _; it is forwarded anyway") }
+                let folded = UpstreamHeaderPolicy.canonicalName(name)
+                if UpstreamHeaderPolicy.readOrSet.contains(folded) || folded.hasPrefix("x-forwarded-") || own.contains(folded)
+                    || IdentityHeaderFamily.contains(canonical: folded)
+                {
+                    throw fail(item, "\(name) reads as \(folded), a header Gatehouse reads or sets; it is never forwarded")
+                }
+                config.forwardUnderscoreHeaders.append(name)
+            }
+        }
+        if let v = top["forward_identity_family"] {
+            for item in try list(v) {
+                let name = try headerName(item)
+                let folded = UpstreamHeaderPolicy.canonicalName(name)
+                guard IdentityHeaderFamily.contains(canonical: folded) else {
+                    throw fail(item, "\(name) is not one of the identity headers Gatehouse removes; it is forwarded anyway")
+                }
+                guard !own.contains(folded) else { throw fail(item, "\(name) is one of identity_headers or strip_headers, which Gatehouse sets or removes") }
+                guard !name.contains("_") || config.forwardUnderscoreHeaders.contains(where: { $0.lowercased() == name.lowercased() }) else {
+                    throw fail(item, "\(name) holds _; name the - spelling (headers with _ are dropped unless forward_underscore_headers names them)")
+                }
+                config.forwardIdentityFamily.append(name)
+            }
+        }
     }
 
     private func listenerTLS(_ value: ConfigValue, listen: ListenAddress) throws(ConfigError) -> ListenerTLSSettings {

@@ -42,6 +42,15 @@ public struct GatehouseConfig: Sendable {
     public enum LogFormat: String, Sendable, Hashable {
         case text, json
     }
+    /// `methods_allowed`: methods let through besides GET, HEAD, POST, PUT, PATCH, DELETE and
+    /// OPTIONS (``MethodPolicy``); any other is answered 405.
+    public var methodsAllowed: [String] = []
+    /// `forward_underscore_headers`: header names holding `_` that are forwarded anyway (every
+    /// other such header is dropped); never one that folds onto a header Gatehouse reads or sets.
+    public var forwardUnderscoreHeaders: [String] = []
+    /// `forward_identity_family`: names of ``IdentityHeaderFamily`` that clients may still send
+    /// to the device (never a configured identity header).
+    public var forwardIdentityFamily: [String] = []
     /// `preset:` (nil: none); its values are already applied to the other fields.
     public var preset: DevicePreset?
     /// Access rules a preset adds; checked after ``accessRules`` and ``publicPaths``.

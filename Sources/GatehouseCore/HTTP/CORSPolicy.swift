@@ -37,6 +37,12 @@ public struct CORSPolicy: Sendable, Hashable {
         }
     }
 
+    /// Whether `origin` is named in ``allowedOrigins`` itself (the `*` wildcard names nobody).
+    public func namesExplicitly(origin: String?) -> Bool {
+        guard let origin = origin?.trimmingASCIIWhitespace().lowercased(), !origin.isEmpty, origin != "*" else { return false }
+        return allowedOrigins.contains(origin)
+    }
+
     /// A browser's preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
     public static func isPreflight(method: String, headers: [(name: String, value: String)]) -> Bool {
         method == "OPTIONS" && headers.contains { $0.name.equalsCaseInsensitive("origin") }

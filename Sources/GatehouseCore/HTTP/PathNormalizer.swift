@@ -17,6 +17,10 @@ public enum PathRefusal: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidUTF8
     /// More `..` segments than there are segments above them.
     case aboveRoot
+    /// A segment that is `.`, `..` or empty once its `;` parameters are cut (`..;`, `.;x=1`,
+    /// `%2e%2e;`, `..%3B`, `;x`): servlet containers and many embedded servers strip the
+    /// parameter and then walk up (or merge the empty segment), past the rules.
+    case dotSegmentWithParameters
 
     public var description: String {
         switch self {
@@ -28,6 +32,7 @@ public enum PathRefusal: Error, Sendable, Hashable, CustomStringConvertible {
         case .doubleEncoding: return "the path holds a double-encoded character"
         case .invalidUTF8: return "the path's escapes are not UTF-8"
         case .aboveRoot: return "the path climbs above the root"
+        case .dotSegmentWithParameters: return "the path holds a dot segment with ; parameters"
         }
     }
 }
@@ -42,8 +47,9 @@ public enum PathRefusal: Error, Sendable, Hashable, CustomStringConvertible {
 ///   merged, a trailing slash is kept.
 /// - Refused, never repaired: an encoded slash, a backslash raw or encoded, control bytes raw or
 ///   encoded, double-encoded dots, slashes, backslashes and control bytes, escapes that do not
-///   decode to UTF-8 (overlong forms included), malformed escapes, and paths that climb above
-///   the root.
+///   decode to UTF-8 (overlong forms included), malformed escapes, paths that climb above
+///   the root, and segments that are `.`, `..` or empty once their `;` parameters (`;` or `%3B`)
+///   are cut.
 /// - The result is itself normalized: normalizing it again changes nothing.
 public enum PathNormalizer {
     /// Whether `path` is already in the one form (normalizing it changes nothing, and it is not refused).
@@ -130,6 +136,7 @@ public enum PathNormalizer {
         var trailingSlash = false
         for (index, part) in parts.enumerated() {
             let last = index == parts.count - 1
+            if isDotSegmentWithParameters(part) { return .failure(.dotSegmentWithParameters) }
             switch part.count {
             case 0:
                 if last { trailingSlash = true }
@@ -151,6 +158,31 @@ public enum PathNormalizer {
         }
         if trailingSlash && !segments.isEmpty { out.append(UInt8(ascii: "/")) }
         return .success(String(decoding: out, as: UTF8.self))
+    }
+
+    /// Whether a segment is empty, `.` or `..` once its `;` parameters are cut (at `;` or `%3B`,
+    /// which a server that decodes before it cuts reads as `;`) although it holds some: what a
+    /// server that strips parameters then walks up, or merges, is not what the rules saw.
+    static func isDotSegmentWithParameters(_ segment: ArraySlice<UInt8>) -> Bool {
+        guard let cut = parameterStart(segment) else { return false }
+        let name = segment[segment.startIndex..<cut]
+        return name.isEmpty || name.elementsEqual(".".utf8) || name.elementsEqual("..".utf8)
+    }
+
+    /// Where a segment's `;` parameters begin: its first `;` or `%3B` (either case).
+    public static func parameterStart(_ segment: ArraySlice<UInt8>) -> ArraySlice<UInt8>.Index? {
+        var i = segment.startIndex
+        while i < segment.endIndex {
+            let b = segment[i]
+            if b == UInt8(ascii: ";") { return i }
+            if b == UInt8(ascii: "%"), segment.endIndex - i >= 3, segment[i + 1] == UInt8(ascii: "3"),
+                segment[i + 2] | 0x20 == UInt8(ascii: "b")
+            {
+                return i
+            }
+            i += 1
+        }
+        return nil
     }
 
     private static func refusal(forDecoded b: UInt8) -> PathRefusal? {

@@ -12,6 +12,9 @@ public enum FramingViolation: Error, Sendable, Hashable {
     case missingHost
     case multipleHost
     case targetNotOriginForm
+    /// A `#` in the request target: a fragment is the client's own business and never sent, so
+    /// a `#` here is not a path or query character a proxy and a device would read alike.
+    case fragmentInTarget
 
     public var detail: String {
         switch self {
@@ -25,6 +28,7 @@ public enum FramingViolation: Error, Sendable, Hashable {
         case .missingHost: return "An HTTP/1.1 request must carry exactly one Host header."
         case .multipleHost: return "Host was sent more than once."
         case .targetNotOriginForm: return "The request target must be a path starting with '/'."
+        case .fragmentInTarget: return "The request target holds a '#' (a fragment is never sent to a server)."
         }
     }
 }
@@ -34,13 +38,14 @@ public enum FramingViolation: Error, Sendable, Hashable {
 /// Guarantees: a head that passes has at most one well-formed `Content-Length` xor a single
 /// `Transfer-Encoding: chunked`, no control characters in any name or value (so no obs-fold, bare
 /// CR/LF or NUL can survive into the head rebuilt for the device), one `Host` for HTTP/1.1, and an
-/// origin-form target. This runs after NIO's parser, which already refuses most of these; it is
+/// origin-form target without a `#`. This runs after NIO's parser, which already refuses most of these; it is
 /// the second lock on the same door.
 public enum RequestFramingValidator {
     public static func validate(
         uri: String, versionMajor: Int, versionMinor: Int, headers: [(name: String, value: String)]
     ) -> FramingViolation? {
         guard uri.utf8.first == UInt8(ascii: "/") else { return .targetNotOriginForm }
+        if uri.utf8.contains(UInt8(ascii: "#")) { return .fragmentInTarget }
         var contentLengths = 0
         var transferEncodings = 0
         var hosts = 0

@@ -17,16 +17,25 @@ public struct IdentityHeaderNames: Sendable, Hashable {
 ///
 /// Guarantees:
 /// - Identity reaches the device only through headers set here: every client copy of an identity
-///   header or a `strip_headers` entry is removed first, compared case-insensitively with `_`
-///   and `-` as the same character (WSGI servers merge `X_Remote_User` into `X-Remote-User`).
+///   header, of any header of ``IdentityHeaderFamily`` (the names other authentication proxies
+///   use: `Remote-User`, `X-Forwarded-User`, `X-Auth-Request-*`, …) or of a `strip_headers`
+///   entry is removed first, compared case-insensitively with `_` and `-` as the same character
+///   (WSGI servers merge `X_Remote_User` into `X-Remote-User`).
+/// - A header whose name holds `_` is not forwarded at all (nginx's `underscores_in_headers off`),
+///   unless `forward_underscore_headers` names it: a WSGI or PHP device would read `X_Api_Key` as
+///   `X-Api-Key`, so an alias could stand in for a header Gatehouse consumed or set.
 /// - Hop-by-hop headers are dropped: `Connection` and every header it names, `Keep-Alive`,
 ///   `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding` and `Content-Length` (framing is set
-///   by the forwarder), and `Upgrade` unless this is a WebSocket upgrade.
-/// - The consumed credential is removed unless `forwardCredentials`; the `gatehouse_session`
-///   cookie is always removed from `Cookie` (other cookies pass).
+///   by the forwarder), `HTTP2-Settings`, and `Upgrade`; a WebSocket upgrade gets exactly
+///   `Upgrade: websocket` and `Connection: Upgrade` from Gatehouse (never a second protocol such as `h2c`).
+/// - The consumed credential is removed unless `forwardCredentials`; Gatehouse's session cookie is
+///   always removed from `Cookie`, in every spelling a device's cookie parser might read as it
+///   (``SessionCookie/removing(from:)``); other cookies pass.
 /// - `X-Forwarded-For` is appended to only when the peer is a trusted proxy; otherwise it is
 ///   replaced by the peer, and `X-Forwarded-Proto`/`-Host`, `Forwarded` and `X-Real-IP` from an
-///   untrusted peer are dropped, so a client cannot claim to be someone it is not.
+///   untrusted peer are dropped, so a client cannot claim to be someone it is not. From a trusted
+///   proxy, `X-Real-IP` and `Forwarded` are replaced by the client address Gatehouse derived
+///   (Tornado devices read `X-Real-IP` first), never passed on as sent.
 /// - Without `forwardClientAddress`, no `X-Forwarded-For`, `X-Real-IP` or `Forwarded` reaches the
 ///   device at all, from anyone (a device that trusts by address then sees only Gatehouse's).
 public struct UpstreamHeaderPolicy: Sendable {
@@ -34,12 +43,21 @@ public struct UpstreamHeaderPolicy: Sendable {
     public let forwardCredentials: Bool
     public let forwardClientAddress: Bool
     private let strippedNames: Set<String>
+    /// `forward_underscore_headers`, lower case (the `_` kept).
+    private let forwardedUnderscoreNames: Set<String>
+    /// `forward_identity_family`: family names clients may still send (canonical form).
+    private let allowedFamilyNames: Set<String>
 
-    public init(identityHeaders: IdentityHeaderNames, stripHeaders: [String], forwardCredentials: Bool, forwardClientAddress: Bool = true) {
+    public init(
+        identityHeaders: IdentityHeaderNames, stripHeaders: [String], forwardCredentials: Bool, forwardClientAddress: Bool = true,
+        forwardUnderscoreHeaders: [String] = [], forwardIdentityFamily: [String] = []
+    ) {
         self.identityHeaders = identityHeaders
         self.forwardCredentials = forwardCredentials
         self.forwardClientAddress = forwardClientAddress
         self.strippedNames = Set((identityHeaders.all + stripHeaders).map(Self.canonicalName))
+        self.forwardedUnderscoreNames = Set(forwardUnderscoreHeaders.map { $0.asciiLowercased() })
+        self.allowedFamilyNames = Set(forwardIdentityFamily.map(Self.canonicalName))
     }
 
     /// Lowercase with `_` folded into `-`: the form two header names are compared in for stripping.
@@ -52,12 +70,56 @@ public struct UpstreamHeaderPolicy: Sendable {
 
     private static let hopByHop: Set<String> = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "content-length", "upgrade",
+        "http2-settings",
     ]
     private static let untrustedForwarding: Set<String> = [
         "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip",
     ]
     /// The headers that name the client's address (dropped entirely without `forwardClientAddress`).
     private static let clientAddressHeaders: Set<String> = ["x-forwarded-for", "forwarded", "x-real-ip"]
+
+    /// Headers Gatehouse reads to decide or frame a request, or sets for the device (canonical
+    /// form): no `forward_underscore_headers` entry may fold onto one, and `Connection` may not
+    /// name the ones the device needs (``protectedFromConnection(_:)``).
+    public static let readOrSet: Set<String> = [
+        "host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive",
+        "proxy-connection", "http2-settings", "authorization", "x-api-key", "cookie", "origin", "sec-fetch-site",
+        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip", "x-csrf-token", "accept",
+        "content-type", "sec-websocket-key", "sec-websocket-version", "access-control-request-method",
+        "access-control-request-headers",
+    ]
+
+    /// Whether a client's header named `name` (as received) is dropped because its name holds `_`
+    /// and `forward_underscore_headers` does not name it.
+    public func dropsUnderscoreHeader(_ name: String) -> Bool {
+        name.utf8.contains(UInt8(ascii: "_")) && !forwardedUnderscoreNames.contains(name.asciiLowercased())
+    }
+
+    /// Whether the header is Gatehouse's to set: a configured identity header, one of the
+    /// identity family (unless `forward_identity_family` lets it through), or a `strip_headers` entry.
+    public func isIdentityOrStripped(canonical: String) -> Bool {
+        strippedNames.contains(canonical) || (IdentityHeaderFamily.contains(canonical: canonical) && !allowedFamilyNames.contains(canonical))
+    }
+
+    /// A header the device needs from the client, or one Gatehouse sets, that a `Connection`
+    /// header may not name (it would delete it on the way): `Host`, `Content-Length`,
+    /// `Transfer-Encoding`, `X-Forwarded-*`, `Forwarded`, `X-Real-IP` and identity headers.
+    public func protectedFromConnection(_ canonical: String) -> Bool {
+        ["host", "content-length", "transfer-encoding", "forwarded", "x-real-ip"].contains(canonical)
+            || canonical.hasBytePrefix("x-forwarded-") || strippedNames.contains(canonical)
+            || IdentityHeaderFamily.contains(canonical: canonical)
+    }
+
+    /// The first header a `Connection` header names that it may not (``protectedFromConnection(_:)``), if any.
+    public func connectionViolation(in incoming: [(name: String, value: String)]) -> String? {
+        for (name, value) in incoming where name.equalsCaseInsensitive("connection") {
+            for token in value.split(separator: ",") {
+                let trimmed = token.trimmingASCIIWhitespace()
+                if protectedFromConnection(Self.canonicalName(trimmed)) { return String(trimmed.prefix(64)) }
+            }
+        }
+        return nil
+    }
 
     /// - Parameters:
     ///   - scheme: how the client reached Gatehouse (`http`).
@@ -80,25 +142,26 @@ public struct UpstreamHeaderPolicy: Sendable {
         var host: String?
         var proto: String?
         var forwardedHost: String?
+        var realIPSent = false
+        var forwardedSent = false
         var deviceCookies: [String] = []
         for header in incoming {
+            if dropsUnderscoreHeader(header.name) { continue }
             let canonical = Self.canonicalName(header.name)
             if canonical == "host" { host = header.value }
-            if strippedNames.contains(canonical) { continue }
-            if canonical == "upgrade" && isWebSocketUpgrade {
-                out.append(header)
-                continue
-            }
+            if isIdentityOrStripped(canonical: canonical) { continue }
             if Self.hopByHop.contains(canonical) || named.contains(canonical) { continue }
             if Self.untrustedForwarding.contains(canonical) {
                 guard plan.peerIsTrustedProxy else { continue }
                 if !forwardClientAddress && Self.clientAddressHeaders.contains(canonical) { continue }
                 switch canonical {
-                case "x-forwarded-for": forwardedFor.append(header.value); continue
-                case "x-forwarded-proto": proto = proto ?? header.value; continue
-                case "x-forwarded-host": forwardedHost = forwardedHost ?? header.value; continue
-                default: break
+                case "x-forwarded-for": forwardedFor.append(header.value)
+                case "x-forwarded-proto": proto = proto ?? header.value
+                case "x-forwarded-host": forwardedHost = forwardedHost ?? header.value
+                case "x-real-ip": realIPSent = true
+                default: forwardedSent = true
                 }
+                continue
             }
             if !forwardCredentials && isConsumedCredential(header.name, plan.consumed) { continue }
             if canonical == "cookie" {
@@ -120,11 +183,24 @@ public struct UpstreamHeaderPolicy: Sendable {
             out.append((name: "Cookie", value: (deviceCookies + ["csrf_token=" + deviceCSRFToken]).joined(separator: "; ")))
             out.append((name: "X-CSRF-Token", value: deviceCSRFToken))
         }
-        if isWebSocketUpgrade { out.append((name: "Connection", value: "Upgrade")) }
+        if isWebSocketUpgrade {
+            out.append((name: "Upgrade", value: "websocket"))
+            out.append((name: "Connection", value: "Upgrade"))
+        }
         if let peer, forwardClientAddress { forwardedFor.append(peer.description) }
         if !forwardedFor.isEmpty { out.append((name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", "))) }
-        out.append((name: "X-Forwarded-Proto", value: proto ?? scheme))
+        let clientProto = proto ?? scheme
+        out.append((name: "X-Forwarded-Proto", value: clientProto))
         if let h = forwardedHost ?? host { out.append((name: "X-Forwarded-Host", value: h)) }
+        // From a trusted proxy these said who the client is; they now say what Gatehouse derived.
+        if let client = plan.clientAddress, forwardClientAddress {
+            if realIPSent { out.append((name: "X-Real-IP", value: client.description)) }
+            if forwardedSent {
+                let node = !client.isIPv4 ? "\"[\(client.description)]\"" : client.description
+                let protoToken = clientProto.utf8.allSatisfy(RequestFramingValidator.isTokenByte) && !clientProto.isEmpty ? ";proto=" + clientProto : ""
+                out.append((name: "Forwarded", value: "for=" + node + protoToken))
+            }
+        }
         if let identity = plan.identity {
             out.append((name: identityHeaders.user, value: identity.user))
             out.append((name: identityHeaders.roles, value: identity.roles.joined(separator: ",")))

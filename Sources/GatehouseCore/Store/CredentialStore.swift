@@ -117,8 +117,8 @@ public enum RefreshExchange: Sendable, Hashable {
 ///
 /// Guarantees every implementation gives, beyond ``UserStore``'s: secrets are held only as
 /// ``SecretDigest``s; deleting a user removes their sessions, keys and tokens in the same
-/// transaction; ``exchangeRefreshToken(jti:)`` is atomic, so two concurrent uses of one refresh
-/// token can never both be accepted.
+/// transaction; ``exchangeRefreshToken(jti:issuing:)`` is atomic, so two concurrent uses of one refresh
+/// token can never both be accepted, and a reuse revokes what the first use issued.
 public protocol CredentialStore: UserStore {
     /// A number that grows whenever something that can withdraw access changes — a user is
     /// deleted, disabled or changed; a session, key or token is deleted, revoked or altered — by
@@ -157,7 +157,10 @@ public protocol CredentialStore: UserStore {
     func revokeToken(jti: String) throws(StoreError) -> Bool
     /// Revokes every token of a family; returns how many were live.
     func revokeTokens(family: String) throws(StoreError) -> Int
-    func exchangeRefreshToken(jti: String) throws(StoreError) -> RefreshExchange
+    /// Spends a refresh token and, when it was not spent before, stores `issuing` (its
+    /// replacements) in the same transaction. A second use revokes the whole family — anything
+    /// stored with the first use included.
+    func exchangeRefreshToken(jti: String, issuing: [IssuedToken]) throws(StoreError) -> RefreshExchange
 
     /// Drops sessions and tokens whose end has passed; returns how many.
     func purgeExpired(now: Date) throws(StoreError) -> Int

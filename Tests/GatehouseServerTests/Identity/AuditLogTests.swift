@@ -33,7 +33,7 @@ final class AuditLogTests: XCTestCase {
             let key = try XCTUnwrap(made["key"] as? String)
             XCTAssertEqual(try fx.api("DELETE", "keys?name=slicer", headers: [admin]).0.status, 200)
             let (_, cookie) = try fx.formLogin()
-            XCTAssertEqual(try fx.send("POST", "/_gatehouse/logout", headers: ["Cookie: gatehouse_session=\(try XCTUnwrap(cookie))"], body: "").status, 303)
+            XCTAssertEqual(try fx.send("POST", "/_gatehouse/logout", headers: ["Cookie: gatehouse_session=\(try XCTUnwrap(cookie))", "Sec-Fetch-Site: same-origin"], body: "").status, 303)
             let basic = "Authorization: Basic " + Data("carol:not her password".utf8).base64EncodedString()
             XCTAssertEqual(try fx.send("GET", "/api/printer", headers: [basic]).status, 401)
             let forged = "mallory\"}\n{\"event\":\"login\",\"user\":\"root"

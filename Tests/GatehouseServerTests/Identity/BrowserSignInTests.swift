@@ -156,7 +156,7 @@ final class BrowserSignInTests: XCTestCase {
             XCTAssertEqual(try fx.send("GET", "/api/printer", headers: ["Cookie: gatehouse_session=\(cookie)"]).status, 200)
             XCTAssertEqual(try fx.send("GET", "/api/printer", headers: ["Cookie: gatehouse_session=\(cookie)"]).status, 200)
             XCTAssertEqual(fx.accounts.credentials.cache.count, 1, "the session is answered from memory now")
-            let out = try fx.send("POST", "/_gatehouse/logout", headers: ["Cookie: gatehouse_session=\(cookie)"], body: "")
+            let out = try fx.send("POST", "/_gatehouse/logout", headers: ["Cookie: gatehouse_session=\(cookie)", "Sec-Fetch-Site: same-origin"], body: "")
             XCTAssertEqual(out.status, 303)
             XCTAssertTrue(out.header("Set-Cookie")?.contains("Max-Age=0") ?? false)
             fx.upstream.reset()

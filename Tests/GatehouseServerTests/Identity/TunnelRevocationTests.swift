@@ -30,7 +30,7 @@ final class TunnelRevocationTests: XCTestCase {
         try await IdentityFixture.with(Self.quickRecheck) { fx in
             let cookie = try XCTUnwrap(try fx.formLogin().1)
             let tunnel = try openTunnel(fx, headers: ["Cookie: gatehouse_session=\(cookie)", "Origin: http://gatehouse.test"])
-            let out = try fx.send("POST", "/_gatehouse/logout", headers: ["Cookie: gatehouse_session=\(cookie)"], body: "")
+            let out = try fx.send("POST", "/_gatehouse/logout", headers: ["Cookie: gatehouse_session=\(cookie)", "Sec-Fetch-Site: same-origin"], body: "")
             XCTAssertEqual(out.status, 303)
             XCTAssertTrue(tunnel.isClosedByPeer(), "the printer console stayed open after logout")
         }

@@ -1,0 +1,213 @@
+/// A refusal decided from a request's head alone, before any credential is read.
+public struct AdmissionRefusal: Sendable, Hashable {
+    public let status: Int
+    /// The `detail` of the JSON answer: what was wrong, naming the field.
+    public let detail: String
+    /// Extra response headers (`Allow` on a 405).
+    public let headers: [HeaderField]
+    /// The connection is closed after the answer: the head was malformed, so nothing after it
+    /// on the connection can be trusted to start where the client meant it to.
+    public let close: Bool
+
+    public init(status: Int, detail: String, headers: [HeaderField] = [], close: Bool) {
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+        self.close = close
+    }
+}
+
+/// A header name and value, hashable (for values that are compared in tests).
+public struct HeaderField: Sendable, Hashable {
+    public let name: String
+    public let value: String
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// Gatehouse's own endpoints that need no store, and where the rest live.
+public enum OwnPaths {
+    public static let prefix = "/_gatehouse"
+    public static let healthz = "/_gatehouse/healthz"
+    public static let readyz = "/_gatehouse/readyz"
+}
+
+/// Where a request goes once its head was admitted.
+public enum AdmissionOutcome: Sendable {
+    /// Answered at once; the device sees nothing.
+    case refuse(AdmissionRefusal)
+    /// A CORS preflight on a CORS path, answered 200 with these headers; never forwarded.
+    case preflight([HeaderField])
+    /// `healthz`: answered `ok` (GET, HEAD) or 405.
+    case healthz
+    /// `readyz`: the upstream and the store are checked.
+    case readyz
+    /// Another of Gatehouse's own endpoints under `/_gatehouse/` (the body is collected, then answered).
+    case ownEndpoint
+    /// A device path Gatehouse answers itself (``DevicePaths``).
+    case deviceEndpoint
+    /// Decided by the ``RequestGate`` with these facts.
+    case gate(RequestFacts)
+}
+
+/// The head-level verdict on a request: its normalized target (once the path was accepted),
+/// the CORS headers its answer carries, and where it goes.
+public struct Admission: Sendable {
+    /// The normalized target (what the rules see and the device receives); nil when the request
+    /// was refused before its path was read.
+    public let target: RequestTarget?
+    /// CORS headers for the answer (an allowed origin on a CORS path), else nil.
+    public let corsHeaders: [HeaderField]?
+    public let outcome: AdmissionOutcome
+}
+
+/// Everything Gatehouse decides about a request from its head alone, in one fixed order, as a
+/// pure function — the one sequence that `serve` and `gatehouse explain` both run:
+///
+/// 1. The target's length (414).
+/// 2. Framing (``RequestFramingValidator``, 400 and close): smuggling shapes, control bytes,
+///    `Host`, an origin-form target without `#`.
+/// 3. The method (``MethodPolicy``): 405 with `Allow`.
+/// 4. The path (``PathNormalizer``): 400 and close, or the normal form everything after sees.
+/// 5. `Connection` naming a header the request needs or Gatehouse sets: 400 and close.
+/// 6. A WebSocket upgrade without exactly one `Sec-WebSocket-Key` of 16 bytes: 400.
+/// 7. CORS: a preflight on a CORS path is answered here.
+/// 8. A declared body over `limits.max_body_bytes`: 413 and close.
+/// 9. `/_gatehouse/…`: Gatehouse's own endpoints (an `Upgrade` to one is never honoured).
+/// 10. Device paths Gatehouse answers itself, unless a `deny` rule covers them (an `Upgrade`
+///     to one is 400).
+/// 11. Everything else goes to the gate, with ``RequestFacts`` built on the normalized target.
+public struct AdmissionPolicy: Sendable {
+    public let limits: GatehouseConfig.Limits
+    public let methods: MethodPolicy
+    public let cors: CORSPolicy
+    public let devicePaths: DevicePaths
+    public let headerPolicy: UpstreamHeaderPolicy
+    public let accessPolicy: AccessPolicy
+    /// A store stands behind Gatehouse, so its sign-in page and JSON API are served.
+    public let servesOwnEndpoints: Bool
+
+    public init(
+        limits: GatehouseConfig.Limits, methods: MethodPolicy, cors: CORSPolicy, devicePaths: DevicePaths,
+        headerPolicy: UpstreamHeaderPolicy, accessPolicy: AccessPolicy, servesOwnEndpoints: Bool
+    ) {
+        self.limits = limits
+        self.methods = methods
+        self.cors = cors
+        self.devicePaths = servesOwnEndpoints ? devicePaths : DevicePaths(moonrakerOneshot: false, octoPrintAppKeys: false)
+        self.headerPolicy = headerPolicy
+        self.accessPolicy = accessPolicy
+        self.servesOwnEndpoints = servesOwnEndpoints
+    }
+
+    /// The policy a config gives; `storeBacked`: a store stands behind Gatehouse.
+    public init(config: GatehouseConfig, storeBacked: Bool) {
+        self.init(
+            limits: config.limits, methods: MethodPolicy(extra: config.methodsAllowed), cors: config.cors,
+            devicePaths: DevicePaths(moonrakerOneshot: config.moonrakerOneshot, octoPrintAppKeys: config.octoPrintAppKeys),
+            headerPolicy: UpstreamHeaderPolicy(config: config), accessPolicy: config.accessPolicy, servesOwnEndpoints: storeBacked)
+    }
+
+    /// - Parameters:
+    ///   - version: the request's HTTP version as (major, minor).
+    ///   - peer: the socket peer (nil for a unix-socket client).
+    public func admit(
+        method: String, uri: String, version: (major: Int, minor: Int), headers: [(name: String, value: String)], peer: IPAddress?
+    ) -> Admission {
+        func refuse(_ status: Int, _ detail: String, headers: [HeaderField] = [], close: Bool, target: RequestTarget? = nil, cors: [HeaderField]? = nil) -> Admission {
+            Admission(target: target, corsHeaders: cors, outcome: .refuse(AdmissionRefusal(status: status, detail: detail, headers: headers, close: close)))
+        }
+        if uri.utf8.count > limits.maxURIBytes { return refuse(414, "The request target is longer than allowed.", close: false) }
+        if let violation = RequestFramingValidator.validate(uri: uri, versionMajor: version.major, versionMinor: version.minor, headers: headers) {
+            return refuse(400, violation.detail, close: true)
+        }
+        guard methods.allows(method) else {
+            return refuse(405, "The method \(method.prefix(20)) is not allowed here.", headers: [HeaderField("Allow", methods.allowHeader)], close: false)
+        }
+        let received = RequestTarget(uri)
+        let target: RequestTarget
+        switch PathNormalizer.normalize(received.path) {
+        case .success(let path): target = RequestTarget(path: path, query: received.query)
+        case .failure(let refusal): return refuse(400, "The request path is refused: \(refusal).", close: true)
+        }
+        if let named = headerPolicy.connectionViolation(in: headers) {
+            return refuse(400, "The Connection header names \(named), which the request needs.", close: true, target: target)
+        }
+        let asksUpgrade = headers.contains { $0.name.equalsCaseInsensitive("upgrade") }
+        let isWebSocket = method == "GET" && Self.isWebSocketUpgrade(headers)
+        if isWebSocket && WebSocketHandshake.key(in: headers) == nil {
+            return refuse(400, "A WebSocket upgrade needs exactly one Sec-WebSocket-Key of 16 base64-encoded bytes.", close: true, target: target)
+        }
+        var corsHeaders: [HeaderField]?
+        if cors.applies(toPath: target.path) {
+            if CORSPolicy.isPreflight(method: method, headers: headers) {
+                guard let allowed = cors.preflightHeaders(headers: headers) else {
+                    return refuse(403, "Calls from this origin are not allowed.", close: false, target: target)
+                }
+                return Admission(target: target, corsHeaders: nil, outcome: .preflight(allowed.map { HeaderField($0.name, $0.value) }))
+            }
+            corsHeaders = cors.responseHeaders(origin: headers.first { $0.name.equalsCaseInsensitive("origin") }?.value)?.map { HeaderField($0.name, $0.value) }
+        }
+        if limits.maxBodyBytes > 0, let length = headers.first(where: { $0.name.equalsCaseInsensitive("content-length") }).flatMap({ Int64($0.value) }),
+            length > limits.maxBodyBytes
+        {
+            return refuse(413, "The request body is larger than allowed.", close: true, target: target, cors: corsHeaders)
+        }
+        if PathBytes.isUnder(target.path, prefix: OwnPaths.prefix) {
+            let outcome: AdmissionOutcome
+            if target.path.bytesEqual(OwnPaths.healthz) {
+                outcome = .healthz
+            } else if asksUpgrade || (!servesOwnEndpoints && !target.path.bytesEqual(OwnPaths.readyz)) {
+                return refuse(404, "No such Gatehouse endpoint.", close: false, target: target, cors: corsHeaders)
+            } else if target.path.bytesEqual(OwnPaths.readyz) {
+                guard method == "GET" || method == "HEAD" else {
+                    return refuse(405, "Use GET.", headers: [HeaderField("Allow", "GET, HEAD")], close: false, target: target, cors: corsHeaders)
+                }
+                outcome = .readyz
+            } else {
+                outcome = .ownEndpoint
+            }
+            return Admission(target: target, corsHeaders: corsHeaders, outcome: outcome)
+        }
+        let host = headers.first { $0.name.equalsCaseInsensitive("host") }?.value
+        if devicePaths.claims(target.path) {
+            // A device endpoint Gatehouse answers itself: the device never sees these requests —
+            // not as an upgrade either. A `deny` rule still wins: the gate refuses it.
+            if asksUpgrade { return refuse(400, "This is not a WebSocket endpoint.", close: false, target: target, cors: corsHeaders) }
+            if accessPolicy.decide(method: method, host: host, path: target.path).decision != .deny {
+                return Admission(target: target, corsHeaders: corsHeaders, outcome: .deviceEndpoint)
+            }
+        }
+        let facts = RequestFacts(method: method, target: target, headers: headers, peer: peer, isWebSocketUpgrade: isWebSocket)
+        return Admission(target: target, corsHeaders: corsHeaders, outcome: .gate(facts))
+    }
+
+    /// `Connection` names `upgrade` and `Upgrade` names exactly `websocket` (one token, in one
+    /// or several lines): a request that also asks for another protocol (`h2c`) is not one.
+    public static func isWebSocketUpgrade(_ headers: [(name: String, value: String)]) -> Bool {
+        var connectionUpgrade = false
+        var protocols: [String] = []
+        for (name, value) in headers {
+            if name.equalsCaseInsensitive("connection") {
+                if value.split(separator: ",").contains(where: { $0.trimmingASCIIWhitespace().equalsCaseInsensitive("upgrade") }) {
+                    connectionUpgrade = true
+                }
+            } else if name.equalsCaseInsensitive("upgrade") {
+                protocols += value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingASCIIWhitespace() }
+            }
+        }
+        return connectionUpgrade && protocols.count == 1 && protocols[0].equalsCaseInsensitive("websocket")
+    }
+}
+
+extension UpstreamHeaderPolicy {
+    /// The header policy a config gives.
+    public init(config: GatehouseConfig) {
+        self.init(
+            identityHeaders: config.identityHeaders, stripHeaders: config.stripHeaders, forwardCredentials: config.forwardCredentials,
+            forwardClientAddress: config.forwardClientAddress, forwardUnderscoreHeaders: config.forwardUnderscoreHeaders,
+            forwardIdentityFamily: config.forwardIdentityFamily)
+    }
+}

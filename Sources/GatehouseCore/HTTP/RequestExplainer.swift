@@ -1,0 +1,110 @@
+import Foundation
+
+/// What Gatehouse would do with one request, said in lines for a person and as a verdict for a
+/// program.
+public struct RequestExplanation: Sendable {
+    public enum Verdict: Sendable, Hashable {
+        /// Gatehouse answers with this status (a refusal, or 302 to the sign-in page); the device sees nothing.
+        case refused(status: Int, reason: String)
+        /// Gatehouse answers itself (its own endpoints, a device path it claims, a CORS
+        /// preflight); the device sees nothing.
+        case answeredByGatehouse(String)
+        /// Sent to the device as `uri` with these headers.
+        case forwarded(uri: String, headers: [HeaderField])
+    }
+
+    public let lines: [String]
+    public let verdict: Verdict
+}
+
+/// `gatehouse explain`: the decision `serve` would take on one request, sent nowhere.
+///
+/// Guarantees: it runs the very code `serve` runs — ``AdmissionPolicy/admit(method:uri:version:headers:peer:)``,
+/// ``RequestGate/decideFully(_:accounts:now:)``, ``LoginRedirect/redirects(_:method:headers:signInServed:)``
+/// and ``UpstreamHeaderPolicy`` — so the two cannot disagree; the test suite runs the security
+/// suite's requests through both. Store lookups are read-only when the accounts given are
+/// (no `last_used`, no session touch). The one thing it cannot know is in-memory state of a
+/// running server: its one-shot tokens and lockout counters.
+public struct RequestExplainer: Sendable {
+    public let config: GatehouseConfig
+    public let admission: AdmissionPolicy
+    public let gate: RequestGate
+    public let headerPolicy: UpstreamHeaderPolicy
+    public let accounts: AccountService?
+
+    public init(config: GatehouseConfig, accounts: AccountService?) {
+        self.config = config
+        self.accounts = accounts
+        self.admission = AdmissionPolicy(config: config, storeBacked: accounts != nil)
+        self.gate = RequestGate(config: config, storeBacked: accounts != nil)
+        self.headerPolicy = UpstreamHeaderPolicy(config: config)
+    }
+
+    public func explain(
+        method: String, uri: String, version: (major: Int, minor: Int) = (1, 1), headers: [(name: String, value: String)],
+        peer: IPAddress?, now: Date
+    ) async -> RequestExplanation {
+        var lines = ["request:    \(method) \(uri)"]
+        func done(_ verdict: RequestExplanation.Verdict, _ line: String) -> RequestExplanation {
+            RequestExplanation(lines: lines + ["decision:   " + line], verdict: verdict)
+        }
+        let admitted = admission.admit(method: method, uri: uri, version: version, headers: headers, peer: peer)
+        if let target = admitted.target, target.path != RequestTarget(uri).path {
+            lines.append("normalized: \(target.path)  (what the rules see and the device would receive)")
+        }
+        switch admitted.outcome {
+        case .refuse(let refusal):
+            return done(.refused(status: refusal.status, reason: refusal.detail), "\(refusal.status) from Gatehouse — \(refusal.detail)")
+        case .preflight:
+            return done(.answeredByGatehouse("CORS preflight"), "answered by Gatehouse (a CORS preflight); never forwarded")
+        case .healthz, .readyz, .ownEndpoint:
+            return done(.answeredByGatehouse("own endpoint"), "answered by Gatehouse's own endpoint; never forwarded")
+        case .deviceEndpoint:
+            let setting = (admitted.target?.path ?? "").hasPrefix(DevicePaths.appKeysPrefix) ? "octoprint_appkeys" : "moonraker_oneshot"
+            return done(.answeredByGatehouse(setting), "answered by Gatehouse itself (\(setting)); never forwarded to the device")
+        case .gate(let facts):
+            lines.append(ruleLine(facts))
+            let decision = await gate.decideFully(facts, accounts: accounts, now: now)
+            switch decision {
+            case .refuse(let failure):
+                if LoginRedirect.redirects(failure, method: method, headers: headers, signInServed: accounts != nil) {
+                    return done(.refused(status: 302, reason: failure.code), "302 to the sign-in page (\(failure.code) — \(failure.detail))")
+                }
+                return done(.refused(status: failure.status, reason: failure.code), "\(failure.status) \(failure.code) — \(failure.detail)")
+            case .lookUp:
+                return done(.refused(status: 503, reason: "store_unavailable"), "503 — the store did not answer")
+            case .forward(let plan):
+                if let identity = plan.identity {
+                    let roles = identity.roles.isEmpty ? "no roles" : "roles \(identity.roles.joined(separator: ","))"
+                    lines.append("identity:   \(identity.user) (\(roles)) by \(identity.method.rawValue) '\(identity.source)'\(identity.readOnly ? ", read-only" : "")")
+                } else {
+                    lines.append("identity:   none (public path)")
+                }
+                let target = headerPolicy.target(facts.target, plan: plan)
+                let scheme = config.tls == nil ? "http" : "https"
+                let sent = headerPolicy.headers(from: headers, plan: plan, isWebSocketUpgrade: facts.isWebSocketUpgrade, scheme: scheme, peer: peer)
+                for header in sent { lines.append("header:     \(header.name): \(header.value)") }
+                return done(
+                    .forwarded(uri: target.uri, headers: sent.map { HeaderField($0.name, $0.value) }),
+                    "forward to \(config.upstream) as \(method) \(target.uri)")
+            }
+        }
+    }
+
+    /// Which rule decides, and where it was written.
+    private func ruleLine(_ facts: RequestFacts) -> String {
+        let host = facts.headers.first { $0.name.equalsCaseInsensitive("host") }?.value
+        guard let (index, rule) = config.accessPolicy.rule(method: facts.method, host: host, path: facts.target.path) else {
+            return "rule:       none matches → authenticated (the default)"
+        }
+        let origin: String
+        if index < config.accessRules.count {
+            origin = "access_rules #\(index + 1)\(rule.line.map { ", line \($0)" } ?? "")"
+        } else if index < config.accessRules.count + config.publicPaths.count {
+            origin = "public_paths"
+        } else {
+            origin = "preset \(config.preset?.rawValue ?? "")"
+        }
+        return "rule:       \(rule)  [\(origin)]"
+    }
+}
