@@ -123,7 +123,12 @@ final class OctoPrintCSRFToken: Sendable {
             headers.add(name: "Connection", value: "close")
             channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: headers)), promise: nil)
             try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
-            let head = try await promise.futureResult.get()
+            // A shutdown while the device is silent closes the connection rather than wait for it.
+            let head = try await withTaskCancellationHandler {
+                try await promise.futureResult.get()
+            } onCancel: {
+                channel.close(promise: nil)
+            }
             try? await channel.close()
             guard let token = csrfCookie(in: head.headers) else { throw FetchError.noCookie(status: head.status.code) }
             return token

@@ -264,6 +264,13 @@ public final class SQLiteStore: CredentialStore {
         }
     }
 
+    public func setRoles(_ roles: [String], forUser username: String) throws(StoreError) -> Bool {
+        try write { db in
+            try db.execute(sql: "UPDATE users SET roles = ? WHERE username = ?", arguments: [roles.joined(separator: ","), username])
+            return db.changesCount > 0
+        }
+    }
+
     public func setDisabled(_ disabled: Bool, forUser username: String) throws(StoreError) -> Bool {
         try write { db in
             try db.execute(sql: "UPDATE users SET disabled = ? WHERE username = ?", arguments: [disabled, username])

@@ -41,7 +41,7 @@ struct Explain: AsyncParsableCommand {
         if !headers.contains(where: { $0.name.lowercased() == "host" }) { headers.append(("Host", "\(cfg.listen.host)")) }
         let method = self.method.uppercased()
         let accounts = try? explainAccounts(cfg)
-        let explanation = await RequestExplainer(config: cfg, accounts: accounts).explain(
+        let explanation = await RequestExplainer(config: cfg, accounts: accounts, storeBacked: true).explain(
             method: method, uri: url, headers: headers, peer: peer, now: Date())
         for line in explanation.lines { print(line) }
     }

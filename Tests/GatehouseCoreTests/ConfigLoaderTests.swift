@@ -544,3 +544,47 @@ final class ListenAndUpstreamAddressTests: XCTestCase {
         XCTAssertEqual(UpstreamAddress.tcp(host: "::1", port: 5000).description, "http://[::1]:5000")
     }
 }
+
+/// `forward_underscore_headers`, `forward_identity_family` and `methods_allowed`.
+final class HeaderExceptionConfigTests: XCTestCase {
+    func testHeaderAndMethodExceptionsAreReadAndCheckedWithTheirLine() throws {
+        let config = try ConfigLoader.parse(yaml: """
+            forward_underscore_headers: [X_Trace_Id]
+            forward_identity_family: [X-Email]
+            methods_allowed: [PROPFIND, MKCOL]
+            """)
+        XCTAssertEqual(config.forwardUnderscoreHeaders, ["X_Trace_Id"])
+        XCTAssertEqual(config.forwardIdentityFamily, ["X-Email"])
+        XCTAssertEqual(config.methodsAllowed, ["PROPFIND", "MKCOL"])
+        XCTAssertEqual(MethodPolicy(extra: config.methodsAllowed).allowHeader, "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, PROPFIND, MKCOL")
+
+        let cases: [(String, String)] = [
+            ("forward_underscore_headers: [ok]\nmethods_allowed: [trace]\n", "config.yml:2: methods_allowed[0]: expected an upper-case method name"),
+            ("methods_allowed: [CONNECT]\n", "config.yml:1: methods_allowed[0]: CONNECT asks a proxy"),
+            ("forward_underscore_headers:\n  - X_Api_Key\n", "config.yml:2: forward_underscore_headers[0]: X_Api_Key reads as x-api-key"),
+            ("identity_headers: {user: X-Printer-User}\nforward_underscore_headers: [X_Printer_User]\n", "config.yml:2: forward_underscore_headers[0]"),
+            ("strip_headers: [X-Secret]\nforward_underscore_headers: [X_Secret]\n", "config.yml:2: forward_underscore_headers[0]"),
+            ("forward_identity_family: [X-Custom]\n", "config.yml:1: forward_identity_family[0]: X-Custom is not one of the identity headers"),
+            ("forward_identity_family: [X-Remote-User]\n", "config.yml:1: forward_identity_family[0]: X-Remote-User is one of identity_headers"),
+            ("forward_identity_family: [X_Email]\n", "config.yml:1: forward_identity_family[0]: X_Email holds _"),
+            ("forward_underscore_headers: {a: 1}\n", "config.yml:1: forward_underscore_headers: expected a list"),
+        ]
+        for (yaml, expected) in cases {
+            XCTAssertThrowsError(try ConfigLoader.parse(yaml: yaml), yaml) { error in
+                XCTAssertTrue("\(error)".hasPrefix(expected), "\(error) does not start with \(expected)")
+            }
+        }
+    }
+
+    func testTheSampleSpellsOutTheNewKeysWithTheirDefaults() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("config.yml.sample")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        for line in ["forward_underscore_headers: []", "forward_identity_family: []", "methods_allowed: []"] {
+            XCTAssertTrue(text.contains("\n" + line + "\n"), line)
+        }
+        let config = try ConfigLoader.parse(yaml: text, fileName: "config.yml.sample")
+        XCTAssertEqual(config.forwardUnderscoreHeaders, [])
+        XCTAssertEqual(config.methodsAllowed, [])
+    }
+}

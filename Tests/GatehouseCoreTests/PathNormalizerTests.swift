@@ -35,6 +35,17 @@ final class PathNormalizerTests: XCTestCase {
         XCTAssertEqual(normal("/.%2e/x".replacingOccurrences(of: "/.%2e/x", with: "/a/.%2e/x")), "/x")
     }
 
+    func testSegmentsThatAreDotsOrEmptyOnceTheirParametersAreCutAreRefused() {
+        for path in ["/x/..;/admin", "/x/.;/a", "/x/%2e%2e;/a", "/x/.%2E;x=1/a", "/x/..%3B/a", "/x/..%3b/a", "/x/;/a", "/;", "/x/;js=1",
+                     "/x/%3Bjs/a", "/..;", "/a/..;"] {
+            XCTAssertEqual(refusal(path), .dotSegmentWithParameters, path)
+        }
+        for path in ["/x/a;b", "/x/...;/a", "/x/..a;/b", "/x/a..;/b", "/x;y/z", "/a/b%3Bc"] {
+            XCTAssertNotNil(normal(path), path)
+        }
+        XCTAssertEqual(AccessPolicy.matchingPath("/admin%3Bx/y;z/w%3bq"), "/admin/y/w")
+    }
+
     func testRefusals() {
         XCTAssertEqual(refusal("api"), .notAbsolute)
         XCTAssertEqual(refusal("*"), .notAbsolute)

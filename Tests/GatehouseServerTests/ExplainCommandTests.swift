@@ -56,7 +56,14 @@ final class ExplainCommandTests: XCTestCase {
         XCTAssertTrue(r.output.contains("decision:   401 missing_credential"), r.output)
 
         r = try GatehouseBinary.run(["explain", "--config", config, "GET", "/a%2fb"])
-        XCTAssertTrue(r.output.contains("400 Bad Request — the request path is refused: the path holds an encoded slash (%2F)"), r.output)
+        XCTAssertTrue(r.output.contains("decision:   400 from Gatehouse — The request path is refused: the path holds an encoded slash (%2F)."), r.output)
+
+        r = try GatehouseBinary.run(["explain", "--config", config, "TRACE", "/printer"])
+        XCTAssertTrue(r.output.contains("decision:   405 from Gatehouse"), r.output)
+
+        r = try GatehouseBinary.run(["explain", "--config", config, "GET", "/api/version", "--header", "X_Remote_User: admin", "--header", "Remote-User: admin"])
+        XCTAssertTrue(r.output.contains("header:     X-Forwarded-Proto: http"), r.output)
+        XCTAssertFalse(r.output.contains("admin"), "the headers the device would get are listed, and these are not among them: \(r.output)")
 
         r = try GatehouseBinary.run(["explain", "--config", config, "GET", "/x", "--from", "not-an-ip"])
         XCTAssertNotEqual(r.status, 0)
@@ -75,7 +82,7 @@ final class ExplainCommandTests: XCTestCase {
         r = try GatehouseBinary.run(["explain", "--config", config, "POST", "/plugin/appkeys/request"])
         XCTAssertTrue(r.output.contains("decision:   answered by Gatehouse itself (octoprint_appkeys); never forwarded to the device"), r.output)
         r = try GatehouseBinary.run(["explain", "--config", config, "--header", "Connection: Upgrade", "--header", "Upgrade: websocket", "GET", "/plugin/appkeys/probe"])
-        XCTAssertTrue(r.output.contains("decision:   400 Bad Request from Gatehouse"), r.output)
+        XCTAssertTrue(r.output.contains("decision:   400 from Gatehouse"), r.output)
     }
 
     func testCheckConfigFailsOnARuleThatCanNeverMatch() throws {

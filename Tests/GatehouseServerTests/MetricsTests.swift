@@ -51,6 +51,28 @@ final class MetricsTests: XCTestCase {
         }
     }
 
+    func testDroppedUnderscoreHeadersAreCountedAndLoggedAtMostOnceAMinute() async throws {
+        let log = CapturedLog()
+        let fx = try await IdentityFixture(log: log)
+        do {
+            let key = "X-Api-Key: \(ProxyFixture.aliceKey)"
+            for name in ["X_Api_Key", "X_Custom", "Remote_User"] {
+                XCTAssertEqual(try fx.send("GET", "/api/printer", headers: [key, "\(name): other"]).status, 200)
+            }
+            XCTAssertEqual(try fx.send("GET", "/api/printer", headers: [key, "X_One: 1", "X_Two: 2"]).status, 200)
+            let text = try fx.send("GET", "/_gatehouse/metrics", headers: [key]).bodyText
+            XCTAssertEqual(value(text, #"gatehouse_dropped_headers_total{reason="underscore"}"#), 5, text)
+            let lines = log.all.filter { $0.contains("dropped request header") }
+            XCTAssertEqual(lines.count, 1, "logged once, not once per request: \(lines)")
+            XCTAssertTrue(lines.first?.contains("X_Api_Key") ?? false, "\(lines)")
+            XCTAssertFalse(log.all.joined().contains("other"), "a dropped header's value is never logged")
+        } catch {
+            await fx.stop(removeFiles: true)
+            throw error
+        }
+        await fx.stop(removeFiles: true)
+    }
+
     func testATrustedNetworkWithTheRoleReadsThemWithoutACredential() async throws {
         try await IdentityFixture.with({ config in
             config.metricsRoles = ["monitoring"]

@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOPosix
 import GatehouseTestSupport
 import XCTest
@@ -29,6 +30,39 @@ final class ServeCommandTests: XCTestCase {
         let process = try ServeProcess(arguments: ["serve", "--threads", "1", "--config", file.path])
         addTeardownBlock { process.kill() }
         return process
+    }
+
+    func testNothingAtStartWaitsForADeviceThatHoldsItsFirstAnswer() async throws {
+        // OctoPrint starting on a Pi: `GET /`, where Gatehouse gets its CSRF pair, takes seconds.
+        try await withRecordingUpstream(holdRoot: .seconds(4)) { upstream in
+            let serve = try startServe(upstreamPort: upstream.port, extra: "octoprint_csrf: true")
+            let port = try XCTUnwrap(serve.waitForListeningPort(), serve.output)
+            XCTAssertTrue(ProxyFixture.eventually { upstream.requests.contains { $0.uri == "/" } }, "Gatehouse asks for the pair in the background")
+            XCTAssertEqual(upstream.rootAnswers, 0, "listening before the device answered")
+            // A reload while the device is still silent is a reload, not the end of the process.
+            serve.signal(SIGHUP)
+            XCTAssertTrue(serve.waitForOutput { $0.contains("reloaded") }, serve.output)
+            XCTAssertEqual(upstream.rootAnswers, 0)
+            // A slicer's upload waits for the pair instead of going without it (and being refused by OctoPrint).
+            let upload = try RawClient(port: port, timeoutSeconds: 30).request(
+                "POST /api/files/local HTTP/1.1\r\nHost: t\r\nX-Api-Key: \(Self.key)\r\nContent-Length: 5\r\nConnection: close\r\n\r\nG28\r\n")
+            XCTAssertEqual(upload.status, 200, upload.bodyText)
+            let seen = upstream.requests.first { $0.method == "POST" }
+            XCTAssertEqual(seen?.values("X-CSRF-Token"), [RecordingUpstream.deviceCSRFToken])
+            XCTAssertEqual(upstream.rootAnswers, 1)
+            serve.terminate()
+            XCTAssertEqual(serve.waitForExit(seconds: 10), 0, serve.output)
+        }
+    }
+
+    func testSIGTERMWhileTheDeviceIsSilentDrainsAndExits() async throws {
+        try await withRecordingUpstream(holdRoot: .seconds(30)) { upstream in
+            let serve = try startServe(upstreamPort: upstream.port, extra: "octoprint_csrf: true")
+            _ = try XCTUnwrap(serve.waitForListeningPort(), serve.output)
+            serve.terminate()
+            XCTAssertEqual(serve.waitForExit(seconds: 10), 0, serve.output)
+            XCTAssertTrue(serve.output.contains("draining"), serve.output)
+        }
     }
 
     func testAccessLogHasOneLinePerRequestWithoutQueryOrCredential() async throws {
@@ -267,9 +301,9 @@ final class ServeProcess: Sendable {
 }
 
 /// Runs `body` with a recording upstream on loopback, always stopped afterwards.
-func withRecordingUpstream(_ body: (RecordingUpstream) async throws -> Void) async throws {
+func withRecordingUpstream(holdRoot: TimeAmount? = nil, _ body: (RecordingUpstream) async throws -> Void) async throws {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    let upstream = try await RecordingUpstream.start(group: group)
+    let upstream = try await RecordingUpstream.start(group: group, holdRoot: holdRoot)
     do {
         try await body(upstream)
     } catch {

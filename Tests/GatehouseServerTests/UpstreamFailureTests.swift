@@ -93,4 +93,85 @@ final class UpstreamFailureTests: XCTestCase {
             XCTAssertNotEqual(fx.upstream.requests.last?.connectionID, first.connectionID)
         }
     }
+
+    // MARK: A kept-alive connection the device dropped
+
+    func testAKeptAliveConnectionTheDeviceDroppedCostsAGETNothing() async throws {
+        try await ProxyFixture.with { fx in
+            XCTAssertEqual(try fx.get("/drop-on-reuse", [StreamTest.keyHeader]).status, 200, "the first request on a fresh connection")
+            // The device reads this one on the kept-alive connection and closes without answering.
+            let response = try fx.get("/drop-on-reuse", [StreamTest.keyHeader])
+            XCTAssertEqual(response.status, 200, response.bodyText)
+            let seen = fx.upstream.requests
+            XCTAssertEqual(seen.map(\.uri), ["/drop-on-reuse", "/drop-on-reuse", "/drop-on-reuse"])
+            XCTAssertEqual(seen.map(\.connectionID), [1, 1, 2], "sent again once, on a fresh connection")
+        }
+    }
+
+    func testARequestWhoseBodyWentOutIsNotSentTwice() async throws {
+        try await ProxyFixture.with { fx in
+            XCTAssertEqual(try fx.get("/drop-on-reuse", [StreamTest.keyHeader]).status, 200)
+            let response = try fx.client().request(
+                "POST /drop-on-reuse HTTP/1.1\r\nHost: gatehouse.test\r\n\(StreamTest.keyHeader)\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+            XCTAssertEqual(response.status, 502)
+            XCTAssertEqual(fx.upstream.requests.filter { $0.method == "POST" }.count, 1, "a request whose body was sent is never repeated")
+        }
+    }
+
+    func testAPOSTWithoutABodyIsSentAgainToo() async throws {
+        try await ProxyFixture.with { fx in
+            XCTAssertEqual(try fx.get("/drop-on-reuse", [StreamTest.keyHeader]).status, 200)
+            let response = try fx.client().request(
+                "POST /drop-on-reuse HTTP/1.1\r\nHost: gatehouse.test\r\n\(StreamTest.keyHeader)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            XCTAssertEqual(response.status, 200, response.bodyText)
+            XCTAssertEqual(fx.upstream.requests.map(\.connectionID), [1, 1, 2])
+        }
+    }
+
+    func testAFreshConnectionTheDeviceDropsIsNotRetried() async throws {
+        try await ProxyFixture.with { fx in
+            // The first request takes a fresh connection: when the device drops it, that is its answer.
+            XCTAssertEqual(try fx.get("/drop", [StreamTest.keyHeader]).status, 502)
+            XCTAssertEqual(fx.upstream.requests.count, 1)
+            // After a clean exchange the kept-alive connection is retried once, then the fresh one's failure stands.
+            XCTAssertEqual(try fx.get("/warm", [StreamTest.keyHeader]).status, 200)
+            XCTAssertEqual(try fx.get("/drop", [StreamTest.keyHeader]).status, 502)
+            XCTAssertEqual(fx.upstream.requests.map(\.uri), ["/drop", "/warm", "/drop", "/drop"])
+        }
+    }
+
+    // MARK: The device's time to answer
+
+    func testASlowUploadIsNotCutOffByTheDevicesResponseTimeout() async throws {
+        try await ProxyFixture.with({ config in
+            config.timeouts.upstreamResponse = .seconds(1)
+            config.timeouts.clientBody = .seconds(5)
+        }) { fx in
+            let c = try fx.client()
+            try c.send("POST /upload HTTP/1.1\r\nHost: gatehouse.test\r\n\(StreamTest.keyHeader)\r\nContent-Length: 30\r\nConnection: close\r\n\r\n")
+            // Three seconds of body, three times the device's own timeout.
+            for _ in 0..<6 {
+                try c.send("hello")
+                usleep(500_000)
+            }
+            let response = try c.readResponse()
+            XCTAssertEqual(response.status, 200, response.bodyText)
+            XCTAssertEqual(fx.upstream.requests.first?.bodyBytes, 30)
+        }
+    }
+
+    func testTheDevicesTimeStartsWhenTheBodyHasArrived() async throws {
+        try await ProxyFixture.with({ config in
+            config.timeouts.upstreamResponse = .seconds(1)
+        }) { fx in
+            let c = try fx.client()
+            try c.send("POST /slow HTTP/1.1\r\nHost: gatehouse.test\r\n\(StreamTest.keyHeader)\r\nContent-Length: 10\r\nConnection: close\r\n\r\n")
+            try c.send("hello")
+            usleep(1_500_000)
+            try c.send("world")
+            let response = try c.readResponse()
+            XCTAssertEqual(response.status, 504, "the device that never answers still gets its timeout, counted from the body's end")
+            XCTAssertEqual(fx.upstream.requests.first?.bodyBytes, 10)
+        }
+    }
 }

@@ -36,6 +36,11 @@ private func fold(_ s: String) -> String { s.lowercased().replacingOccurrences(o
 /// - `/mjpeg`           an endless multipart stream until the connection closes
 /// - `/ws`              with `Upgrade: websocket`: answers 101, then echoes raw bytes
 /// - `/status/N`        an empty response with status N
+/// - `/drop-on-reuse`   on a connection's first request, 200; on any later one (a kept-alive
+///                      connection reused), reads the whole request and closes without a word
+/// - `/drop`            reads the whole request and closes without a word, always
+/// - `/` (GET)          with `holdRoot`, answered only after that long, with OctoPrint's
+///                      `csrf_token_P5000` cookie (a device still starting)
 /// - anything else      200 with a small JSON body; the request body is counted and hashed
 public final class RecordingUpstream: @unchecked Sendable {
     // @unchecked: all mutable state is behind `lock`.
@@ -51,13 +56,27 @@ public final class RecordingUpstream: @unchecked Sendable {
     public var connectionsAccepted: Int { lock.withLock { _connections } }
     public var mjpegStreamsClosed: Int { lock.withLock { _closedMJPEG } }
     public var tunnelsClosed: Int { lock.withLock { _tunnelsClosed } }
+    private var _rootAnswers = 0
+    /// How many held `GET /` were answered so far (with ``holdRoot``).
+    public var rootAnswers: Int { lock.withLock { _rootAnswers } }
+    fileprivate func rootAnswered() { lock.withLock { _rootAnswers += 1 } }
     public var port: Int { channel.localAddress?.port ?? 0 }
 
     public func reset() { lock.withLock { _requests.removeAll() } }
 
     /// - Parameter tls: serve HTTPS with this context (an `https://` upstream).
-    public static func start(group: EventLoopGroup, unixSocket: String? = nil, tls: NIOSSLContext? = nil) async throws -> RecordingUpstream {
-        let upstream = RecordingUpstream()
+    /// How long `GET /` is held before its answer (nil: answered at once, like any path).
+    public let holdRoot: TimeAmount?
+    /// The CSRF cookie value `GET /` sets when ``holdRoot`` is given.
+    public static let deviceCSRFToken = "device-csrf-token.signed"
+
+    private init(holdRoot: TimeAmount?) { self.holdRoot = holdRoot }
+
+    /// - Parameter tls: serve HTTPS with this context (an `https://` upstream).
+    public static func start(
+        group: EventLoopGroup, unixSocket: String? = nil, tls: NIOSSLContext? = nil, holdRoot: TimeAmount? = nil
+    ) async throws -> RecordingUpstream {
+        let upstream = RecordingUpstream(holdRoot: holdRoot)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -110,6 +129,8 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
     public var streamingMJPEG = false
     /// After a 101 the `.end` of the upgrade request must not be answered a second time.
     public var upgraded = false
+    /// Requests answered (or dropped) on this connection so far.
+    public var requestsOnConnection = 0
 
     public init(upstream: RecordingUpstream, connectionID: Int) {
         self.upstream = upstream
@@ -177,8 +198,26 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
             let kv = pair.split(separator: "=", maxSplits: 1)
             params[String(kv[0])] = kv.count > 1 ? String(kv[1]) : ""
         }
+        requestsOnConnection += 1
         switch path {
         case "/slow":
+            return
+        case "/drop-on-reuse" where requestsOnConnection > 1, "/drop":
+            context.close(promise: nil)
+            return
+        case "/" where head.method == .GET && upstream.holdRoot != nil:
+            var headers = HTTPHeaders()
+            headers.add(name: "Set-Cookie", value: "csrf_token_P5000=\(RecordingUpstream.deviceCSRFToken); Path=/")
+            headers.add(name: "Content-Length", value: "0")
+            let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: upstream.holdRoot ?? .zero) {
+                let context = loopContext.value
+                guard context.channel.isActive else { return }
+                context.write(handler.value.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .found, headers: headers))), promise: nil)
+                context.writeAndFlush(handler.value.wrapOutboundOut(.end(nil)), promise: nil)
+                handler.value.upstream.rootAnswered()
+            }
             return
         case "/reset":
             var headers = HTTPHeaders()

@@ -111,7 +111,7 @@ public enum PathNormalizer {
     }
 
     /// The common case, without copying: starts with `/`, and holds no `%`, `\`, control byte,
-    /// `//` or segment starting with `.`.
+    /// `//` or segment starting with `.` or `;`.
     private static func isPlainlyNormal(_ path: String) -> Bool {
         var previous: UInt8 = 0
         var first = true
@@ -123,7 +123,7 @@ public enum PathNormalizer {
                 continue
             }
             if b == UInt8(ascii: "%") || b == UInt8(ascii: "\\") || b < 0x20 || b == 0x7F { return false }
-            if previous == UInt8(ascii: "/") && (b == UInt8(ascii: "/") || b == UInt8(ascii: ".")) { return false }
+            if previous == UInt8(ascii: "/") && (b == UInt8(ascii: "/") || b == UInt8(ascii: ".") || b == UInt8(ascii: ";")) { return false }
             previous = b
         }
         return !first

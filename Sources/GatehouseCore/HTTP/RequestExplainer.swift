@@ -32,11 +32,21 @@ public struct RequestExplainer: Sendable {
     public let headerPolicy: UpstreamHeaderPolicy
     public let accounts: AccountService?
 
-    public init(config: GatehouseConfig, accounts: AccountService?) {
+    /// The server whose decisions are explained; without a store behind it, only config-file
+    /// credentials count and no sign-in page or own endpoint is served.
+    public let storeBacked: Bool
+
+    /// - Parameters:
+    ///   - accounts: the store, read-only; nil when it cannot be opened (a credential that needs
+    ///     it is then 503, as a running server would answer without its store).
+    ///   - storeBacked: whether the server being explained has a store (`serve` always does).
+    public init(config: GatehouseConfig, accounts: AccountService?, storeBacked: Bool? = nil) {
+        let storeBacked = storeBacked ?? (accounts != nil)
         self.config = config
         self.accounts = accounts
-        self.admission = AdmissionPolicy(config: config, storeBacked: accounts != nil)
-        self.gate = RequestGate(config: config, storeBacked: accounts != nil)
+        self.storeBacked = storeBacked
+        self.admission = AdmissionPolicy(config: config, storeBacked: storeBacked)
+        self.gate = RequestGate(config: config, storeBacked: storeBacked)
         self.headerPolicy = UpstreamHeaderPolicy(config: config)
     }
 
@@ -66,8 +76,10 @@ public struct RequestExplainer: Sendable {
             lines.append(ruleLine(facts))
             let decision = await gate.decideFully(facts, accounts: accounts, now: now)
             switch decision {
+            case .refuse(.storeUnavailable) where accounts == nil:
+                return done(.refused(status: 503, reason: "store_unavailable"), "503 — the credential needs the store, which cannot be opened")
             case .refuse(let failure):
-                if LoginRedirect.redirects(failure, method: method, headers: headers, signInServed: accounts != nil) {
+                if LoginRedirect.redirects(failure, method: method, headers: headers, signInServed: storeBacked) {
                     return done(.refused(status: 302, reason: failure.code), "302 to the sign-in page (\(failure.code) — \(failure.detail))")
                 }
                 return done(.refused(status: failure.status, reason: failure.code), "\(failure.status) \(failure.code) — \(failure.detail)")

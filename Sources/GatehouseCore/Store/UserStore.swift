@@ -35,6 +35,8 @@ public protocol UserStore: Sendable {
     func setPassword(_ hash: PasswordHash, forUser username: String) throws(StoreError) -> Bool
     /// False when there is no such user.
     func setDisabled(_ disabled: Bool, forUser username: String) throws(StoreError) -> Bool
+    /// False when there is no such user. The user's keys never carry a role the user lost.
+    func setRoles(_ roles: [String], forUser username: String) throws(StoreError) -> Bool
 }
 
 /// What can go wrong with the store, each saying what and where.
