@@ -110,29 +110,14 @@ struct OwnEndpoints: Sendable {
         }
     }
 
-    /// The same-site and content-type rules every state-changing own endpoint applies before it
-    /// reads anything: a request a browser marks as coming from another site is refused (403)
-    /// unless `cors.allowed_origins` names its origin, and a body sent to the JSON API must be
-    /// `application/json` (415) — what an HTML form on another site can send (`text/plain`,
-    /// form encoding) never reaches an endpoint that acts on it.
+    /// ``OwnEndpointGuard``: refused as from another site, or not JSON.
     private func refusedAsForeign(_ request: OwnRequest) -> OwnResponse? {
-        guard !["GET", "HEAD", "OPTIONS"].contains(request.method) else { return nil }
-        let trustedProxy = gate.clientAddresses.isTrustedProxy(request.peer)
-        if CrossSiteCheck.isCrossSite(headers: request.headers, peerIsTrustedProxy: trustedProxy), !cors.namesExplicitly(origin: request.header("origin")) {
-            if request.target.path.hasBytePrefix("/_gatehouse/api/") { return .detail(403, "Requests from another site are not accepted here.") }
-            return .html(403, LoginPage.render(next: "/", message: "Requests from another site are not accepted."))
-        }
-        if request.target.path.hasBytePrefix("/_gatehouse/api/"), !request.body.isEmpty, !Self.isJSON(request.header("content-type")) {
-            return .detail(415, "Content-Type: the body must be sent as application/json.")
-        }
-        return nil
-    }
-
-    /// `application/json`, with or without parameters (`; charset=utf-8`).
-    static func isJSON(_ contentType: String?) -> Bool {
-        guard let contentType else { return false }
-        let type = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        return type == "application/json"
+        guard let refusal = OwnEndpointGuard.refusal(
+            method: request.method, path: request.target.path, headers: request.headers, hasBody: !request.body.isEmpty,
+            peerIsTrustedProxy: gate.clientAddresses.isTrustedProxy(request.peer), cors: cors)
+        else { return nil }
+        if refusal.asPage { return .html(refusal.status, LoginPage.render(next: "/", message: refusal.detail)) }
+        return .detail(refusal.status, refusal.detail)
     }
 
     /// Prometheus text for a caller holding one of ``metricsRoles`` (by credential or trusted network).
@@ -234,11 +219,12 @@ struct OwnEndpoints: Sendable {
             return .json(200, userJSON(identity: identity, user: user))
         case ("user", "POST"):
             let admin = try await admin(request, now: now)
-            try IssuingPolicy.requireLasting(admin)
             let body = try JSONFields(request.body)
+            let roles = try body.strings("roles") ?? []
+            try IssuingPolicy.boundNewUser(roles: roles, by: admin)
             let user = try await accounts.createUser(
                 username: try body.string("username"), password: try body.string("password"),
-                roles: try body.strings("roles") ?? [], actor: admin.user, now: now)
+                roles: roles, actor: admin.user, now: now)
             return .json(201, ["username": user.username, "roles": user.roles, "action": "user_created"])
         case ("user", "DELETE"):
             let identity = try await admin(request, now: now)

@@ -373,8 +373,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// browser replays it) or a trusted network (no credential at all): a page on another site
     /// can make those requests, and OctoPrint's own check is what stops it.
     private func needsDeviceCSRFToken(_ plan: ForwardPlan, method: HTTPMethod) -> Bool {
-        settings.octoPrintCSRF != nil && plan.identity != nil && method != .GET && method != .HEAD && method != .OPTIONS
-            && !plan.consumed.isEmpty && plan.consumed.isDisjoint(with: [.sessionCookie, .authorizationBasic])
+        settings.octoPrintCSRF != nil && DeviceCSRFPolicy.applies(to: plan, method: method.rawValue)
     }
 
     private func forward(_ exchange: Exchange, plan: ForwardPlan, context: ChannelHandlerContext) {
@@ -408,11 +407,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 from: headers, plan: plan, isWebSocketUpgrade: exchange.isWebSocketUpgrade, scheme: settings.clientScheme, peer: peer,
                 deviceCSRFToken: deviceCSRFToken
             ).map { ($0.name, $0.value) })
-        if let length = exchange.head.headers.first(name: "content-length") {
-            upstreamHeaders.add(name: "Content-Length", value: length)
-        } else if exchange.head.headers.contains(name: "transfer-encoding") {
-            upstreamHeaders.add(name: "Transfer-Encoding", value: "chunked")
-        }
+        if let framing = UpstreamHeaderPolicy.framing(of: headers) { upstreamHeaders.add(name: framing.name, value: framing.value) }
         let upstreamHead = HTTPRequestHead(
             version: .http1_1, method: exchange.head.method, uri: upstreamTarget.uri, headers: upstreamHeaders)
         exchange.upstreamHead = upstreamHead
@@ -427,13 +422,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// A kept-alive connection the device closed while Gatehouse was reusing it, before any of
-    /// its answer and before any body byte went out: the request is sent again, once, on a fresh
-    /// connection (as nginx does). Nothing of it can have been acted on twice: the device saw at
-    /// most the head, and a request whose body had started is never retried.
+    /// its answer and before any body byte went out: a GET, HEAD, OPTIONS, PUT or DELETE is sent
+    /// again, once, on a fresh connection (as nginx does); any other method, and a request whose
+    /// body had started, is never sent twice.
     fileprivate func retryOnFreshConnection(_ exchange: Exchange) {
         guard case .proxying(let current) = state, current === exchange, !exchange.abandoned, let head = exchange.upstreamHead else { return }
         stopResponseTimer(for: exchange)
         exchange.retried = true
+        exchange.switchingProtocolsHead = nil
         exchange.pending = [.head(head)] + (exchange.requestComplete ? [.end(nil)] : [])
         pool.acquire(fresh: true).assumeIsolated().whenComplete { result in
             self.upstreamAcquired(result, for: exchange)
@@ -735,8 +731,8 @@ final class Exchange: UpstreamResponseReceiver {
     var upstreamReused = false
     /// A byte of the request body went to the upstream.
     var bodySent = false
-    /// An interim (1xx) answer arrived.
-    var interimSeen = false
+    /// A response head (interim, final or 101) arrived from the device.
+    var headSeen = false
     /// Sent again once already, on a fresh connection.
     var retried = false
     /// `GET /_gatehouse/readyz`.
@@ -799,8 +795,12 @@ final class Exchange: UpstreamResponseReceiver {
 
     // MARK: UpstreamResponseReceiver
 
+    /// Methods a client may repeat without changing the outcome (RFC 9110 idempotent, less TRACE).
+    static let retriableMethods: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
+
     func upstreamResponseHead(_ head: HTTPResponseHead) {
-        if head.status.code >= 200 || head.status.code == 101 { cancelTimeout() } else { interimSeen = true }
+        headSeen = true
+        if head.status.code >= 200 || head.status.code == 101 { cancelTimeout() }
         handler?.writeResponseHead(self, head)
     }
 
@@ -813,7 +813,11 @@ final class Exchange: UpstreamResponseReceiver {
     func upstreamBecameWritable() { handler?.resumeClientReads() }
 
     func upstreamFailed(_ failure: UpstreamFailure) {
-        let staleKeptAlive = upstreamReused && !retried && !bodySent && !interimSeen && !responseStarted
+        // As nginx: only a method that may be repeated, and only when nothing of the answer came
+        // and no body byte went out. A POST (Moonraker's G-code commands are bodyless POSTs) is
+        // never sent twice: the device may have acted on it before it closed.
+        let staleKeptAlive = upstreamReused && !retried && !bodySent && !headSeen && !responseStarted
+            && Self.retriableMethods.contains(head.method.rawValue)
         upstream = nil
         if staleKeptAlive {
             handler?.retryOnFreshConnection(self)

@@ -38,7 +38,7 @@ final class UpstreamPool {
         while !fresh, let candidate = idle.popLast() {
             if candidate.handler.isActive && now - candidate.handler.idleSince < maxIdleTime {
                 candidate.handler.onClose = nil
-                return eventLoop.makeSucceededFuture(Connection(handler: candidate.handler, httpHandlers: candidate.httpHandlers, reused: true))
+                return eventLoop.assumeIsolated().makeSucceededFuture(Connection(handler: candidate.handler, httpHandlers: candidate.httpHandlers, reused: true))
             }
             candidate.handler.close()
         }
@@ -81,10 +81,10 @@ final class UpstreamPool {
         let address = connector.address
         return connector.connect(on: eventLoop).flatMapErrorThrowing { error in
             throw UpstreamFailure.connectFailed("\(address): \(error)")
-        }.flatMapThrowing { channel in
+        }.assumeIsolated().flatMapThrowing { channel in
             // Still on this loop, in the same tick as the connect: nothing was read yet.
             try channel.pipeline.syncOperations.addHandlers([encoder, decoder, handler])
             return Connection(handler: handler, httpHandlers: httpHandlers, reused: false)
-        }
+        }.nonisolated()
     }
 }

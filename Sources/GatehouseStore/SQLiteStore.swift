@@ -487,7 +487,8 @@ public final class SQLiteStore: CredentialStore {
                 if let family {
                     try db.execute(sql: "UPDATE tokens SET revoked = 1 WHERE family = ?", arguments: [family])
                 } else {
-                    try db.execute(sql: "UPDATE tokens SET revoked = 1 WHERE jti = ?", arguments: [jti])
+                    // Its replacements carry its jti as their family.
+                    try db.execute(sql: "UPDATE tokens SET revoked = 1 WHERE jti = ? OR family = ?", arguments: [jti, jti])
                 }
                 return .reused(family: family)
             }

@@ -79,17 +79,23 @@ final class BrowserRulesTests: XCTestCase {
         XCTAssertNotNil(try? tokens.issue(for: who, now: t0.addingTimeInterval(6)).get(), "expired ones make room")
     }
 
-    func testOneShotTokensAreCappedPerUserSoOneUserCannotFillTheTable() throws {
-        let tokens = OneShotTokens(lifetime: 5, capacity: 100, perUser: 3)
+    func testOneShotTokensAreCappedPerCredentialAndPerUser() throws {
+        let tokens = OneShotTokens(lifetime: 5, capacity: 100, perCredential: 3, perUser: 5)
         let t0 = Date(timeIntervalSince1970: 1_000)
-        let flooder = Identity(user: "rita", roles: [], method: .apiKey, source: "k")
+        let flooder = Identity(user: "root", roles: ["viewer"], method: .apiKey, source: "viewer-key")
         for _ in 0..<3 { _ = try tokens.issue(for: flooder, now: t0).get() }
-        XCTAssertEqual(tokens.issue(for: flooder, now: t0), .failure(.userLimit))
-        let admin = Identity(user: "root", roles: ["admin"], method: .session, source: "s")
-        XCTAssertNotNil(try? tokens.issue(for: admin, now: t0).get(), "another user still gets one")
-        let spent = try tokens.issue(for: admin, now: t0).get()
+        XCTAssertEqual(tokens.issue(for: flooder, now: t0), .failure(.credentialLimit))
+        let session = Identity(user: "root", roles: ["admin"], method: .session, source: "session:abc")
+        XCTAssertNotNil(try? tokens.issue(for: session, now: t0).get(), "the same user's other credential still gets one")
+        let other = Identity(user: "root", roles: ["admin"], method: .apiKey, source: "other-key")
+        XCTAssertNotNil(try? tokens.issue(for: other, now: t0).get())
+        XCTAssertEqual(tokens.issue(for: Identity(user: "root", roles: [], method: .apiKey, source: "third"), now: t0), .failure(.userLimit),
+            "many credentials of one user cannot fill the table either")
+        let alice = Identity(user: "alice", roles: [], method: .session, source: "session:x")
+        XCTAssertNotNil(try? tokens.issue(for: alice, now: t0).get(), "another user still gets one")
+        let spent = try tokens.issue(for: alice, now: t0).get()
         XCTAssertNotNil(tokens.redeem(spent, now: t0))
-        XCTAssertNotNil(try? tokens.issue(for: flooder, now: t0.addingTimeInterval(6)).get(), "expired ones give the user room again")
+        XCTAssertNotNil(try? tokens.issue(for: flooder, now: t0.addingTimeInterval(6)).get(), "expired ones make room again")
     }
 
     func testAOneShotTokenEndsWithTheCredentialItWasIssuedFor() throws {

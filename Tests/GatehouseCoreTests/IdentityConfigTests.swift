@@ -53,7 +53,7 @@ final class IdentityConfigTests: XCTestCase {
             XCTAssertEqual(error as? JWTSecretError, .insecurePermissions(path: path, mode: "640"))
         }
         let short = dir + "/short"
-        FileManager.default.createFile(atPath: short, contents: Data([1, 2, 3]), attributes: [.posixPermissions: 0o600])
+        XCTAssertTrue(FileManager.default.createFile(atPath: short, contents: Data([1, 2, 3]), attributes: [.posixPermissions: 0o600]))
         XCTAssertThrowsError(try JWTSecretFile.loadOrCreate(path: short)) { error in
             XCTAssertEqual(error as? JWTSecretError, .tooShort(path: short, bytes: 3))
         }

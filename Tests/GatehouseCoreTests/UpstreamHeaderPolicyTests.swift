@@ -286,6 +286,7 @@ final class UpstreamHeaderPolicyTests: XCTestCase {
             "a=1, gatehouse_session=SID", "GATEHOUSE_SESSION=SID", "Gatehouse_Session=SID", " gatehouse_session =SID", "\"gatehouse_session\"=SID",
             "gatehouse%5Fsession=SID", "gatehouse%5fsession=SID", "gatehouse.session=SID", "gatehouse-session=SID", "gatehouse+session=SID",
             "gatehouse[session=SID", "a=1,gatehouse_session=SID,b=2", "gatehouse_session", "$gatehouse_session=SID",
+            "a=1 gatehouse_session=SID", "a=1\tgatehouse_session=SID", "a=1 gatehouse_session = SID", "a=1 b=2 gatehouse_session=SID, c=3",
         ]
         for spelling in spellings {
             let out = build([("Cookie", spelling + "; keep=1")])
@@ -294,6 +295,8 @@ final class UpstreamHeaderPolicyTests: XCTestCase {
         }
         XCTAssertEqual(SessionCookie.removing(from: "a=1, gatehouse_session=SID, b=2; c=3"), "a=1, b=2; c=3")
         XCTAssertEqual(SessionCookie.removing(from: "x=\"a,b\"; gatehouse_sessions=1"), "x=\"a,b\"; gatehouse_sessions=1")
+        XCTAssertEqual(SessionCookie.removing(from: "x=\"a b\"; y=1"), "x=\"a b\"; y=1")
+        XCTAssertEqual(SessionCookie.removing(from: "a=1 b=2 gatehouse_session = SID, c=3; d=4"), "a=1 b=2, c=3; d=4")
     }
 
     func testOrdinaryHeadersPassInOrderWithTheirSpelling() {

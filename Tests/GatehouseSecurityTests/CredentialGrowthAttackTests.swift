@@ -125,6 +125,20 @@ final class CredentialGrowthAttackTests: XCTestCase {
         }
     }
 
+    func testAKeyCannotCreateAUserWithRolesItLacks() async throws {
+        try await IdentityFixture.with(Self.rules) { fx in
+            XCTAssertTrue(try fx.store.setRoles(["admin", "operator"], forUser: "root"))
+            let root = "Authorization: Bearer \(try fx.login("root").access)"
+            let adminOnly = try key(try fx.api("POST", "keys", json: ["name": "automation", "roles": ["admin"]], headers: [root]))
+            let body: [String: Any] = ["username": "mallory", "password": "a long password 1", "roles": ["admin", "operator", "owner"]]
+            XCTAssertEqual(try fx.api("POST", "user", json: body, headers: ["X-Api-Key: \(adminOnly)"]).0.status, 403)
+            XCTAssertEqual(try fx.api("POST", "user", json: ["username": "mallory", "password": "a long password 1", "roles": ["admin"]],
+                headers: ["X-Api-Key: \(adminOnly)"]).0.status, 201, "a role it holds it may give")
+            // The admin's own sign-in chooses any roles: that is what the admin role is for.
+            XCTAssertEqual(try fx.api("POST", "user", json: ["username": "olga", "password": "a long password 1", "roles": ["owner"]], headers: [root]).0.status, 201)
+        }
+    }
+
     func testAReusedRefreshTokenLeavesNothingOfItsFamilyWorkingUnderParallelConnections() async throws {
         try await IdentityFixture.with(Self.rules) { fx in
             for round in 0..<10 {
@@ -152,7 +166,7 @@ final class CredentialGrowthAttackTests: XCTestCase {
         }
     }
 
-    func testAOneShotFloodFillsOnlyTheFloodersShare() async throws {
+    func testAOneShotFloodFillsOnlyTheFloodingCredentialsShare() async throws {
         try await IdentityFixture.with(Self.rules) { fx in
             let root = "Authorization: Bearer \(try fx.login("root").access)"
             let flooder = try key(try fx.api("POST", "keys", json: ["name": "flooder"], headers: ["Authorization: Bearer \(try fx.login().access)"]))
@@ -168,13 +182,15 @@ final class CredentialGrowthAttackTests: XCTestCase {
                 if response.status == 429 { tooMany = response }
             }
             let issued = statuses.filter { $0 == 200 }.count
-            XCTAssertEqual(issued, fx.accounts.credentials.oneShotTokens.perUser, "\(statuses)")
+            XCTAssertEqual(issued, fx.accounts.credentials.oneShotTokens.perCredential, "\(statuses)")
             XCTAssertEqual(statuses.filter { $0 == 429 }.count, count - issued)
             let refusal = try XCTUnwrap(tooMany)
-            XCTAssertTrue(refusal.bodyText.contains("one-shot tokens outstanding for alice"), refusal.bodyText)
+            XCTAssertTrue(refusal.bodyText.contains("one-shot tokens outstanding for this credential of alice"), refusal.bodyText)
             XCTAssertFalse(refusal.bodyText.contains("sign-in"), "the 429 says what is full")
             XCTAssertNotNil(refusal.header("Retry-After"))
-            // Everyone else still gets theirs.
+            // The flooder's own user, signed in, and everyone else still get theirs.
+            let (own, _) = try fx.api("GET", "oneshot_token", headers: ["Authorization: Bearer \(try fx.login().access)"])
+            XCTAssertEqual(own.status, 200, own.bodyText)
             let (mine, json) = try fx.api("GET", "oneshot_token", headers: [root])
             XCTAssertEqual(mine.status, 200, mine.bodyText)
             XCTAssertEqual(try fx.send("GET", "/files?token=\(try XCTUnwrap(json["token"] as? String))").status, 200)

@@ -29,6 +29,8 @@ final class PathParameterAttackTests: XCTestCase {
         "/pub/sub/..;/..;/settings", "/x/..;/..;/..;/admin",
         // Segments that are empty once cut: merged by the device into the neighbours.
         "/x/;/admin", "/x/;jsessionid=1/admin", "/pub/;x/../admin", "/x/%3B/admin", "/x/%3bjs=1/settings", "/;/admin",
+        // A `;` a device that decodes twice would see.
+        "/pub/..%253B/admin", "/pub/..%25%33%42/admin", "/x/..%253b/settings", "/pub/%252e%252e%253B/admin",
     ]
 
     func testDotSegmentsBehindParametersAreRefusedBeforeAnyRule() async throws {
@@ -38,6 +40,19 @@ final class PathParameterAttackTests: XCTestCase {
             attacks.append(.request("no key \(form)", form, .refused(400)))
         }
         try await ProxyFixture.with(Self.rules) { fx in try await launch(attacks, on: fx) }
+    }
+
+    func testParametersNeverHideGatehousesOwnOrClaimedPaths() async throws {
+        let forms = [
+            "/_gatehouse;x/api/login", "/_gatehouse%3Bx/healthz", "/_gatehouse/api;x/keys", "/plugin/appkeys;x/request",
+            "/plugin;a/appkeys/probe", "/access/oneshot_token;x", "/access/oneshot_token%3Bjs=1",
+        ]
+        let attacks = forms.map { Attack.request("\($0)", $0, headers: [viewer], .refused(400)) }
+        try await IdentityFixture.with({ config in
+            Self.rules(&config)
+            config.octoPrintAppKeys = true
+            config.moonrakerOneshot = true
+        }) { fx in try await launch(attacks, on: fx) }
     }
 
     func testParametersThatLeaveASegmentAreMatchedOnIt() async throws {

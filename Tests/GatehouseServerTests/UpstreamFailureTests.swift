@@ -118,13 +118,28 @@ final class UpstreamFailureTests: XCTestCase {
         }
     }
 
-    func testAPOSTWithoutABodyIsSentAgainToo() async throws {
+    func testAPOSTIsNeverSentTwiceEvenWithoutABody() async throws {
+        // Moonraker takes commands as bodyless POSTs (`/printer/gcode/script?script=G28`): the
+        // device may have acted on one before it closed.
         try await ProxyFixture.with { fx in
             XCTAssertEqual(try fx.get("/drop-on-reuse", [StreamTest.keyHeader]).status, 200)
             let response = try fx.client().request(
-                "POST /drop-on-reuse HTTP/1.1\r\nHost: gatehouse.test\r\n\(StreamTest.keyHeader)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            XCTAssertEqual(response.status, 200, response.bodyText)
-            XCTAssertEqual(fx.upstream.requests.map(\.connectionID), [1, 1, 2])
+                "POST /drop-on-reuse?script=G28 HTTP/1.1\r\nHost: gatehouse.test\r\n\(StreamTest.keyHeader)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            XCTAssertEqual(response.status, 502, response.bodyText)
+            XCTAssertEqual(fx.upstream.requests.map(\.connectionID), [1, 1])
+        }
+    }
+
+    func testTheOtherRepeatableMethodsAreSentAgain() async throws {
+        try await ProxyFixture.with { fx in
+            for method in ["HEAD", "OPTIONS", "PUT", "DELETE"] {
+                fx.upstream.reset()
+                XCTAssertEqual(try fx.get("/drop-on-reuse", [StreamTest.keyHeader]).status, 200, "warm-up for \(method)")
+                let c = try fx.client()
+                try c.send("\(method) /drop-on-reuse HTTP/1.1\r\nHost: gatehouse.test\r\n\(StreamTest.keyHeader)\r\nConnection: close\r\n\r\n")
+                XCTAssertEqual(try c.readResponse(headRequest: method == "HEAD").status, 200, method)
+                XCTAssertEqual(fx.upstream.requests.filter { $0.method == method }.count, 2, "\(method) sent again on a fresh connection")
+            }
         }
     }
 

@@ -73,7 +73,7 @@ final class UserCommandTests: XCTestCase {
 
     func testServeRefusesToStartOnACorruptStore() throws {
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("data"), withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: storePath, contents: Data("garbage".utf8), attributes: [.posixPermissions: 0o600])
+        XCTAssertTrue(FileManager.default.createFile(atPath: storePath, contents: Data("garbage".utf8), attributes: [.posixPermissions: 0o600]))
         let r = try run(["serve", "--config", config])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.output.contains("not an SQLite database"), r.output)

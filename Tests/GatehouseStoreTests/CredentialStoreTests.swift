@@ -95,6 +95,15 @@ final class CredentialStoreTests: XCTestCase {
         XCTAssertNil(try store.token(jti: "a3"), "a refused exchange stores nothing")
     }
 
+    func testAFamilylessRefreshTokensReplacementsAreRevokedByItsReuse() throws {
+        // Older stores hold refresh tokens without a family: their replacements take the jti as theirs.
+        try store.addToken(IssuedToken(jti: "old", username: "alice", kind: .refresh, family: nil, created: t0, expires: nil))
+        let replacement = IssuedToken(jti: "next", username: "alice", kind: .access, family: "old", created: t0, expires: nil)
+        XCTAssertEqual(try store.exchangeRefreshToken(jti: "old", issuing: [replacement]), .accepted)
+        XCTAssertEqual(try store.exchangeRefreshToken(jti: "old", issuing: []), .reused(family: nil))
+        XCTAssertEqual(try store.token(jti: "next")?.0.revoked, true)
+    }
+
     func testPurgeDropsOnlyWhatEnded() throws {
         try store.addSession(session("s1"))
         try store.addToken(IssuedToken(jti: "never", username: "alice", kind: .longLived, family: nil, created: t0, expires: nil))

@@ -116,7 +116,7 @@ final class SQLiteStoreTests: XCTestCase {
 
     func testAFileThatIsNotSQLiteIsCorruptAndLeftUntouched() throws {
         let original = Data("this is not a database, but somebody's data".utf8)
-        FileManager.default.createFile(atPath: path(), contents: original, attributes: [.posixPermissions: 0o600])
+        XCTAssertTrue(FileManager.default.createFile(atPath: path(), contents: original, attributes: [.posixPermissions: 0o600]))
         XCTAssertThrowsError(try SQLiteStore(path: path())) { error in
             guard case StoreError.corrupt = error else { return XCTFail("\(error)") }
         }

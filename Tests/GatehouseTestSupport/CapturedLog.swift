@@ -24,11 +24,8 @@ public final class CapturedLog: Sendable {
             set { metadata[key] = newValue }
         }
 
-        func log(
-            level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-            function: String, line: UInt
-        ) {
-            log.append("\(message)")
+        func log(event: LogEvent) {
+            log.append("\(event.message)")
         }
     }
 }

@@ -27,7 +27,7 @@ public enum GatehouseBinary {
     }
 }
 
-public extension GatehouseBinary {
+extension GatehouseBinary {
     /// Runs the binary to completion with `stdin` as its input; stdout and stderr together.
     public static func run(_ arguments: [String], stdin: String = "", environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
         let process = Process()

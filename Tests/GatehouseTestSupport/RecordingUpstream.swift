@@ -175,6 +175,7 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         let pipeline = context.pipeline
         let upstream = self.upstream
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.execute {
             let sync = pipeline.syncOperations
             // Above TLS when the upstream serves HTTPS, else first: the echo sees plain bytes.
@@ -186,7 +187,7 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
             if let errors = try? sync.handler(type: HTTPServerProtocolErrorHandler.self) { sync.removeHandler(errors, promise: nil) }
             if let validator = try? sync.handler(type: NIOHTTPResponseHeadersValidator.self) { sync.removeHandler(validator, promise: nil) }
             if let decoder = try? sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) { sync.removeHandler(decoder, promise: nil) }
-            sync.removeHandler(self, promise: nil)
+            sync.removeHandler(handler.value, promise: nil)
         }
     }
 
@@ -211,10 +212,11 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
             headers.add(name: "Content-Length", value: "0")
             let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
             let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let answer = HTTPResponseHead(version: .http1_1, status: .found, headers: headers)
             context.eventLoop.scheduleTask(in: upstream.holdRoot ?? .zero) {
                 let context = loopContext.value
                 guard context.channel.isActive else { return }
-                context.write(handler.value.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .found, headers: headers))), promise: nil)
+                context.write(handler.value.wrapOutboundOut(.head(answer)), promise: nil)
                 context.writeAndFlush(handler.value.wrapOutboundOut(.end(nil)), promise: nil)
                 handler.value.upstream.rootAnswered()
             }

@@ -294,7 +294,9 @@ public struct AccountService: Sendable {
         let jti = record.jti
         // The new pair is stored in the same transaction that spends the old token: a reuse that
         // comes after it (however the requests interleave) revokes the new pair with the family.
-        let (pair, replacements) = try await signTokens(username: user.username, roles: user.roles, family: record.family ?? RandomSecret.make(), now: now)
+        // A token without a family (an older store's) starts one named after itself, so a reuse
+        // still reaches what it was exchanged for.
+        let (pair, replacements) = try await signTokens(username: user.username, roles: user.roles, family: record.family ?? record.jti, now: now)
         switch try await run({ store in try store.exchangeRefreshToken(jti: jti, issuing: replacements) }) {
         case .accepted:
             return (user, pair)
@@ -328,8 +330,10 @@ public struct AccountService: Sendable {
         let wait = Int(tokens.lifetime.rounded(.up))
         switch tokens.issue(for: holder, now: now) {
         case .success(let token): return token
+        case .failure(.credentialLimit):
+            throw .tooMany("Too many one-shot tokens outstanding for this credential of \(identity.user) (at most \(tokens.perCredential), each good for \(wait) s); use one or wait.", retryAfter: wait)
         case .failure(.userLimit):
-            throw .tooMany("Too many one-shot tokens outstanding for \(identity.user) (at most \(tokens.perUser), each good for \(wait) s); use one or wait.", retryAfter: wait)
+            throw .tooMany("Too many one-shot tokens outstanding for \(identity.user) (at most \(tokens.perUser) over all their credentials, each good for \(wait) s); use one or wait.", retryAfter: wait)
         case .failure(.capacity):
             throw .tooMany("Gatehouse holds too many one-shot tokens right now; try again in \(wait) s.", retryAfter: wait)
         }

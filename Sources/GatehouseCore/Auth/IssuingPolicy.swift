@@ -15,7 +15,7 @@ public struct CredentialGrant: Sendable, Hashable {
 }
 
 /// The one rule every endpoint that hands out a credential (run-time keys, one-shot tokens,
-/// Moonraker's one-shot tokens, OctoPrint app keys, and user and password management) applies to
+/// Moonraker's one-shot tokens, OctoPrint app keys, user creation) applies to
 /// the credential that asked: what is issued never exceeds it.
 ///
 /// Guarantees of ``bound(_:by:now:)``:
@@ -61,12 +61,14 @@ public enum IssuingPolicy {
         (caller.method == .session || caller.method == .jwt) && caller.expires == nil
     }
 
-    /// For user and password management, which issue credentials that cannot carry an end: the
-    /// caller must be able to issue and have no end of its own.
-    public static func requireLasting(_ caller: Identity) throws(AccountError) {
-        _ = try bound(CredentialGrant(), by: caller, now: Date())
+    /// For creating a user, whose password is a credential without an end: the caller must be
+    /// able to issue and have no end of its own. The roles an admin's own sign-in (a session or
+    /// sign-in token) gives are the admin role's to choose; a delegated credential (a key) may
+    /// give only roles it holds itself.
+    public static func boundNewUser(roles: [String], by caller: Identity) throws(AccountError) {
+        _ = try bound(CredentialGrant(roles: isSignIn(caller) ? nil : roles), by: caller, now: Date())
         guard caller.expires == nil else {
-            throw .forbidden("A credential that ends cannot create users or set passwords, which do not; use a session, a token or a key without an end.")
+            throw .forbidden("A credential that ends cannot create users, whose passwords do not; use a session, a token or a key without an end.")
         }
     }
 }

@@ -7,17 +7,22 @@ import Synchronization
 /// Guarantees: a token is 256 random bits, held only as its digest, in this process's memory;
 /// ``redeem(_:now:)`` removes it atomically, so of two concurrent uses at most one succeeds;
 /// a token older than ``lifetime``, or past the end of the credential it was issued for, is
-/// refused and dropped. At most ``perUser`` tokens are outstanding for one user and at most
-/// ``capacity`` in all: past either, ``issue(for:now:)`` refuses (saying which is full) rather
-/// than letting memory grow, and one user filling their share leaves everyone else's.
+/// refused and dropped. At most ``perCredential`` tokens are outstanding for one credential (a
+/// key, a session, a token), ``perUser`` for all of one user's credentials together, and
+/// ``capacity`` in all: past any, ``issue(for:now:)`` refuses (saying which is full) rather than
+/// letting memory grow, and one credential filling its share leaves its user's others, and
+/// everyone else's, theirs.
 public final class OneShotTokens: Sendable {
     public let lifetime: TimeInterval
     public let capacity: Int
+    public let perCredential: Int
     public let perUser: Int
 
     /// Why no token was issued.
     public enum Refusal: Error, Equatable, Sendable {
-        /// This user has ``perUser`` tokens outstanding.
+        /// This credential has ``perCredential`` tokens outstanding.
+        case credentialLimit
+        /// This user's credentials have ``perUser`` tokens outstanding.
         case userLimit
         /// ``capacity`` tokens are outstanding in all.
         case capacity
@@ -26,12 +31,26 @@ public final class OneShotTokens: Sendable {
     private struct State {
         var tokens: [SecretDigest: (identity: Identity, issued: Date)] = [:]
         var perUser: [String: Int] = [:]
+        var perCredential: [String: Int] = [:]
+
+        static func credential(_ identity: Identity) -> String { identity.user + "\u{0}" + identity.method.rawValue + "\u{0}" + identity.source }
+
+        mutating func add(_ digest: SecretDigest, _ identity: Identity, _ now: Date) {
+            tokens[digest] = (identity, now)
+            perUser[identity.user, default: 0] += 1
+            perCredential[Self.credential(identity), default: 0] += 1
+        }
 
         mutating func remove(_ digest: SecretDigest) -> (identity: Identity, issued: Date)? {
             guard let entry = tokens.removeValue(forKey: digest) else { return nil }
-            let left = (perUser[entry.identity.user] ?? 1) - 1
-            perUser[entry.identity.user] = left > 0 ? left : nil
+            Self.decrement(&perUser, entry.identity.user)
+            Self.decrement(&perCredential, Self.credential(entry.identity))
             return entry
+        }
+
+        private static func decrement(_ table: inout [String: Int], _ key: String) {
+            let left = (table[key] ?? 1) - 1
+            table[key] = left > 0 ? left : nil
         }
 
         mutating func dropExpired(now: Date, lifetime: TimeInterval) {
@@ -43,9 +62,10 @@ public final class OneShotTokens: Sendable {
 
     private let state = Mutex(State())
 
-    public init(lifetime: TimeInterval = 5, capacity: Int = 10_000, perUser: Int = 8) {
+    public init(lifetime: TimeInterval = 5, capacity: Int = 10_000, perCredential: Int = 8, perUser: Int = 64) {
         self.lifetime = lifetime
         self.capacity = capacity
+        self.perCredential = perCredential
         self.perUser = perUser
     }
 
@@ -53,14 +73,17 @@ public final class OneShotTokens: Sendable {
     public func issue(for identity: Identity, now: Date) -> Result<String, Refusal> {
         let token = RandomSecret.make()
         let digest = SecretDigest.of(token)
+        let credential = State.credential(identity)
         let outcome = state.withLock { state -> Refusal? in
-            if (state.perUser[identity.user] ?? 0) >= perUser || state.tokens.count >= capacity {
-                state.dropExpired(now: now, lifetime: lifetime)
+            func refusal() -> Refusal? {
+                if (state.perCredential[credential] ?? 0) >= perCredential { return .credentialLimit }
+                if (state.perUser[identity.user] ?? 0) >= perUser { return .userLimit }
+                if state.tokens.count >= capacity { return .capacity }
+                return nil
             }
-            guard (state.perUser[identity.user] ?? 0) < perUser else { return .userLimit }
-            guard state.tokens.count < capacity else { return .capacity }
-            state.tokens[digest] = (identity, now)
-            state.perUser[identity.user, default: 0] += 1
+            if refusal() != nil { state.dropExpired(now: now, lifetime: lifetime) }
+            if let refused = refusal() { return refused }
+            state.add(digest, identity, now)
             return nil
         }
         if let outcome { return .failure(outcome) }

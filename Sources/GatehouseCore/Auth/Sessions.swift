@@ -55,27 +55,45 @@ public enum SessionCookie {
     /// Removed in every spelling a device's cookie parser might read as Gatehouse's cookie, not
     /// only the one Gatehouse sets: any case (`GATEHOUSE_SESSION`), quoted or padded names,
     /// percent-encoded names (`gatehouse%5Fsession`), `.`, `-`, `+`, `[` or a space for the `_`
-    /// (PHP reads those as `_`), a pair without `=`, and pairs joined by `,` instead of `;`
-    /// (`a=1, gatehouse_session=…`, as some proxies and old parsers join cookies).
+    /// (PHP reads those as `_`), a pair without `=`, pairs joined by `,` instead of `;`
+    /// (`a=1, gatehouse_session=…`, as some proxies and old parsers join cookies), and pairs joined
+    /// by whitespace (`a=1 gatehouse_session=…`, which Python's `SimpleCookie` splits) — there,
+    /// everything from Gatehouse's name to the next `,` goes, so a value after a spaced `=` goes too.
     public static func removing(from cookieHeader: String) -> String? {
         var kept: [String] = []
         var removed = false
         forEachPair(in: cookieHeader) { pair, _ in
-            if pair.utf8.contains(UInt8(ascii: ",")) {
-                let parts = pair.split(separator: ",", omittingEmptySubsequences: false)
-                let remaining = parts.filter { !isOwnSpelling($0) }
-                guard remaining.count != parts.count else {
-                    kept.append(String(pair))  // a value that holds a comma, untouched
-                    return
-                }
+            if isOwnSpelling(pair) {
                 removed = true
-                let joined = remaining.map { $0.trimmingASCIIWhitespace() }.filter { !$0.isEmpty }.joined(separator: ", ")
-                if !joined.isEmpty { kept.append(joined) }
-            } else if isOwnSpelling(pair) {
-                removed = true
-            } else if !pair.isEmpty {
-                kept.append(String(pair))
+                return
             }
+            guard pair.utf8.contains(where: { $0 == UInt8(ascii: ",") || $0 == 0x20 || $0 == 0x09 }) else {
+                if !pair.isEmpty { kept.append(String(pair)) }
+                return
+            }
+            var parts: [String] = []
+            var cut = false
+            for part in pair.split(separator: ",", omittingEmptySubsequences: false) {
+                if isOwnSpelling(part) {
+                    cut = true
+                    continue
+                }
+                let words = part.split(whereSeparator: { $0 == " " || $0 == "\t" })
+                if let own = words.firstIndex(where: { isOwnSpelling($0) }) {
+                    cut = true
+                    let before = words[..<own].joined(separator: " ")
+                    if !before.isEmpty { parts.append(before) }
+                } else {
+                    parts.append(part.trimmingASCIIWhitespace())
+                }
+            }
+            guard cut else {
+                kept.append(String(pair))  // a value that holds a comma or a space, untouched
+                return
+            }
+            removed = true
+            let joined = parts.filter { !$0.isEmpty }.joined(separator: ", ")
+            if !joined.isEmpty { kept.append(joined) }
         }
         if !removed && kept.count == 1 && kept[0].utf8.count == cookieHeader.utf8.count { return cookieHeader }
         return kept.isEmpty ? nil : kept.joined(separator: "; ")

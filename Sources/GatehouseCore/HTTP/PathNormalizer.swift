@@ -10,8 +10,8 @@ public enum PathRefusal: Error, Sendable, Hashable, CustomStringConvertible {
     case backslash
     /// A control byte (NUL, CR, LF, TAB, DEL, …), raw or percent-encoded.
     case controlCharacter
-    /// `%25` followed by an escape of `.`, `/`, `\` or a control byte: a second decoding by the
-    /// device would turn it into one.
+    /// `%25` followed by an escape of `.`, `/`, `;`, `\` or a control byte: a second decoding by
+    /// the device would turn it into one.
     case doubleEncoding
     /// Percent-encoded bytes that are not UTF-8 (overlong forms such as `%C0%AE` included).
     case invalidUTF8
@@ -95,13 +95,13 @@ public enum PathNormalizer {
         return removingDotSegments(kept)
     }
 
-    /// `%25` followed by the hex digits of `.`, `/`, `\` or a control byte.
+    /// `%25` followed by the hex digits of `.`, `/`, `;`, `\` or a control byte.
     private static func holdsDoubleEncoding(_ bytes: [UInt8]) -> Bool {
         var i = 0
         while i + 4 < bytes.count {
             if bytes[i] == UInt8(ascii: "%"), bytes[i + 1] == UInt8(ascii: "2"), bytes[i + 2] == UInt8(ascii: "5"),
                 let inner = hexPair(bytes[i + 3], bytes[i + 4]),
-                inner == UInt8(ascii: ".") || inner == UInt8(ascii: "/") || refusal(forDecoded: inner) != nil
+                inner == UInt8(ascii: ".") || inner == UInt8(ascii: "/") || inner == UInt8(ascii: ";") || refusal(forDecoded: inner) != nil
             {
                 return true
             }

@@ -75,7 +75,8 @@ public struct Admission: Sendable {
 /// 6. A WebSocket upgrade without exactly one `Sec-WebSocket-Key` of 16 bytes: 400.
 /// 7. CORS: a preflight on a CORS path is answered here.
 /// 8. A declared body over `limits.max_body_bytes`: 413 and close.
-/// 9. `/_gatehouse/…`: Gatehouse's own endpoints (an `Upgrade` to one is never honoured).
+/// 9. `/_gatehouse/…`: Gatehouse's own endpoints (an `Upgrade` to one is never honoured); a path
+///    that becomes one of them or a claimed device path only once its `;` parameters are cut is 400.
 /// 10. Device paths Gatehouse answers itself, unless a `deny` rule covers them (an `Upgrade`
 ///     to one is 400).
 /// 11. Everything else goes to the gate, with ``RequestFacts`` built on the normalized target.
@@ -155,6 +156,12 @@ public struct AdmissionPolicy: Sendable {
         {
             return refuse(413, "The request body is larger than allowed.", close: true, target: target, cors: corsHeaders)
         }
+        // A path that only names Gatehouse's own or a claimed device path once its `;`
+        // parameters are cut would be judged by the rules as that path but reach the device.
+        let matching = AccessPolicy.matchingPath(target.path)
+        if !matching.bytesEqual(target.path), PathBytes.isUnder(matching, prefix: OwnPaths.prefix) || devicePaths.claims(matching) {
+            return refuse(400, "The request path has ; parameters on a path Gatehouse answers itself.", close: true, target: target, cors: corsHeaders)
+        }
         if PathBytes.isUnder(target.path, prefix: OwnPaths.prefix) {
             let outcome: AdmissionOutcome
             if target.path.bytesEqual(OwnPaths.healthz) {
@@ -209,5 +216,77 @@ extension UpstreamHeaderPolicy {
             identityHeaders: config.identityHeaders, stripHeaders: config.stripHeaders, forwardCredentials: config.forwardCredentials,
             forwardClientAddress: config.forwardClientAddress, forwardUnderscoreHeaders: config.forwardUnderscoreHeaders,
             forwardIdentityFamily: config.forwardIdentityFamily)
+    }
+}
+
+/// The rules every state-changing own endpoint (under `/_gatehouse/`, and device paths
+/// Gatehouse answers itself) applies before it reads anything: a request a browser marks as
+/// coming from another site is refused (403) unless `cors.allowed_origins` names its origin, and
+/// a body sent to the JSON API must be `application/json` (415) — what an HTML form on another
+/// site can send (`text/plain`, form encoding) never reaches an endpoint that acts on it.
+/// `serve` and `gatehouse explain` both ask it.
+public enum OwnEndpointGuard {
+    public struct Refusal: Sendable, Hashable {
+        public let status: Int
+        public let detail: String
+        /// Answered as a page (the sign-in page's forms), not JSON.
+        public let asPage: Bool
+    }
+
+    public static func refusal(
+        method: String, path: String, headers: [(name: String, value: String)], hasBody: Bool, peerIsTrustedProxy: Bool, cors: CORSPolicy
+    ) -> Refusal? {
+        guard method != "GET", method != "HEAD", method != "OPTIONS" else { return nil }
+        let api = path.hasBytePrefix("/_gatehouse/api/")
+        let origin = headers.first { $0.name.equalsCaseInsensitive("origin") }?.value
+        if CrossSiteCheck.isCrossSite(headers: headers, peerIsTrustedProxy: peerIsTrustedProxy), !cors.namesExplicitly(origin: origin) {
+            return Refusal(
+                status: 403, detail: api ? "Requests from another site are not accepted here." : "Requests from another site are not accepted.",
+                asPage: !api)
+        }
+        if api, hasBody, !isJSON(headers.first { $0.name.equalsCaseInsensitive("content-type") }?.value) {
+            return Refusal(status: 415, detail: "Content-Type: the body must be sent as application/json.", asPage: false)
+        }
+        return nil
+    }
+
+    /// `application/json`, with or without parameters (`; charset=utf-8`).
+    public static func isJSON(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        let type = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingASCIIWhitespace().asciiLowercased() }
+        return type == "application/json"
+    }
+
+    /// Whether the request's head announces a body.
+    public static func announcesBody(_ headers: [(name: String, value: String)]) -> Bool {
+        headers.contains {
+            ($0.name.equalsCaseInsensitive("content-length") && $0.value.trimmingASCIIWhitespace() != "0")
+                || $0.name.equalsCaseInsensitive("transfer-encoding")
+        }
+    }
+}
+
+/// OctoPrint's CSRF pair goes only with a state-changing request authenticated by a credential
+/// a browser never sends on its own (an API key or token, in a header or the query, or a
+/// one-shot token) — the waiver OctoPrint gives its own API keys. Never with Gatehouse's session
+/// cookie, HTTP Basic (a browser replays it) or a trusted network (no credential at all).
+public enum DeviceCSRFPolicy {
+    public static func applies(to plan: ForwardPlan, method: String) -> Bool {
+        plan.identity != nil && method != "GET" && method != "HEAD" && method != "OPTIONS"
+            && !plan.consumed.isEmpty && plan.consumed.isDisjoint(with: [.sessionCookie, .authorizationBasic])
+    }
+}
+
+extension UpstreamHeaderPolicy {
+    /// The framing header the request goes upstream with: its `Content-Length`, or
+    /// `Transfer-Encoding: chunked` (the body is re-chunked), or none.
+    public static func framing(of headers: [(name: String, value: String)]) -> HeaderField? {
+        if let length = headers.first(where: { $0.name.equalsCaseInsensitive("content-length") }) {
+            return HeaderField("Content-Length", length.value)
+        }
+        if headers.contains(where: { $0.name.equalsCaseInsensitive("transfer-encoding") }) {
+            return HeaderField("Transfer-Encoding", "chunked")
+        }
+        return nil
     }
 }

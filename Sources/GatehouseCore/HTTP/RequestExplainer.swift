@@ -67,9 +67,18 @@ public struct RequestExplainer: Sendable {
             return done(.refused(status: refusal.status, reason: refusal.detail), "\(refusal.status) from Gatehouse — \(refusal.detail)")
         case .preflight:
             return done(.answeredByGatehouse("CORS preflight"), "answered by Gatehouse (a CORS preflight); never forwarded")
-        case .healthz, .readyz, .ownEndpoint:
+        case .healthz, .readyz:
             return done(.answeredByGatehouse("own endpoint"), "answered by Gatehouse's own endpoint; never forwarded")
-        case .deviceEndpoint:
+        case .ownEndpoint, .deviceEndpoint:
+            if let refusal = OwnEndpointGuard.refusal(
+                method: method, path: admitted.target?.path ?? "", headers: headers, hasBody: OwnEndpointGuard.announcesBody(headers),
+                peerIsTrustedProxy: gate.clientAddresses.isTrustedProxy(peer), cors: config.cors)
+            {
+                return done(.refused(status: refusal.status, reason: refusal.detail), "\(refusal.status) from Gatehouse — \(refusal.detail)")
+            }
+            guard case .deviceEndpoint = admitted.outcome else {
+                return done(.answeredByGatehouse("own endpoint"), "answered by Gatehouse's own endpoint; never forwarded")
+            }
             let setting = (admitted.target?.path ?? "").hasPrefix(DevicePaths.appKeysPrefix) ? "octoprint_appkeys" : "moonraker_oneshot"
             return done(.answeredByGatehouse(setting), "answered by Gatehouse itself (\(setting)); never forwarded to the device")
         case .gate(let facts):
@@ -94,7 +103,10 @@ public struct RequestExplainer: Sendable {
                 }
                 let target = headerPolicy.target(facts.target, plan: plan)
                 let scheme = config.tls == nil ? "http" : "https"
-                let sent = headerPolicy.headers(from: headers, plan: plan, isWebSocketUpgrade: facts.isWebSocketUpgrade, scheme: scheme, peer: peer)
+                let csrf = config.octoPrintCSRF && DeviceCSRFPolicy.applies(to: plan, method: method) ? Self.deviceCSRFPlaceholder : nil
+                var sent = headerPolicy.headers(
+                    from: headers, plan: plan, isWebSocketUpgrade: facts.isWebSocketUpgrade, scheme: scheme, peer: peer, deviceCSRFToken: csrf)
+                if let framing = UpstreamHeaderPolicy.framing(of: headers) { sent.append((name: framing.name, value: framing.value)) }
                 for header in sent { lines.append("header:     \(header.name): \(header.value)") }
                 return done(
                     .forwarded(uri: target.uri, headers: sent.map { HeaderField($0.name, $0.value) }),
@@ -102,6 +114,9 @@ public struct RequestExplainer: Sendable {
             }
         }
     }
+
+    /// Stands for OctoPrint's CSRF pair, which only the running server has (fetched from the device).
+    public static let deviceCSRFPlaceholder = "(OctoPrint's CSRF pair, fetched from the device)"
 
     /// Which rule decides, and where it was written.
     private func ruleLine(_ facts: RequestFacts) -> String {
