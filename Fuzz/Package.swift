@@ -14,6 +14,7 @@ let package = Package(
         .executableTarget(name: "FuzzPathNormalizer", dependencies: [checks]),
         .executableTarget(name: "FuzzCredentialParsers", dependencies: [checks]),
         .executableTarget(name: "FuzzJSONWebToken", dependencies: [checks]),
+        .executableTarget(name: "FuzzResponseScanner", dependencies: [checks]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -51,6 +51,12 @@ final class ByteTunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         partner?.partnerWrite(data)
     }
 
+    /// Bytes that arrived on this side before the tunnel took over (after a 101 in the same
+    /// read): written to the other side, flushed with its next flush.
+    func forwardToPartner(_ bytes: ByteBuffer) {
+        partner?.context?.write(NIOAny(bytes), promise: nil)
+    }
+
     /// Closes this side's channel (when the tunnel could not be set up on the other side).
     func closeChannel() {
         context?.close(promise: nil)

@@ -68,7 +68,7 @@ final class ConnectionLimiter: Sendable {
 /// The answer is a ``GatehouseResponse`` like every other Gatehouse writes itself.
 final class ConnectionRefusalHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = ByteBuffer
 
     private let refusal: ConnectionLimiter.Refusal
     /// False on a TLS listener: a TLS client cannot read a plain answer, and a TLS one would
@@ -90,10 +90,10 @@ final class ConnectionRefusalHandler: ChannelInboundHandler {
             : "Too many open connections from your address; close some and try again."
         var response = GatehouseResponse.json(.serviceUnavailable, detail: detail, allocator: context.channel.allocator)
         response.headers.add(name: "Retry-After", value: "1")
-        context.write(wrapOutboundOut(.head(response.head(version: .http1_1, close: true))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+        context.writeAndFlush(
+            wrapOutboundOut(response.serialized(versionMinor: 1, close: true, headRequest: false, allocator: context.channel.allocator)),
+            promise: written)
         written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 

@@ -20,7 +20,7 @@ public final class GatehouseServer: Sendable {
     /// Dropped by ``shutdown(drain:)``: the helper touches its event loop when it is released,
     /// so it must go while the loops still run, not whenever the last reference to the server does.
     private let quiesce: NIOLockedValueBox<ServerQuiescingHelper?>
-    private let pools: [UpstreamPool.Handle]
+    private let loops: [LoopContext.Handle]
     private let logger: Logger
     /// Polls the store's revision so other processes' revocations reach the credential cache.
     private let storeWatch: Task<Void, Never>?
@@ -41,7 +41,7 @@ public final class GatehouseServer: Sendable {
     private let appKeys: AppKeyPairing
 
     private init(
-        serverChannel: Channel, quiesce: ServerQuiescingHelper, pools: [UpstreamPool.Handle], logger: Logger,
+        serverChannel: Channel, quiesce: ServerQuiescingHelper, loops: [LoopContext.Handle], logger: Logger,
         storeWatch: Task<Void, Never>?, settings: SettingsSource, config: GatehouseConfig, accounts: AccountService?,
         csrf: OctoPrintCSRFToken, csrfWatch: Task<Void, Never>?, metrics: GatehouseMetrics,
         listenerTLS: ListenerTLS?, redirectChannel: Channel?, upstream: UpstreamConnector, appKeys: AppKeyPairing
@@ -60,7 +60,7 @@ public final class GatehouseServer: Sendable {
         self.localAddress = address
         self.serverChannel = serverChannel
         self.quiesce = NIOLockedValueBox(quiesce)
-        self.pools = pools
+        self.loops = loops
         self.logger = logger
         self.storeWatch = storeWatch
     }
@@ -90,10 +90,14 @@ public final class GatehouseServer: Sendable {
     /// The SHA-256 fingerprint of the listener's certificate, when Gatehouse terminates TLS.
     public var certificateFingerprint: String? { listenerTLS?.loaded.fingerprint }
 
-    /// - Parameter accounts: users, sessions, tokens and run-time keys from the store; without it
-    ///   only config-file keys and trusted networks are accepted and no sign-in page is served.
+    /// - Parameters:
+    ///   - accounts: users, sessions, tokens and run-time keys from the store; without it only
+    ///     config-file keys and trusted networks are accepted and no sign-in page is served.
+    ///   - accessLog: where access-log lines go: batched off the event loops (`serve`), or (nil)
+    ///     through `logger`, one event per request.
     public static func start(
-        config: GatehouseConfig, group: MultiThreadedEventLoopGroup, logger: Logger, accounts: AccountService? = nil
+        config: GatehouseConfig, group: MultiThreadedEventLoopGroup, logger: Logger, accounts: AccountService? = nil,
+        accessLog: AccessLogWriter? = nil
     ) async throws -> GatehouseServer {
         let csrf = OctoPrintCSRFToken()
         let appKeys = AppKeyPairing()
@@ -115,12 +119,19 @@ public final class GatehouseServer: Sendable {
             logger.notice("TLS certificate \(loaded.certificateFile), SHA-256 fingerprint \(loaded.fingerprint)")
             for line in loaded.warnings { logger.warning("\(line)") }
         }
-        let settings = SettingsSource(ProxySettings(config: config, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics, upstream: upstream, appKeys: appKeys))
-        var pools: [UpstreamPool.Handle] = []
+        let initial = ProxySettings(config: config, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics, upstream: upstream, appKeys: appKeys)
+        let settings = SettingsSource(initial)
+        let sink: AccessLogSink = accessLog.map { .batched($0) } ?? .logger(logger)
+        var loops: [LoopContext.Handle] = []
         for loop in group.makeIterator() {
-            pools.append(try await UpstreamPool.Handle.make(eventLoop: loop, connector: upstream))
+            loops.append(try await LoopContext.Handle.make(eventLoop: loop) {
+                LoopContext(
+                    eventLoop: loop, pool: UpstreamPool(eventLoop: loop, connector: upstream), settings: initial,
+                    metrics: metrics.counters(on: loop),
+                    accessLog: LoopAccessLog(sink: sink, eventLoop: loop))
+            })
         }
-        let poolList = pools
+        let loopList = loops
         let quiesce = ServerQuiescingHelper(group: group)
         let decoderLimits: NIOHTTPDecoderLimitConfiguration = {
             var limits = NIOHTTPDecoderLimitConfiguration()
@@ -146,7 +157,7 @@ public final class GatehouseServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard let pool = poolList.first(where: { $0.eventLoop === channel.eventLoop })?.pool else {
+                    guard let loop = loopList.first(where: { $0.eventLoop === channel.eventLoop })?.value else {
                         throw ServerError.notBound
                     }
                     let peer = channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
@@ -155,34 +166,24 @@ public final class GatehouseServer: Sendable {
                         if refusedSoFar % 1000 == 1 {
                             logger.warning("connection limit reached (\(refusal)); \(refusedSoFar) connection(s) refused so far")
                         }
-                        try channel.pipeline.syncOperations.addHandlers([
-                            HTTPResponseEncoder(), ConnectionRefusalHandler(refusal, answers: listenerTLS == nil),
-                        ])
+                        try channel.pipeline.syncOperations.addHandler(ConnectionRefusalHandler(refusal, answers: listenerTLS == nil))
                         return
                     }
                     if let listenerTLS {
                         try channel.pipeline.syncOperations.addHandlers([listenerTLS.makeHandler(), TLSHandshakeDeadline(limit: clientHeader)])
                     }
-                    metrics.openConnections.increment()
-                    channel.closeFuture.whenComplete { _ in
+                    let counters = loop.metrics
+                    counters.openConnections += 1
+                    channel.closeFuture.assumeIsolated().whenComplete { _ in
                         limiter.release(peer)
-                        metrics.openConnections.decrement()
+                        counters.openConnections -= 1
                     }
-                    let encoder = HTTPResponseEncoder(configuration: {
-                        var c = HTTPResponseEncoder.Configuration()
-                        c.automaticallySetFramingHeaders = false
-                        return c
-                    }())
+                    // Two handlers: NIO's request parser, and the connection's own.
                     let decoder = ByteToMessageHandler(
                         HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
-                    let pipelining = HTTPServerPipelineHandler()
-                    let validator = NIOHTTPResponseHeadersValidator()
-                    let errors = ProtocolErrorResponder()
-                    let timeouts = ClientTimeoutHandler(idle: idle, clientHeader: clientHeader, clientBody: clientBody)
-                    let proxy = ProxyHandler(
-                        settings: settings, pool: pool, peer: peer,
-                        httpHandlers: [timeouts, pipelining, validator, errors, encoder, decoder])
-                    try channel.pipeline.syncOperations.addHandlers([timeouts, encoder, decoder, pipelining, validator, errors, proxy])
+                    let client = ClientConnectionHandler(
+                        loop: loop, settingsSource: settings, peer: peer, idle: idle, clientHeader: clientHeader, clientBody: clientBody)
+                    try channel.pipeline.syncOperations.addHandlers([decoder, client])
                 }
             }
         let channel: Channel
@@ -218,7 +219,7 @@ public final class GatehouseServer: Sendable {
         let server: GatehouseServer
         do {
             server = try GatehouseServer(
-                serverChannel: channel, quiesce: quiesce, pools: pools, logger: logger, storeWatch: storeWatch,
+                serverChannel: channel, quiesce: quiesce, loops: loops, logger: logger, storeWatch: storeWatch,
                 settings: settings, config: config, accounts: accounts, csrf: csrf, csrfWatch: csrfWatch, metrics: metrics,
                 listenerTLS: listenerTLS, redirectChannel: redirectChannel, upstream: upstream, appKeys: appKeys)
         } catch {
@@ -242,7 +243,7 @@ public final class GatehouseServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let peer = channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
                     if let (refusal, _) = limiter.admit(peer) {
-                        try channel.pipeline.syncOperations.addHandlers([HTTPResponseEncoder(), ConnectionRefusalHandler(refusal)])
+                        try channel.pipeline.syncOperations.addHandler(ConnectionRefusalHandler(refusal))
                         return
                     }
                     channel.closeFuture.whenComplete { _ in limiter.release(peer) }
@@ -314,7 +315,10 @@ public final class GatehouseServer: Sendable {
             applied.tls = old.tls
         }
         if let certificate { listenerTLS?.replace(with: certificate) }
-        settings.replace(with: ProxySettings(config: applied, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics, upstream: upstream, appKeys: appKeys))
+        let fresh = ProxySettings(config: applied, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics, upstream: upstream, appKeys: appKeys)
+        settings.replace(with: fresh)
+        // Each loop takes its snapshot on the loop: a request reads it without a lock.
+        for loop in loops { loop.eventLoop.execute { loop.value.settings = fresh } }
         running.withLockedValue { $0 = applied }
         return kept
     }
@@ -333,7 +337,12 @@ public final class GatehouseServer: Sendable {
         let timer = loop.scheduleTask(in: drain) { done.succeed(()) }
         try? await done.futureResult.get()
         timer.cancel()
-        for handle in pools { try? await handle.eventLoop.submit { handle.pool.closeIdle() }.get() }
+        for handle in loops {
+            try? await handle.eventLoop.submit {
+                handle.value.pool.closeIdle()
+                handle.value.accessLog.flush()
+            }.get()
+        }
         logger.info("stopped")
     }
 }
@@ -343,30 +352,5 @@ extension IPAddress {
     init?(socketAddress: SocketAddress) {
         guard let ip = socketAddress.ipAddress else { return nil }
         self.init(ip)
-    }
-}
-
-extension UpstreamPool {
-    /// A pool bound to its event loop, safe to hand to other threads because the pool itself is
-    /// only ever touched on that loop.
-    struct Handle: Sendable {
-        let eventLoop: EventLoop
-        private let bound: NIOLoopBound<UpstreamPool>
-
-        /// Creates the pool on its own loop (a loop-bound value must be made there).
-        static func make(eventLoop: EventLoop, connector: UpstreamConnector) async throws -> Handle {
-            let bound = try await eventLoop.submit {
-                NIOLoopBound(UpstreamPool(eventLoop: eventLoop, connector: connector), eventLoop: eventLoop)
-            }.get()
-            return Handle(eventLoop: eventLoop, bound: bound)
-        }
-
-        private init(eventLoop: EventLoop, bound: NIOLoopBound<UpstreamPool>) {
-            self.eventLoop = eventLoop
-            self.bound = bound
-        }
-
-        /// Only on `eventLoop`.
-        var pool: UpstreamPool { bound.value }
     }
 }

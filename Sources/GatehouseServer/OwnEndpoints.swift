@@ -129,7 +129,7 @@ struct OwnEndpoints: Sendable {
         guard let metrics else { throw .notFound("No metrics here.") }
         return OwnResponse(
             status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-            body: metrics.render(lockoutsStarted: accounts.throttle.lockoutsStarted))
+            body: await metrics.render(lockoutsStarted: accounts.throttle.lockoutsStarted))
     }
 
     // MARK: Browser sign-in

@@ -27,6 +27,21 @@ final class FuzzRegressionTests: XCTestCase {
     func testPathNormalizerInputs() throws { try check("FuzzPathNormalizer", FuzzChecks.pathNormalizer) }
     func testCredentialParserInputs() throws { try check("FuzzCredentialParsers", FuzzChecks.credentialParsers) }
     func testJSONWebTokenInputs() throws { try check("FuzzJSONWebToken", FuzzChecks.jsonWebToken) }
+    func testResponseScannerInputs() throws { try check("FuzzResponseScanner", FuzzChecks.responseScanner) }
+
+    /// The differential check reads streams as NIO does, and flags a scanner looser than NIO.
+    func testTheResponseScannerCheckComparesWithNIO() {
+        let stream = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n".utf8)
+        let heads = [Bool](repeating: false, count: 16)
+        let expected = ParsedResponses(statuses: [200, 204], bodies: [Array("abc".utf8), []])
+        XCTAssertEqual(FuzzChecks.scan(stream, heads: heads), expected)
+        XCTAssertEqual(FuzzChecks.decodeWithNIO(stream, heads: heads), expected)
+        let looser = ParsedResponses(statuses: [200, 204], bodies: [Array("abc".utf8), [], []])
+        XCTAssertNotNil(FuzzChecks.problem(scanned: looser, reference: expected))
+        XCTAssertNotNil(FuzzChecks.problem(scanned: ParsedResponses(statuses: [200], bodies: [Array("ab".utf8)]), reference: expected))
+        XCTAssertNil(FuzzChecks.problem(scanned: ParsedResponses(statuses: [200], bodies: [Array("abc".utf8)], refused: true), reference: expected),
+            "refusing where NIO accepts is allowed (stricter)")
+    }
 
     /// The checks are not vacuous: each reports a broken property when shown one.
     func testTheChecksCanFail() {

@@ -8,9 +8,10 @@ import XCTest
 
 @testable import GatehouseServer
 
-/// The refusal paths of ``ProxyHandler`` as exact part sequences: nothing here ever needs the
-/// upstream, and the test proves it by giving the handler a pool that has no way to connect.
-final class ProxyHandlerRefusalTests: XCTestCase {
+/// The refusal paths of ``ClientConnectionHandler`` as exact byte sequences on an
+/// `EmbeddedChannel`: nothing here ever needs the upstream, and the test proves it by giving the
+/// handler a pool that has no way to connect.
+final class ClientConnectionHandlerTests: XCTestCase {
     static let key = "embedded-key-0123456789abcdef0123456789abcdef"
 
     private func makeChannel(_ customize: (inout GatehouseConfig) -> Void = { _ in }) throws -> EmbeddedChannel {
@@ -22,10 +23,13 @@ final class ProxyHandlerRefusalTests: XCTestCase {
         // The unix socket path does not exist: if the handler ever tried to forward, the connect
         // would fail and the answer would be a 502, which every test below would notice.
         let connector = UpstreamConnector(address: .unixSocket(path: "/nonexistent/gh.sock"), connectTimeout: .seconds(1))
-        let pool = UpstreamPool(eventLoop: channel.eventLoop, connector: connector)
-        let handler = ProxyHandler(
-            settings: SettingsSource(ProxySettings(config: config, logger: Logger(label: "test"), upstream: connector)), pool: pool,
-            peer: IPAddress("203.0.113.9"), httpHandlers: [])
+        let settings = ProxySettings(config: config, logger: Logger(label: "test"), upstream: connector)
+        let loop = LoopContext(
+            eventLoop: channel.eventLoop, pool: UpstreamPool(eventLoop: channel.eventLoop, connector: connector), settings: settings,
+            metrics: LoopMetrics(), accessLog: LoopAccessLog(sink: .logger(Logger(label: "test")), eventLoop: channel.eventLoop))
+        let handler = ClientConnectionHandler(
+            loop: loop, settingsSource: SettingsSource(settings), peer: IPAddress("203.0.113.9"),
+            idle: .seconds(75), clientHeader: .seconds(10), clientBody: .seconds(30))
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "203.0.113.9", port: 40000)).wait()
         return channel
@@ -38,21 +42,26 @@ final class ProxyHandlerRefusalTests: XCTestCase {
         if end { try channel.writeInbound(HTTPServerRequestPart.end(nil)) }
     }
 
-    private func readResponse(_ channel: EmbeddedChannel) throws -> (HTTPResponseHead, String) {
-        guard case .head(let head)? = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
-            struct NoHead: Error {}
-            throw NoHead()
-        }
+    /// Everything the handler wrote, read back with SwiftNIO's response decoder.
+    private func readResponse(_ channel: EmbeddedChannel, method: HTTPMethod = .GET) throws -> (HTTPResponseHead, String) {
+        var bytes = channel.allocator.buffer(capacity: 0)
+        while var part = try channel.readOutbound(as: ByteBuffer.self) { bytes.writeBuffer(&part) }
+        let decoder = EmbeddedChannel(handler: ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
+        try decoder.writeOutbound(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: "/")))
+        try decoder.writeInbound(bytes)
+        var head: HTTPResponseHead?
         var body = ""
-        while let part = try channel.readOutbound(as: HTTPServerResponsePart.self) {
+        while let part = try decoder.readInbound(as: HTTPClientResponsePart.self) {
             switch part {
-            case .body(.byteBuffer(let b)): body += String(buffer: b)
-            case .end: return (head, body)
-            default: break
+            case .head(let h): head = h
+            case .body(let b): body += String(buffer: b)
+            case .end:
+                guard let head else { break }
+                return (head, body)
             }
         }
-        XCTFail("response had no end")
-        return (head, body)
+        struct NoResponse: Error {}
+        throw NoResponse()
     }
 
     func testMissingCredentialIsAnswered401WithChallengeAndJSONDetail() throws {
@@ -120,9 +129,35 @@ final class ProxyHandlerRefusalTests: XCTestCase {
     func testHeadResponseHasLengthButNoBody() throws {
         let channel = try makeChannel()
         try send(channel, method: .HEAD, "/api/printer", [])
-        guard case .head(let head)? = try channel.readOutbound(as: HTTPServerResponsePart.self) else { return XCTFail("no head") }
+        let (head, body) = try readResponse(channel, method: .HEAD)
         XCTAssertEqual(head.status, .unauthorized)
         XCTAssertNotEqual(head.headers["content-length"], ["0"])
-        guard case .end? = try channel.readOutbound(as: HTTPServerResponsePart.self) else { return XCTFail("a HEAD response must have no body") }
+        XCTAssertEqual(body, "", "a HEAD response must have no body")
+    }
+
+    func testAParserErrorIsAnswered400AndClosed() throws {
+        let channel = try makeChannel()
+        channel.pipeline.fireErrorCaught(HTTPParserError.invalidHeaderToken)
+        XCTAssertEqual(try readResponse(channel).0.status, .badRequest)
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testAHeadOverTheLimitsIsAnswered431() throws {
+        let channel = try makeChannel()
+        channel.pipeline.fireErrorCaught(HTTPParserError.headerOverflow)
+        XCTAssertEqual(try readResponse(channel).0.status, .requestHeaderFieldsTooLarge)
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testPipelinedRequestsAreAnsweredInOrder() throws {
+        let channel = try makeChannel()
+        try send(channel, "/_gatehouse/healthz", [])
+        try send(channel, "/api/printer", [])
+        try send(channel, "/_gatehouse/healthz", [])
+        var bytes = channel.allocator.buffer(capacity: 0)
+        while var part = try channel.readOutbound(as: ByteBuffer.self) { bytes.writeBuffer(&part) }
+        let text = String(buffer: bytes)
+        let statuses = text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+        XCTAssertEqual(statuses, ["200", "401", "200"])
     }
 }

@@ -1,0 +1,424 @@
+/// How a device's response body is delimited.
+public enum ResponseBodyFraming: Sendable, Hashable {
+    /// No body: a response to HEAD, a 1xx, 204 or 304, or a 101 (the connection switches).
+    case none
+    case contentLength(Int64)
+    case chunked
+    /// Neither length nor chunking: the body ends when the device closes the connection.
+    case untilClose
+}
+
+/// A device's response head, parsed as far as forwarding needs it.
+public struct ScannedResponseHead: Sendable {
+    /// 0 or 1 (`HTTP/1.0`, `HTTP/1.1`).
+    public let versionMinor: Int
+    public let status: Int
+    /// The reason phrase as sent (may be empty).
+    public let reason: String
+    public let headers: [(name: String, value: String)]
+    public let framing: ResponseBodyFraming
+    /// The device will keep the connection open after this response.
+    public let keepAlive: Bool
+
+    /// An interim answer (`100 Continue`, `103 Early Hints`): the final response follows.
+    public var isInterim: Bool { status >= 100 && status < 200 && status != 101 }
+}
+
+/// Why a device's response could not be framed. Each is a way a proxy and a device could
+/// disagree on where a response ends: the exchange fails and the device connection is closed.
+public enum ResponseScanError: Error, Sendable, Hashable {
+    case malformedStatusLine
+    case unsupportedVersion
+    case malformedHeader
+    /// A header line continued on the next (obs-fold).
+    case foldedHeader
+    case headTooLarge
+    case tooManyHeaders
+    case contentLengthWithTransferEncoding
+    case multipleContentLength
+    case invalidContentLength
+    case unsupportedTransferEncoding
+    case malformedChunk
+    /// The connection ended before the response did.
+    case truncated
+    /// Bytes arrived that no request asked for (after a complete response, or before any).
+    case unexpectedBytes
+}
+
+/// Finds where each of a device's responses begins and ends, without decoding its body: the head
+/// is parsed (status, headers, framing), the body is reported as byte counts to pass through as
+/// they arrived — chunked framing included — with the payload inside them named for a client
+/// that cannot take chunks.
+///
+/// Guarantees (strict, so that Gatehouse and the client can never disagree with the device on a
+/// boundary):
+/// - `Content-Length` with `Transfer-Encoding`, more than one `Content-Length`, a length that is
+///   not plain decimal, a `Transfer-Encoding` other than exactly `chunked`, a malformed status or
+///   header line, obs-fold, a bare LF, control bytes in a value, a bad chunk-size line or a chunk
+///   not followed by CRLF, a head or trailer section over its limit: each is a failure.
+/// - HEAD responses, 1xx, 204 and 304 have no body; a 101 ends the scan (the connection becomes a
+///   tunnel); a response with neither length nor chunking ends when the connection does.
+/// - Bytes the device sends after a complete response, before the next request, are a failure.
+/// - Every response ends with ``Step/end(consumed:)`` (after its head when it has no body, after
+///   its last byte otherwise; offer the remaining bytes, even none, to get it).
+/// - Nothing is buffered but a head or a chunk-size line still incomplete: ``step(_:)`` answers
+///   ``Step/needMore`` and the caller offers the same bytes again with more behind them.
+/// A differential fuzz target (`FuzzResponseScanner`) holds it to SwiftNIO's `HTTPResponseDecoder`.
+public struct ResponseFramingScanner: Sendable {
+    public enum Step: Sendable {
+        /// Nothing can be said until more bytes arrive (offer these again, with the next ones).
+        case needMore
+        /// The first `consumed` bytes are the response head.
+        case head(ScannedResponseHead, consumed: Int)
+        /// The first `consumed` bytes are body as framed on the wire; bytes
+        /// `payloadOffset ..< payloadOffset + payloadCount` of them are the body's data.
+        case body(consumed: Int, payloadOffset: Int, payloadCount: Int)
+        /// The first `consumed` bytes (possibly none) end the response.
+        case end(consumed: Int)
+        case failure(ResponseScanError)
+    }
+
+    public struct Limits: Sendable {
+        public var maxHeadBytes = 64 * 1024
+        public var maxHeaders = 128
+        public var maxTrailerBytes = 8 * 1024
+        public init() {}
+    }
+
+    private enum State: Sendable {
+        /// No response is expected (none was asked for, or the last one is complete).
+        case idle
+        case awaitingHead(requestWasHEAD: Bool)
+        case contentLength(remaining: Int64)
+        case chunkSize
+        case chunkData(remaining: Int64)
+        case chunkDataEnd
+        case trailers(seen: Int)
+        case untilClose
+        /// The response's last byte was reported: the next step says so (``Step/end(consumed:)``).
+        case ending
+        /// A 101 ended the scan.
+        case switched
+        case failed
+    }
+
+    private var state = State.idle
+    public let limits: Limits
+
+    public init(limits: Limits = Limits()) { self.limits = limits }
+
+    /// A request was sent: its response is expected next.
+    public mutating func expectResponse(requestWasHEAD: Bool) {
+        state = .awaitingHead(requestWasHEAD: requestWasHEAD)
+    }
+
+    /// Whether a response is under way or expected.
+    public var isBusy: Bool {
+        switch state {
+        case .idle, .switched, .failed: return false
+        default: return true
+        }
+    }
+
+    /// The next thing `bytes` (which begin where the last step's `consumed` ended) say.
+    public mutating func step(_ bytes: UnsafeRawBufferPointer) -> Step {
+        switch state {
+        case .failed:
+            return .failure(.unexpectedBytes)
+        case .idle, .switched:
+            if bytes.isEmpty { return .needMore }
+            state = .failed
+            return .failure(.unexpectedBytes)
+        case .ending:
+            state = .idle
+            return .end(consumed: 0)
+        case .awaitingHead(let requestWasHEAD):
+            return scanHead(bytes, requestWasHEAD: requestWasHEAD)
+        case .contentLength(let remaining):
+            if bytes.isEmpty { return .needMore }
+            let n = Int(min(Int64(bytes.count), remaining))
+            let left = remaining - Int64(n)
+            state = left == 0 ? .ending : .contentLength(remaining: left)
+            return .body(consumed: n, payloadOffset: 0, payloadCount: n)
+        case .untilClose:
+            if bytes.isEmpty { return .needMore }
+            return .body(consumed: bytes.count, payloadOffset: 0, payloadCount: bytes.count)
+        case .chunkSize:
+            return scanChunkSize(bytes)
+        case .chunkData(let remaining):
+            if bytes.isEmpty { return .needMore }
+            let n = Int(min(Int64(bytes.count), remaining))
+            state = Int64(n) == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - Int64(n))
+            return .body(consumed: n, payloadOffset: 0, payloadCount: n)
+        case .chunkDataEnd:
+            if bytes.count < 2 {
+                if bytes.count == 1 && bytes[0] != UInt8(ascii: "\r") { return fail(.malformedChunk) }
+                return .needMore
+            }
+            guard bytes[0] == UInt8(ascii: "\r"), bytes[1] == UInt8(ascii: "\n") else { return fail(.malformedChunk) }
+            state = .chunkSize
+            return .body(consumed: 2, payloadOffset: 0, payloadCount: 0)
+        case .trailers(let seen):
+            return scanTrailers(bytes, seen: seen)
+        }
+    }
+
+    /// The device closed the connection: the end of a body framed by the close, nothing when idle,
+    /// or a failure when a response was cut short.
+    public mutating func connectionClosed() -> Step {
+        switch state {
+        case .untilClose:
+            state = .idle
+            return .end(consumed: 0)
+        case .ending:
+            state = .idle
+            return .end(consumed: 0)
+        case .idle, .switched:
+            return .needMore
+        case .failed:
+            return .failure(.truncated)
+        default:
+            state = .failed
+            return .failure(.truncated)
+        }
+    }
+
+    private mutating func fail(_ error: ResponseScanError) -> Step {
+        state = .failed
+        return .failure(error)
+    }
+
+    // MARK: Head
+
+    private mutating func scanHead(_ bytes: UnsafeRawBufferPointer, requestWasHEAD: Bool) -> Step {
+        // Find the blank line; any LF must follow a CR.
+        var end: Int?
+        var i = 0
+        let limit = min(bytes.count, limits.maxHeadBytes)
+        while i < limit {
+            if bytes[i] == UInt8(ascii: "\n") {
+                guard i > 0, bytes[i - 1] == UInt8(ascii: "\r") else { return fail(.malformedHeader) }
+                if i >= 3, bytes[i - 2] == UInt8(ascii: "\n"), bytes[i - 3] == UInt8(ascii: "\r") {
+                    end = i + 1
+                    break
+                }
+            }
+            i += 1
+        }
+        guard let end else {
+            return bytes.count >= limits.maxHeadBytes ? fail(.headTooLarge) : .needMore
+        }
+        switch parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<end]), requestWasHEAD: requestWasHEAD) {
+        case .failure(let error):
+            return fail(error)
+        case .success(let head):
+            if head.isInterim {
+                state = .awaitingHead(requestWasHEAD: requestWasHEAD)
+            } else if head.status == 101 {
+                state = .switched
+            } else {
+                switch head.framing {
+                case .none: state = .ending
+                case .contentLength(let n): state = n == 0 ? .ending : .contentLength(remaining: n)
+                case .chunked: state = .chunkSize
+                case .untilClose: state = .untilClose
+                }
+            }
+            return .head(head, consumed: end)
+        }
+    }
+
+    private func parseHead(_ head: UnsafeRawBufferPointer, requestWasHEAD: Bool) -> Result<ScannedResponseHead, ResponseScanError> {
+        // Lines without their CRLF; the last one (empty) ends the head.
+        var lines: [Range<Int>] = []
+        var start = 0
+        var i = 0
+        while i < head.count {
+            if head[i] == UInt8(ascii: "\r") {
+                guard i + 1 < head.count, head[i + 1] == UInt8(ascii: "\n") else { return .failure(.malformedHeader) }
+                lines.append(start..<i)
+                i += 2
+                start = i
+                continue
+            }
+            i += 1
+        }
+        guard lines.count >= 2, lines.last?.isEmpty == true else { return .failure(.malformedStatusLine) }
+        // Status line: HTTP/1.x SP 3DIGIT [SP reason]
+        let status = lines[0]
+        let prefix = Array("HTTP/1.".utf8)
+        guard status.count >= 12 else { return .failure(.malformedStatusLine) }
+        for (k, b) in prefix.enumerated() where head[status.lowerBound + k] != b {
+            return .failure(head[status.lowerBound] == UInt8(ascii: "H") ? .unsupportedVersion : .malformedStatusLine)
+        }
+        let minorByte = head[status.lowerBound + 7]
+        guard minorByte == UInt8(ascii: "0") || minorByte == UInt8(ascii: "1") else { return .failure(.unsupportedVersion) }
+        let minor = Int(minorByte - UInt8(ascii: "0"))
+        guard head[status.lowerBound + 8] == UInt8(ascii: " ") else { return .failure(.malformedStatusLine) }
+        var code = 0
+        for k in 9..<12 {
+            let d = head[status.lowerBound + k]
+            guard d >= UInt8(ascii: "0"), d <= UInt8(ascii: "9") else { return .failure(.malformedStatusLine) }
+            code = code * 10 + Int(d - UInt8(ascii: "0"))
+        }
+        guard code >= 100, code <= 599 else { return .failure(.malformedStatusLine) }
+        var reason = ""
+        if status.count > 12 {
+            guard head[status.lowerBound + 12] == UInt8(ascii: " ") else { return .failure(.malformedStatusLine) }
+            let text = UnsafeRawBufferPointer(rebasing: head[(status.lowerBound + 13)..<status.upperBound])
+            guard text.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else { return .failure(.malformedStatusLine) }
+            reason = String(decoding: text, as: UTF8.self)
+        }
+        // Header lines.
+        let fieldLines = lines[1..<(lines.count - 1)]
+        guard fieldLines.count <= limits.maxHeaders else { return .failure(.tooManyHeaders) }
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(fieldLines.count)
+        switch Self.parseFields(head, lines: fieldLines, into: &headers) {
+        case .failure(let error): return .failure(error)
+        case .success: break
+        }
+        // Framing.
+        var contentLengths = 0
+        var length: Int64?
+        var transferEncodings: [String] = []
+        var connectionTokens: [String] = []
+        for (name, value) in headers {
+            if name.equalsCaseInsensitive("content-length") {
+                contentLengths += 1
+                guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int64(value) else {
+                    return .failure(.invalidContentLength)
+                }
+                length = n
+            } else if name.equalsCaseInsensitive("transfer-encoding") {
+                transferEncodings += value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingASCIIWhitespace().asciiLowercased() }
+            } else if name.equalsCaseInsensitive("connection") {
+                connectionTokens += value.split(separator: ",").map { $0.trimmingASCIIWhitespace().asciiLowercased() }
+            }
+        }
+        let noBody = requestWasHEAD || (code >= 100 && code < 200) || code == 204 || code == 304
+        if contentLengths > 1 { return .failure(.multipleContentLength) }
+        if !transferEncodings.isEmpty {
+            if contentLengths > 0 { return .failure(.contentLengthWithTransferEncoding) }
+            guard transferEncodings == ["chunked"] else { return .failure(.unsupportedTransferEncoding) }
+        }
+        let framing: ResponseBodyFraming
+        if noBody {
+            framing = .none
+        } else if !transferEncodings.isEmpty {
+            framing = .chunked
+        } else if let length {
+            framing = .contentLength(length)
+        } else {
+            framing = .untilClose
+        }
+        let keepAlive: Bool
+        if framing == .untilClose || code == 101 {
+            keepAlive = false
+        } else if minor == 0 {
+            keepAlive = connectionTokens.contains("keep-alive") && !connectionTokens.contains("close")
+        } else {
+            keepAlive = !connectionTokens.contains("close")
+        }
+        return .success(ScannedResponseHead(versionMinor: minor, status: code, reason: reason, headers: headers, framing: framing, keepAlive: keepAlive))
+    }
+
+    /// `name: value` lines: a token name right before the colon, a value of visible bytes, spaces,
+    /// tabs and obs-text, trimmed of spaces and tabs. A line starting with a space or tab (obs-fold)
+    /// is refused.
+    private static func parseFields(
+        _ bytes: UnsafeRawBufferPointer, lines: ArraySlice<Range<Int>>, into headers: inout [(name: String, value: String)]
+    ) -> Result<Void, ResponseScanError> {
+        for line in lines {
+            guard !line.isEmpty else { return .failure(.malformedHeader) }
+            let first = bytes[line.lowerBound]
+            if first == 0x20 || first == 0x09 { return .failure(.foldedHeader) }
+            var colon: Int?
+            for k in line where bytes[k] == UInt8(ascii: ":") {
+                colon = k
+                break
+            }
+            guard let colon, colon > line.lowerBound else { return .failure(.malformedHeader) }
+            for k in line.lowerBound..<colon where !RequestFramingValidator.isTokenByte(bytes[k]) { return .failure(.malformedHeader) }
+            var valueStart = colon + 1
+            var valueEnd = line.upperBound
+            while valueStart < valueEnd, bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09 { valueStart += 1 }
+            while valueEnd > valueStart, bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+            for k in valueStart..<valueEnd where !RequestFramingValidator.isFieldValueByte(bytes[k]) { return .failure(.malformedHeader) }
+            headers.append((
+                name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.lowerBound..<colon]), as: UTF8.self),
+                value: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)))
+        }
+        return .success(())
+    }
+
+    // MARK: Chunks
+
+    /// `1*HEXDIG [ ";" extension ] CRLF`; the last chunk (size 0) is followed by trailers.
+    private mutating func scanChunkSize(_ bytes: UnsafeRawBufferPointer) -> Step {
+        let maxLine = 1024
+        var i = 0
+        var size: Int64 = 0
+        var digits = 0
+        while i < bytes.count, let value = Self.hexValue(bytes[i]) {
+            guard digits < 15 else { return fail(.malformedChunk) }
+            size = size << 4 | Int64(value)
+            digits += 1
+            i += 1
+        }
+        if i == bytes.count { return bytes.count > maxLine ? fail(.malformedChunk) : .needMore }
+        guard digits > 0 else { return fail(.malformedChunk) }
+        if bytes[i] == UInt8(ascii: ";") {
+            // Extensions: token chars, `=`, `"`-quoted text without controls; up to the CR.
+            i += 1
+            while i < bytes.count, bytes[i] != UInt8(ascii: "\r") {
+                let b = bytes[i]
+                guard RequestFramingValidator.isTokenByte(b) || b == UInt8(ascii: "=") || b == UInt8(ascii: ";") || b == UInt8(ascii: "\"")
+                    || b == 0x20 || b == 0x09
+                else { return fail(.malformedChunk) }
+                i += 1
+                if i > maxLine { return fail(.malformedChunk) }
+            }
+            if i == bytes.count { return .needMore }
+        }
+        guard bytes[i] == UInt8(ascii: "\r") else { return fail(.malformedChunk) }
+        guard i + 1 < bytes.count else { return .needMore }
+        guard bytes[i + 1] == UInt8(ascii: "\n") else { return fail(.malformedChunk) }
+        let consumed = i + 2
+        state = size == 0 ? .trailers(seen: 0) : .chunkData(remaining: size)
+        return .body(consumed: consumed, payloadOffset: 0, payloadCount: 0)
+    }
+
+    /// Trailer fields after the last chunk, then CRLF: the response ends.
+    private mutating func scanTrailers(_ bytes: UnsafeRawBufferPointer, seen: Int) -> Step {
+        // One line at a time; each is passed through as it completes.
+        var i = 0
+        while i < bytes.count, bytes[i] != UInt8(ascii: "\n") {
+            if i > 0, bytes[i - 1] == UInt8(ascii: "\r") { return fail(.malformedChunk) }
+            i += 1
+        }
+        if i == bytes.count {
+            return seen + bytes.count > limits.maxTrailerBytes ? fail(.malformedChunk) : .needMore
+        }
+        guard i > 0, bytes[i - 1] == UInt8(ascii: "\r") else { return fail(.malformedChunk) }
+        let consumed = i + 1
+        if consumed == 2 {
+            state = .idle
+            return .end(consumed: 2)
+        }
+        guard seen + consumed <= limits.maxTrailerBytes else { return fail(.malformedChunk) }
+        var ignored: [(name: String, value: String)] = []
+        if case .failure = Self.parseFields(bytes, lines: [0..<(consumed - 2)], into: &ignored) { return fail(.malformedChunk) }
+        state = .trailers(seen: seen + consumed)
+        return .body(consumed: consumed, payloadOffset: 0, payloadCount: 0)
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x41...0x46: return c - 0x41 + 10
+        case 0x61...0x66: return c - 0x61 + 10
+        default: return nil
+        }
+    }
+}

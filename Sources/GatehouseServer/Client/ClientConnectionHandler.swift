@@ -1,0 +1,795 @@
+import Foundation
+import GatehouseCore
+import NIOCore
+import NIOHTTP1
+
+/// The one handler of a client connection after NIO's request decoder: it carries out what
+/// ``ClientConnectionStateMachine`` decides, asks GatehouseCore about each request (the
+/// admission sequence, the gate, the header policy), and relays between the client and a device
+/// connection (``UpstreamConnectionHandler``) on the same event loop by direct calls. It writes
+/// `ByteBuffer`s itself: response heads serialized once, device bodies passed on as they arrived.
+///
+/// Guarantees:
+/// - Nothing reaches the device before the gate said `forward`: no device connection is even
+///   taken for a refused request.
+/// - Bodies stream in both directions; reading from one side stops while the other side cannot
+///   take more, so memory stays flat for any body size.
+/// - A response whose end did not arrive is never made to look complete: the client connection
+///   is closed instead.
+/// - One flush per read cycle of the side that produced the bytes.
+final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamExchangeDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let loop: LoopContext
+    private let settingsSource: SettingsSource
+    private let peer: IPAddress?
+    private let timeouts: (idle: TimeAmount, header: TimeAmount, body: TimeAmount)
+    private var context: ChannelHandlerContext?
+    private var machine = ClientConnectionStateMachine()
+    /// The settings of the current request, read when its head arrived.
+    private var settings: ProxySettings
+    private var exchange: ClientExchange?
+    /// Request parts held behind the current exchange (pipelined).
+    private var held: CircularBuffer<HTTPServerRequestPart> = CircularBuffer(initialCapacity: 2)
+    private var replaying = false
+    private var timer: DeadlineTimer?
+    private var armed: ClientConnectionStateMachine.Timer?
+    private var pendingRead = false
+    private var sawPartsThisRead = false
+    private var closing = false
+
+    init(loop: LoopContext, settingsSource: SettingsSource, peer: IPAddress?, idle: TimeAmount, clientHeader: TimeAmount, clientBody: TimeAmount) {
+        self.loop = loop
+        self.settingsSource = settingsSource
+        self.settings = loop.settings
+        self.peer = peer
+        self.timeouts = (idle, clientHeader, clientBody)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        timer = DeadlineTimer(eventLoop: context.eventLoop) { [weak self] in self?.clientTimedOut() }
+        if context.channel.isActive { updateTimer() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        updateTimer()
+        context.fireChannelActive()
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        sawPartsThisRead = true
+        handle(unwrapInboundIn(data))
+    }
+
+    private func handle(_ part: HTTPServerRequestPart) {
+        switch part {
+        case .head(let head):
+            let hasBody = head.headers.contains { ($0.name.equalsCaseInsensitive("content-length") && $0.value != "0") || $0.name.equalsCaseInsensitive("transfer-encoding") }
+            switch machine.head(keepAlive: head.isKeepAlive, hasBody: hasBody, asksUpgrade: head.headers.contains(name: "upgrade")) {
+            case .decide: begin(head)
+            case .holdBehind: held.append(part)
+            default: break
+            }
+        case .body(let body):
+            switch machine.body() {
+            case .holdBehind: held.append(part)
+            case .holdForExchange: holdBody(body)
+            case .forwardToDevice: forwardBody(body)
+            case .collect: collect(body)
+            default: exchange?.requestBytes += Int64(body.readableBytes)
+            }
+        case .end:
+            switch machine.end() {
+            case .holdBehind: held.append(part)
+            case .holdForExchange: exchange?.heldEnd = true
+            case .forwardEndToDevice: forwardEnd()
+            case .dispatchOwnEndpoint: if let exchange { dispatchOwnEndpoint(exchange) }
+            case .finishExchange(let after): if let exchange { finishExchange(exchange, after) }
+            default: break
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        machine.readComplete(sawParts: sawPartsThisRead)
+        sawPartsThisRead = false
+        exchange?.upstream?.flush()
+        updateTimer()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let exchange, !exchange.logged {
+            exchange.abandon()
+            log(exchange, note: "client_closed")
+        }
+        exchange = nil
+        machine.closed()
+        timer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let parserError = error as? HTTPParserError {
+            let action = machine.parserError(headTooLarge: parserError == .headerOverflow)
+            exchange?.abandon()
+            if case .answerAndClose(let status) = action, context.channel.isActive {
+                let response: GatehouseResponse = status == 431
+                    ? .json(.requestHeaderFieldsTooLarge, detail: "The request head is larger than allowed.", allocator: context.channel.allocator)
+                    : .json(.badRequest, detail: "The request is not valid HTTP/1.1.", allocator: context.channel.allocator)
+                context.write(wrapOutboundOut(response.serialized(versionMinor: 1, close: true, headRequest: false, allocator: context.channel.allocator)), promise: nil)
+            }
+            closeAfterFlush()
+            return
+        }
+        exchange?.abandon()
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        // Shutdown: an idle connection goes now, one with a request in flight after its answer.
+        if machine.quiesce() { closeAfterFlush() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { exchange?.upstream?.resumeReading() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Reading and timers
+
+    func read(context: ChannelHandlerContext) {
+        if let upstream = exchange?.upstream { machine.deviceWritability(upstream.isWritable) }
+        guard machine.shouldRead else {
+            pendingRead = true
+            updateTimer()
+            return
+        }
+        if machine.timer == .body { armed = nil }  // each read asked for during a body gets its own clock
+        updateTimer()
+        context.read()
+    }
+
+    private func resumeReading() {
+        guard pendingRead, let context else { return }
+        if let upstream = exchange?.upstream { machine.deviceWritability(upstream.isWritable) }
+        guard machine.shouldRead else { return }
+        pendingRead = false
+        read(context: context)
+    }
+
+    /// Arms the client timer the state machine asks for (each only when it changes; the body
+    /// clock on every read asked for).
+    private func updateTimer() {
+        let wanted = machine.timer
+        guard wanted != armed else { return }
+        armed = wanted
+        switch wanted {
+        case .idle: timer?.set(in: timeouts.idle)
+        case .header: timer?.set(in: timeouts.header)
+        case .body: timer?.set(in: timeouts.body)
+        case nil: timer?.clear()
+        }
+    }
+
+    private func clientTimedOut() {
+        machine.timedOut()
+        exchange?.abandon()
+        context?.close(promise: nil)
+    }
+
+    // MARK: A request
+
+    private func begin(_ head: HTTPRequestHead) {
+        guard let context else { return }
+        settings = loop.settings
+        let headers = head.headers.map { (name: $0.name, value: $0.value) }
+        let exchange = ClientExchange(head: head, headers: headers)
+        self.exchange = exchange
+        updateTimer()
+        // Everything decided from the head alone: the same sequence `gatehouse explain` runs.
+        let admission = settings.admission.admit(
+            method: head.method.rawValue, uri: head.uri, version: (head.version.major, head.version.minor), headers: headers, peer: peer)
+        if let target = admission.target { exchange.target = target }
+        exchange.corsHeaders = admission.corsHeaders?.map { (name: $0.name, value: $0.value) }
+        let allocator = context.channel.allocator
+        switch admission.outcome {
+        case .refuse(let refusal):
+            var response = GatehouseResponse.json(HTTPResponseStatus(statusCode: refusal.status), detail: refusal.detail, allocator: allocator)
+            for field in refusal.headers { response.headers.add(name: field.name, value: field.value) }
+            answer(exchange, response, close: refusal.close)
+        case .preflight(let allowed):
+            answer(exchange, GatehouseResponse(status: .ok, headers: HTTPHeaders(allowed.map { ($0.name, $0.value) }), body: allocator.buffer(capacity: 0)), close: false)
+        case .healthz:
+            let response: GatehouseResponse = head.method == .GET || head.method == .HEAD
+                ? .text(.ok, "ok\n", allocator: allocator) : .json(.methodNotAllowed, detail: "Use GET.", allocator: allocator)
+            answer(exchange, response, close: false)
+        case .readyz:
+            exchange.isReadinessProbe = true
+            machine.decided(.collect)
+            replayHeldParts(of: exchange)
+        case .ownEndpoint, .deviceEndpoint:
+            machine.decided(.collect)
+            replayHeldParts(of: exchange)
+        case .gate(let facts):
+            exchange.isWebSocketUpgrade = facts.isWebSocketUpgrade
+            exchange.facts = facts
+            act(on: settings.gate.decide(facts, now: settings.credentials?.now() ?? Date()), exchange)
+        }
+    }
+
+    private func act(on decision: GateDecision, _ exchange: ClientExchange) {
+        switch decision {
+        case .refuse(let failure): refuse(exchange, failure)
+        case .forward(let plan):
+            exchange.identity = plan.identity
+            forward(exchange, plan: plan)
+        case .lookUp(let pending): lookUp(pending, exchange)
+        }
+    }
+
+    /// Answers a credential from the cache when it can; otherwise asks the store off the event
+    /// loop. Meanwhile body parts are held and the client is not read.
+    private func lookUp(_ pending: PendingAuthentication, _ exchange: ClientExchange) {
+        guard let accounts = settings.accounts, let context else { return refuse(exchange, .storeUnavailable) }
+        let credentials = accounts.credentials
+        if let result = accounts.identifyFromMemory(pending, now: credentials.now()) {
+            return act(on: settings.gate.complete(pending, with: result), exchange)
+        }
+        let promise = context.eventLoop.makePromise(of: Result<Identity, AuthenticationFailure>.self)
+        promise.completeWithTask { await accounts.identify(pending, now: credentials.now()) }
+        promise.futureResult.assumeIsolated().whenSuccess { result in
+            guard self.exchange === exchange, !exchange.abandoned else { return }
+            self.act(on: self.settings.gate.complete(pending, with: result), exchange)
+        }
+    }
+
+    /// Answers a refused request: a browser navigation that lacks a credential goes to the
+    /// sign-in page instead of seeing a bare 401.
+    private func refuse(_ exchange: ClientExchange, _ failure: AuthenticationFailure) {
+        guard let context else { return }
+        exchange.failure = failure
+        let allocator = context.channel.allocator
+        guard LoginRedirect.redirects(failure, method: exchange.head.method.rawValue, headers: exchange.headers, signInServed: settings.endpoints != nil)
+        else {
+            return answer(exchange, .refusal(failure, allocator: allocator), close: false)
+        }
+        var response = GatehouseResponse(status: .found, headers: HTTPHeaders(), body: allocator.buffer(capacity: 0))
+        response.headers.add(name: "Location", value: LoginRedirect.location(returningTo: exchange.target.uri))
+        if failure == .invalidSession {
+            response.headers.add(name: "Set-Cookie", value: SessionCookie.clearing(secure: false))
+        }
+        answer(exchange, response, close: false)
+    }
+
+    // MARK: Gatehouse's own answers
+
+    /// Writes Gatehouse's own answer; a body still on its way will not be read (the connection
+    /// closes after the answer).
+    private func answer(_ exchange: ClientExchange, _ response: GatehouseResponse, close: Bool) {
+        guard let context, self.exchange === exchange else { return }
+        var response = response
+        for (name, value) in exchange.corsHeaders ?? [] { response.headers.replaceOrAdd(name: name, value: value) }
+        exchange.heldBody.removeAll()
+        exchange.status = Int(response.status.code)
+        exchange.responseBytes = Int64(response.body.readableBytes)
+        let after = machine.answeredByGatehouse(close: close)
+        let closes = machine.closesAfterExchange
+        context.write(
+            wrapOutboundOut(response.serialized(versionMinor: exchange.clientVersionMinor, close: closes, headRequest: exchange.head.method == .HEAD, allocator: context.channel.allocator)),
+            promise: nil)
+        context.flush()
+        if let after { finishExchange(exchange, after) }
+    }
+
+    /// Runs one of Gatehouse's own endpoints once its body is complete.
+    private func dispatchOwnEndpoint(_ exchange: ClientExchange) {
+        guard let context else { return }
+        if exchange.isReadinessProbe {
+            let probe = settings.readiness
+            let eventLoop = context.eventLoop
+            let promise = eventLoop.makePromise(of: [String].self)
+            promise.completeWithTask { await probe.failures(on: eventLoop) }
+            promise.futureResult.assumeIsolated().whenSuccess { failures in
+                let response = failures.isEmpty
+                    ? OwnResponse(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array("ready\n".utf8))
+                    : OwnResponse.detail(503, "Not ready: " + failures.joined(separator: "; "))
+                self.ownEndpointAnswered(response, exchange)
+            }
+            return
+        }
+        guard let endpoints = settings.endpoints else {
+            return answer(exchange, .json(.notFound, detail: "No such Gatehouse endpoint.", allocator: context.channel.allocator), close: false)
+        }
+        let request = OwnRequest(
+            method: exchange.head.method.rawValue, target: exchange.target, headers: exchange.headers,
+            body: exchange.ownBody, peer: peer, overTLS: settings.clientScheme == "https")
+        exchange.ownBody = []
+        let promise = context.eventLoop.makePromise(of: OwnResponse.self)
+        promise.completeWithTask { await endpoints.respond(request, now: endpoints.accounts.credentials.now()) }
+        promise.futureResult.assumeIsolated().whenSuccess { response in
+            self.ownEndpointAnswered(response, exchange)
+        }
+    }
+
+    private func ownEndpointAnswered(_ response: OwnResponse, _ exchange: ClientExchange) {
+        guard let context, self.exchange === exchange, !exchange.abandoned else { return }
+        var buffer = context.channel.allocator.buffer(capacity: response.body.count)
+        buffer.writeBytes(response.body)
+        var headers = HTTPHeaders()
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
+        answer(exchange, GatehouseResponse(status: HTTPResponseStatus(statusCode: response.status), headers: headers, body: buffer), close: false)
+    }
+
+    private func collect(_ body: ByteBuffer) {
+        guard let exchange, let context else { return }
+        exchange.requestBytes += Int64(body.readableBytes)
+        guard exchange.ownBody.count + body.readableBytes <= OwnEndpoints.maxBodyBytes else {
+            machine.closeAfterExchange()
+            return answer(exchange, .json(.payloadTooLarge, detail: "The request body is larger than this endpoint takes.", allocator: context.channel.allocator), close: true)
+        }
+        exchange.ownBody += body.readableBytesView
+    }
+
+    // MARK: Forwarding
+
+    private func forward(_ exchange: ClientExchange, plan: ForwardPlan) {
+        guard let context else { return }
+        if let csrf = settings.octoPrintCSRF, DeviceCSRFPolicy.applies(to: plan, method: exchange.head.method.rawValue) {
+            guard let token = csrf.value else {
+                // Fetched from the device in the background; the request waits for it (no longer
+                // than the device's own time to answer) rather than go without and be refused.
+                csrf.whenAvailable(on: context.eventLoop, within: settings.upstreamResponseTimeout).assumeIsolated().whenSuccess { token in
+                    guard self.exchange === exchange, !exchange.abandoned else { return }
+                    self.forward(exchange, plan: plan, deviceCSRFToken: token)
+                }
+                return
+            }
+            return forward(exchange, plan: plan, deviceCSRFToken: token)
+        }
+        forward(exchange, plan: plan, deviceCSRFToken: nil)
+    }
+
+    private func forward(_ exchange: ClientExchange, plan: ForwardPlan, deviceCSRFToken: String?) {
+        guard let context else { return }
+        let headers = exchange.headers
+        if headers.contains(where: { $0.name.utf8.contains(UInt8(ascii: "_")) }) {
+            let dropped = headers.filter { settings.headerPolicy.dropsUnderscoreHeader($0.name) }
+            if !dropped.isEmpty {
+                loop.metrics.droppedUnderscoreHeaders += dropped.count
+                if settings.metrics?.shouldLogDroppedHeader() ?? true {
+                    settings.logger.warning("dropped request header \(dropped[0].name.prefix(64)) (a _ in a header name; forward_underscore_headers lets named ones through); logged at most once a minute")
+                }
+            }
+        }
+        let target = settings.headerPolicy.target(exchange.target, plan: plan)
+        let upstreamHeaders = settings.headerPolicy.headers(
+            from: headers, plan: plan, isWebSocketUpgrade: exchange.isWebSocketUpgrade, scheme: settings.clientScheme, peer: peer,
+            deviceCSRFToken: deviceCSRFToken)
+        exchange.upstreamHead = HeadWriter.request(
+            method: exchange.head.method.rawValue, target: target.uri, headers: upstreamHeaders,
+            framing: UpstreamHeaderPolicy.framing(of: headers), allocator: context.channel.allocator)
+        exchange.forwardedAt = .now()
+        acquireUpstream(for: exchange, fresh: false)
+    }
+
+    /// A device connection: an idle one at once, or a new one.
+    private func acquireUpstream(for exchange: ClientExchange, fresh: Bool) {
+        if !fresh, let idle = loop.pool.takeIdle() {
+            return attach(idle, to: exchange, reused: true)
+        }
+        loop.pool.connect().assumeIsolated().whenComplete { result in
+            guard self.exchange === exchange, !exchange.abandoned else {
+                if case .success(let connection) = result { connection.close() }
+                return
+            }
+            switch result {
+            case .success(let connection): self.attach(connection, to: exchange, reused: false)
+            case .failure(let error):
+                self.settings.logger.warning("upstream unavailable: \(error)")
+                self.deviceGaveNoAnswer(exchange, status: .badGateway, detail: "The device behind Gatehouse is not reachable.")
+            }
+        }
+    }
+
+    private func attach(_ connection: UpstreamConnectionHandler, to exchange: ClientExchange, reused: Bool) {
+        guard let head = exchange.upstreamHead else { return }
+        exchange.upstream = connection
+        connection.begin(
+            delegate: self, requestHead: head, requestWasHEAD: exchange.head.method == .HEAD,
+            responseTimeout: settings.upstreamResponseTimeout, reused: reused)
+        for part in exchange.heldBody { connection.sendBody(part) }
+        exchange.heldBody.removeAll()
+        machine.decided(.device)
+        if exchange.heldEnd || machine.requestEnded {
+            exchange.heldEnd = false
+            connection.sendEnd(exchange.chunkedRequest ? lastChunk() : nil)
+        } else {
+            connection.flush()
+        }
+        replayHeldParts(of: exchange)
+        resumeReading()
+    }
+
+    /// Body parts of the current exchange that were held behind it while it was being decided.
+    private func replayHeldParts(of exchange: ClientExchange) {
+        if !exchange.heldBody.isEmpty && machine.isIdle { exchange.heldBody.removeAll() }
+        if exchange.heldEnd, case .collect = currentRoute {
+            exchange.heldEnd = false
+            dispatchOwnEndpoint(exchange)
+        }
+        resumeReading()
+    }
+
+    private var currentRoute: ClientConnectionStateMachine.Route? {
+        if case .exchange(let e) = machine.state { return e.route }
+        return nil
+    }
+
+    private func holdBody(_ body: ByteBuffer) {
+        guard let exchange, let context else { return }
+        exchange.requestBytes += Int64(body.readableBytes)
+        guard withinBodyLimit(exchange) else { return }
+        if case .collect = currentRoute { return collect(body) }
+        exchange.heldBody.append(contentsOf: frame(body, exchange, allocator: context.channel.allocator))
+    }
+
+    private func forwardBody(_ body: ByteBuffer) {
+        guard let exchange, let context else { return }
+        exchange.requestBytes += Int64(body.readableBytes)
+        guard withinBodyLimit(exchange) else { return }
+        guard let upstream = exchange.upstream else {
+            exchange.heldBody.append(contentsOf: frame(body, exchange, allocator: context.channel.allocator))
+            return
+        }
+        for piece in frame(body, exchange, allocator: context.channel.allocator) { upstream.sendBody(piece) }
+    }
+
+    private func forwardEnd() {
+        guard let exchange else { return }
+        guard let upstream = exchange.upstream else {
+            exchange.heldEnd = true
+            return
+        }
+        upstream.sendEnd(exchange.chunkedRequest ? lastChunk() : nil)
+    }
+
+    /// A body part as it goes on the wire: as is for a `Content-Length` body, as one chunk for a
+    /// chunked one.
+    private func frame(_ body: ByteBuffer, _ exchange: ClientExchange, allocator: ByteBufferAllocator) -> [ByteBuffer] {
+        guard exchange.chunkedRequest else { return [body] }
+        guard body.readableBytes > 0 else { return [] }
+        var header = allocator.buffer(capacity: 20)
+        HeadWriter.chunkHeader(body.readableBytes, into: &header)
+        var trailer = allocator.buffer(capacity: 2)
+        trailer.writeStaticString("\r\n")
+        return [header, body, trailer]
+    }
+
+    private func lastChunk() -> ByteBuffer {
+        var buffer = context?.channel.allocator.buffer(capacity: 5) ?? ByteBuffer()
+        buffer.writeStaticString("0\r\n\r\n")
+        return buffer
+    }
+
+    /// The request body's size against `limits.max_body_bytes`: past it, 413 (or a close when
+    /// the response already began).
+    private func withinBodyLimit(_ exchange: ClientExchange) -> Bool {
+        let limit = settings.limits.maxBodyBytes
+        guard limit > 0, exchange.requestBytes > limit, let context else { return true }
+        exchange.abandon()
+        machine.closeAfterExchange()
+        if machine.responseStarted {
+            closeAbruptly(exchange, note: nil)
+        } else {
+            answer(exchange, .json(.payloadTooLarge, detail: "The request body is larger than allowed.", allocator: context.channel.allocator), close: true)
+        }
+        return false
+    }
+
+    // MARK: The device's answer (UpstreamExchangeDelegate)
+
+    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+
+    func upstreamResponseHead(_ head: ScannedResponseHead, leftover: ByteBuffer?) {
+        guard let context, let exchange else { return }
+        if head.isInterim {
+            // 100 Continue and other interim answers pass straight through to an HTTP/1.1 client.
+            guard exchange.clientVersionMinor >= 1 else { return }
+            var buffer = context.channel.allocator.buffer(capacity: 128)
+            HeadWriter.statusLine(versionMinor: 1, status: head.status, reason: head.reason, into: &buffer)
+            for (name, value) in DownstreamResponseHeaders.clean(head.headers, isSwitchingProtocols: false) { HeadWriter.field(name, value, into: &buffer) }
+            buffer.writeStaticString("\r\n")
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            return
+        }
+        exchange.status = head.status
+        if let forwardedAt = exchange.forwardedAt {
+            loop.metrics.upstreamResponded(after: (NIODeadline.now() - forwardedAt).nanoseconds)
+        }
+        if head.status == 101 { return switchProtocols(exchange, head: head, leftover: leftover) }
+        var close = !exchange.head.isKeepAlive || machine.closesAfterExchange
+        switch head.framing {
+        case .none, .contentLength:
+            exchange.responseFraming = head.framing == .none ? .none : .passThrough
+        case .chunked:
+            if exchange.clientVersionMinor >= 1 {
+                exchange.responseFraming = .passThrough
+            } else {
+                exchange.responseFraming = .dechunked
+                close = true
+            }
+        case .untilClose:
+            exchange.responseFraming = .passThrough
+            close = true
+        }
+        machine.responseStarted(close: close)
+        var buffer = context.channel.allocator.buffer(capacity: 512)
+        HeadWriter.statusLine(versionMinor: exchange.clientVersionMinor, status: head.status, reason: head.reason, into: &buffer)
+        var fields = DownstreamResponseHeaders.clean(head.headers, isSwitchingProtocols: false)
+        if let cors = exchange.corsHeaders {
+            // On a CORS path Gatehouse's policy speaks, never the device's.
+            fields.removeAll { $0.name.asciiLowercased().hasPrefix("access-control-") }
+            fields.removeAll { header in cors.contains { $0.name.equalsCaseInsensitive(header.name.asciiLowercased()) } }
+            fields += cors
+        }
+        for (name, value) in fields { HeadWriter.field(name, value, into: &buffer) }
+        if head.framing == .chunked && exchange.responseFraming == .passThrough {
+            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+        }
+        if close {
+            buffer.writeStaticString("Connection: close\r\n")
+        } else if exchange.clientVersionMinor == 0 {
+            buffer.writeStaticString("Connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        context.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    func upstreamResponseBody(wire: ByteBuffer, payload: ByteBuffer) {
+        guard let context, let exchange else { return }
+        switch exchange.responseFraming {
+        case .none: return
+        case .passThrough:
+            exchange.responseBytes += Int64(wire.readableBytes)
+            context.write(wrapOutboundOut(wire), promise: nil)
+        case .dechunked:
+            guard payload.readableBytes > 0 else { return }
+            exchange.responseBytes += Int64(payload.readableBytes)
+            context.write(wrapOutboundOut(payload), promise: nil)
+        }
+    }
+
+    func upstreamResponseEnd(wire: ByteBuffer?) {
+        guard let context, let exchange, let upstream = exchange.upstream else { return }
+        if let wire, exchange.responseFraming == .passThrough { context.write(wrapOutboundOut(wire), promise: nil) }
+        exchange.upstream = nil
+        if machine.requestEnded {
+            loop.pool.release(upstream)
+        } else {
+            // The device answered before the request body was finished; that body will not be
+            // read any further, so neither connection can be reused.
+            upstream.close()
+        }
+        guard let after = machine.responseEnded() else { return }
+        finishExchange(exchange, after)
+    }
+
+    func upstreamReadComplete() { context?.flush() }
+
+    func upstreamBecameWritable() { resumeReading() }
+
+    func upstreamFailed(_ failure: UpstreamFailure, retriable: Bool) {
+        guard let exchange else { return }
+        exchange.upstream = nil
+        // As nginx: only a method that may be repeated, and only when nothing of the answer came
+        // and no body byte went out. A POST (Moonraker's G-code commands are bodyless POSTs) is
+        // never sent twice: the device may have acted on it before it closed.
+        if retriable, !exchange.retried, !machine.responseStarted, Self.retriableMethods.contains(exchange.head.method.rawValue),
+            case .closedEarly = failure
+        {
+            exchange.retried = true
+            return acquireUpstream(for: exchange, fresh: true)
+        }
+        if machine.responseStarted { return closeAbruptly(exchange, note: "upstream_reset") }
+        switch failure {
+        case .timedOut: deviceGaveNoAnswer(exchange, status: .gatewayTimeout, detail: "The device behind Gatehouse did not answer in time.")
+        case .malformedResponse(let error):
+            settings.logger.warning("the device's response could not be framed (\(error)); its connection is closed")
+            deviceGaveNoAnswer(exchange, status: .badGateway, detail: "The device behind Gatehouse sent a response that cannot be framed.")
+        case .connectFailed, .closedEarly:
+            deviceGaveNoAnswer(exchange, status: .badGateway, detail: "The device behind Gatehouse closed the connection.")
+        }
+    }
+
+    /// Methods a client may repeat without changing the outcome (RFC 9110 idempotent, less TRACE).
+    static let retriableMethods: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
+
+    /// The device failed or timed out before any response head: Gatehouse answers 502/504 itself.
+    private func deviceGaveNoAnswer(_ exchange: ClientExchange, status: HTTPResponseStatus, detail: String) {
+        guard let context, self.exchange === exchange else { return }
+        exchange.abandon()
+        answer(exchange, .json(status, detail: detail, allocator: context.channel.allocator), close: !machine.requestEnded)
+    }
+
+    /// The response began and cannot be finished: the client must not take a truncated body for
+    /// a complete one, so its connection is closed without the final chunk.
+    private func closeAbruptly(_ exchange: ClientExchange, note: String?) {
+        exchange.abandon()
+        log(exchange, note: note)
+        machine.abort()
+        self.exchange = nil
+        context?.flush()
+        context?.close(promise: nil)
+    }
+
+    // MARK: The end of an exchange
+
+    private func finishExchange(_ exchange: ClientExchange, _ after: ClientConnectionStateMachine.AfterExchange) {
+        log(exchange, note: nil)
+        if self.exchange === exchange { self.exchange = nil }
+        switch after {
+        case .close:
+            held.removeAll()
+            closeAfterFlush()
+        case .idle:
+            updateTimer()
+            resumeReading()
+        case .serveHeld:
+            updateTimer()
+            serveHeld()
+        }
+    }
+
+    /// Serves pipelined requests that were held, in order; stops at a head that starts an
+    /// exchange which is not over at once (the rest stay held).
+    private func serveHeld() {
+        guard !replaying else { return }
+        replaying = true
+        defer { replaying = false }
+        while let part = held.first {
+            if case .head = part, !machine.isIdle {
+                machine.stillHolding(held.count)
+                return
+            }
+            held.removeFirst()
+            handle(part)
+        }
+        resumeReading()
+    }
+
+    private func closeAfterFlush() {
+        guard let context, !closing else { return }
+        closing = true
+        timer?.cancel()
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: Tunnel
+
+    private func switchProtocols(_ exchange: ClientExchange, head: ScannedResponseHead, leftover: ByteBuffer?) {
+        guard let context, let upstream = exchange.upstream else { return }
+        // Only a WebSocket that completes the handshake the client began becomes a tunnel: a
+        // device that switched to anything else (h2c) would carry bytes past every rule.
+        guard exchange.isWebSocketUpgrade, let key = WebSocketHandshake.key(in: exchange.headers),
+            WebSocketHandshake.accepts(response: head.headers, key: key)
+        else {
+            machine.closeAfterExchange()
+            return deviceGaveNoAnswer(exchange, status: .badGateway, detail: "The device switched to a protocol other than the WebSocket that was asked for.")
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 256)
+        HeadWriter.statusLine(versionMinor: 1, status: 101, reason: head.reason, into: &buffer)
+        for (name, value) in DownstreamResponseHeaders.clean(head.headers, isSwitchingProtocols: true) where !name.equalsCaseInsensitive("connection") {
+            HeadWriter.field(name, value, into: &buffer)
+        }
+        buffer.writeStaticString("Connection: Upgrade\r\n\r\n")
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        exchange.upstream = nil
+        machine.becameTunnel()
+        log(exchange, note: "tunnel")
+        self.exchange = nil
+        timer?.cancel()
+        let metrics = loop.metrics
+        metrics.openTunnels += 1
+        context.channel.closeFuture.assumeIsolated().whenComplete { _ in metrics.openTunnels -= 1 }
+
+        let (clientSide, upstreamSide) = ByteTunnelHandler.pair()
+        do {
+            try upstream.becomeTunnel(upstreamSide)
+            let pipeline = context.pipeline.syncOperations
+            if let watch = credentialWatch(for: exchange) { try pipeline.addHandler(watch, position: .after(self)) }
+            try pipeline.addHandler(clientSide)
+            if let leftover { upstreamSide.forwardToPartner(leftover) }
+            context.flush()
+            pipeline.removeHandler(context: context, promise: nil)
+            // The decoder goes last, after this handler: bytes the client sent after its request
+            // head are handed on as it leaves, and only the tunnel may receive them.
+            if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+                clientSide.removeDecoder(decoder, from: pipeline)
+            }
+        } catch {
+            upstream.close()
+            upstreamSide.closeChannel()
+            context.close(promise: nil)
+        }
+    }
+
+    /// A watch that closes the tunnel once the request that opened it would no longer be let
+    /// through as the same user: the same gate decision, store lookup and completion, asked again.
+    /// A one-shot token is spent by design, so a tunnel it opened is held to its user instead
+    /// (deleted or disabled closes it). Each check reads the current settings, so a key or rule
+    /// removed by a reload closes the tunnels it opened too.
+    private func credentialWatch(for exchange: ClientExchange) -> TunnelCredentialWatch? {
+        guard let facts = exchange.facts, let identity = exchange.identity else { return nil }
+        let user = identity.user
+        let source = settingsSource
+        let accounts = settings.accounts
+        return TunnelCredentialWatch(interval: settings.tunnelRecheck, now: { accounts?.credentials.now() ?? Date() }) { now in
+            let gate = source.current.gate
+            if case .lookUp(let pending) = gate.decide(facts, now: now), pending.kind == .oneShotToken {
+                guard let accounts else { return false }
+                // A user the config names (its keys, trusted networks) needs no store entry
+                // while the config still names them; one removed by a reload does.
+                return await accounts.credentials.userIsActive(user, mustExist: !gate.configUsers.contains(user))
+            }
+            guard case .forward(let plan) = await gate.decideFully(facts, accounts: accounts, now: now) else { return false }
+            return plan.identity?.user == user
+        }
+    }
+
+    // MARK: Access log
+
+    /// Counts the finished exchange and writes its access-log line (once each).
+    private func log(_ exchange: ClientExchange, note: String?) {
+        guard !exchange.logged else { return }
+        exchange.logged = true
+        loop.metrics.request(status: exchange.status, auth: exchange.identity?.method, failure: exchange.failure)
+        guard settings.accessLog else { return }
+        let elapsed = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1_000_000
+        let logged = DevicePaths.withoutTokens(exchange.target.path)
+        let path = logged.utf8.count > 256 ? String(logged.prefix(256)) + "…" : logged
+        var line = "\(exchange.head.method.rawValue) \(path) \(exchange.status)"
+        line += " user=\(exchange.identity?.user ?? "-") auth=\(exchange.identity?.method.rawValue ?? "-")"
+        if let failure = exchange.failure { line += " reason=\(failure.code)" }
+        line += " in=\(exchange.requestBytes) out=\(exchange.responseBytes)"
+        line += " ms=\(String(format: "%.2f", elapsed))"
+        if let note { line += " note=\(note)" }
+        loop.accessLog.write(line)
+    }
+}
+
+extension GatehouseResponse {
+    /// Head and body in one buffer, with its exact `Content-Length`, `Cache-Control: no-store`,
+    /// and `Connection: close` (or `keep-alive` for HTTP/1.0) as the exchange needs.
+    func serialized(versionMinor: Int, close: Bool, headRequest: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 256 + body.readableBytes)
+        HeadWriter.statusLine(versionMinor: versionMinor, status: Int(status.code), reason: nil, into: &buffer)
+        for header in headers { HeadWriter.field(header.name, header.value, into: &buffer) }
+        HeadWriter.field("Content-Length", String(body.readableBytes), into: &buffer)
+        buffer.writeStaticString("Cache-Control: no-store\r\n")
+        if close {
+            buffer.writeStaticString("Connection: close\r\n")
+        } else if versionMinor == 0 {
+            buffer.writeStaticString("Connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        if !headRequest {
+            var body = self.body
+            buffer.writeBuffer(&body)
+        }
+        return buffer
+    }
+}
