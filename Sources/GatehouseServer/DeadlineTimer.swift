@@ -43,7 +43,8 @@ final class DeadlineTimer {
     private func schedule(at when: NIODeadline) {
         task?.cancel()
         taskDeadline = when
-        task = eventLoop.assumeIsolated().scheduleTask(deadline: when) { [weak self] in self?.fire() }
+        // The task holds the timer until it runs or is cancelled (cancel() drops it).
+        task = eventLoop.assumeIsolated().scheduleTask(deadline: when) { self.fire() }
     }
 
     private func fire() {

@@ -5,9 +5,10 @@ import NIOCore
 
 /// Everything a connection needs from the configuration, derived once per config.
 ///
-/// Guarantees: immutable and `Sendable`; a connection keeps the settings it started with even
+/// Guarantees: immutable and `Sendable` (a class: a request takes it with one reference, not
+/// two dozen); a connection keeps the settings it started with even
 /// if the server is later given new ones.
-struct ProxySettings: Sendable {
+final class ProxySettings: Sendable {
     let gate: RequestGate
     /// What is decided from a request's head alone (the same sequence `gatehouse explain` runs).
     let admission: AdmissionPolicy

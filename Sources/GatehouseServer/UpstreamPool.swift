@@ -14,6 +14,10 @@ final class UpstreamPool {
     private let maxIdle: Int
     private let maxIdleTime: TimeAmount
     private var idle: [UpstreamConnectionHandler] = []
+    /// Told by an idle connection that closes; made once, not per release.
+    private lazy var removeClosed: (UpstreamConnectionHandler) -> Void = { [unowned self] closed in
+        self.idle.removeAll { $0 === closed }
+    }
 
     init(eventLoop: EventLoop, connector: UpstreamConnector, maxIdle: Int = 256, maxIdleTime: TimeAmount = .seconds(30)) {
         self.eventLoop = eventLoop
@@ -55,9 +59,7 @@ final class UpstreamPool {
             return
         }
         connection.idleSince = .now()
-        connection.onClose = { [weak self] closed in
-            self?.idle.removeAll { $0 === closed }
-        }
+        connection.onClose = removeClosed
         idle.append(connection)
     }
 

@@ -29,7 +29,7 @@ enum Fixture {
     }
 
     static func plan(
-        identity: Identity? = nil, consumed: Set<CredentialSource> = [], clientAddress: IPAddress? = nil,
+        identity: Identity? = nil, consumed: CredentialSources = [], clientAddress: IPAddress? = nil,
         peerIsTrustedProxy: Bool = false
     ) -> ForwardPlan {
         ForwardPlan(identity: identity, consumed: consumed, clientAddress: clientAddress, peerIsTrustedProxy: peerIsTrustedProxy)

@@ -82,7 +82,7 @@ public struct CreatedKey: Sendable {
 /// - A refresh token is exchanged at most once (``CredentialStore/exchangeRefreshToken(jti:issuing:)``),
 ///   and its replacements are stored in the same transaction; its reuse revokes its family —
 ///   the replacements included, whatever the order of concurrent requests — and the answer is 401.
-public struct AccountService: Sendable {
+public final class AccountService: Sendable {
     public let credentials: StoredCredentialAuthenticator
     public let throttle: LoginThrottle
     public let passwordPolicy: PasswordPolicy

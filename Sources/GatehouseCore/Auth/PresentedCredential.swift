@@ -14,6 +14,41 @@ public enum CredentialSource: String, Sendable, Hashable {
     case sessionCookie = "gatehouse_session"
 }
 
+/// A set of ``CredentialSource``s, as bits: what a request's credentials were found in (and
+/// what is removed before forwarding). No allocation per request.
+public struct CredentialSources: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public init(_ source: CredentialSource) {
+        switch source {
+        case .apiKeyHeader: self = .apiKeyHeader
+        case .authorizationBearer: self = .authorizationBearer
+        case .authorizationToken: self = .authorizationToken
+        case .authorizationBasic: self = .authorizationBasic
+        case .apiKeyQueryParameter: self = .apiKeyQueryParameter
+        case .oneShotQueryParameter: self = .oneShotQueryParameter
+        case .sessionCookie: self = .sessionCookie
+        }
+    }
+
+    public init<S: Sequence>(_ sources: S) where S.Element == CredentialSource {
+        self = []
+        for source in sources { insert(CredentialSources(source)) }
+    }
+
+    public static let apiKeyHeader = CredentialSources(rawValue: 1 << 0)
+    public static let authorizationBearer = CredentialSources(rawValue: 1 << 1)
+    public static let authorizationToken = CredentialSources(rawValue: 1 << 2)
+    public static let authorizationBasic = CredentialSources(rawValue: 1 << 3)
+    public static let apiKeyQueryParameter = CredentialSources(rawValue: 1 << 4)
+    public static let oneShotQueryParameter = CredentialSources(rawValue: 1 << 5)
+    public static let sessionCookie = CredentialSources(rawValue: 1 << 6)
+
+    /// The header-borne sources, removed together when a request's credentials were unusable.
+    public static let allHeaders: CredentialSources = [.apiKeyHeader, .authorizationBearer, .authorizationToken, .authorizationBasic]
+}
+
 /// A credential a request carries, before it is checked.
 public struct PresentedCredential: Sendable, Hashable {
     /// The key, token or cookie value; for HTTP Basic, the password.
@@ -56,12 +91,24 @@ public struct CredentialExtractor: Sendable {
         headers: [(name: String, value: String)], query: QueryString, acceptQueryAPIKey: Bool = false
     ) -> Result<[PresentedCredential], AuthenticationFailure> {
         var found: [PresentedCredential] = []
-        for (name, value) in headers where name.equalsCaseInsensitive("x-api-key") {
-            let key = value.trimmingASCIIWhitespace()
-            guard !key.isEmpty else { return .failure(.malformedAuthorization(reason: "X-Api-Key is empty")) }
-            found.append(PresentedCredential(secret: key, source: .apiKeyHeader))
+        var authorizations: [String] = []
+        var sawCookie = false
+        // One pass over the headers; X-Api-Key comes before Authorization in the fixed order.
+        for (name, value) in headers {
+            switch HeaderName.classify(name) {
+            case .xAPIKey where name.equalsCaseInsensitive("x-api-key"):
+                let key = value.trimmingASCIIWhitespace()
+                guard !key.isEmpty else { return .failure(.malformedAuthorization(reason: "X-Api-Key is empty")) }
+                found.append(PresentedCredential(secret: key, source: .apiKeyHeader))
+            case .authorization where name.equalsCaseInsensitive("authorization"):
+                authorizations.append(value)
+            case .cookie:
+                sawCookie = true
+            default:
+                break
+            }
         }
-        for (name, value) in headers where name.equalsCaseInsensitive("authorization") {
+        for value in authorizations {
             switch Self.parseAuthorization(value, basicAuthEnabled: basicAuthEnabled) {
             case .success(let credential): found.append(credential)
             case .failure(let failure): return .failure(failure)
@@ -82,7 +129,7 @@ public struct CredentialExtractor: Sendable {
         }
         // The same password for two different users is two identities too.
         if Set(found.compactMap(\.basicUser)).count > 1 { return .failure(.conflictingCredentials) }
-        if found.isEmpty {
+        if found.isEmpty && sawCookie {
             let cookies = SessionCookie.values(in: headers)
             if let first = cookies.first {
                 guard cookies.allSatisfy({ $0 == first }) else { return .failure(.conflictingCredentials) }

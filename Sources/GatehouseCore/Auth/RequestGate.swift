@@ -24,7 +24,7 @@ public struct ForwardPlan: Sendable {
     /// Nil only for a public path reached without a credential.
     public let identity: Identity?
     /// Where the credential that authenticated the request was found (removed before forwarding).
-    public let consumed: Set<CredentialSource>
+    public let consumed: CredentialSources
     /// The client address after `X-Forwarded-For` processing.
     public let clientAddress: IPAddress?
     /// The socket peer is a trusted proxy, so its `X-Forwarded-*` headers may be kept.
@@ -57,7 +57,7 @@ public struct PendingAuthentication: Sendable {
     public let secret: String
     /// The SHA-256 of ``secret``, computed once for the whole request.
     public let digest: SecretDigest
-    fileprivate let consumed: Set<CredentialSource>
+    fileprivate let consumed: CredentialSources
     fileprivate let isPublic: Bool
     fileprivate let requiredRoles: [String]?
     fileprivate let method: String
@@ -123,7 +123,7 @@ public struct RequestGate: Sendable {
         let requiredRoles: [String]? = if case .roles(let roles) = access { roles } else { nil }
         let acceptQueryAPIKey = rule?.queryCredentials.contains(.apiKey) ?? false
 
-        func plan(_ identity: Identity?, _ consumed: Set<CredentialSource>) -> ForwardPlan {
+        func plan(_ identity: Identity?, _ consumed: CredentialSources) -> ForwardPlan {
             ForwardPlan(identity: identity.map { Self.limited($0, consumed) }, consumed: consumed, clientAddress: client, peerIsTrustedProxy: peerIsTrustedProxy)
         }
 
@@ -131,12 +131,12 @@ public struct RequestGate: Sendable {
         case .failure(let failure):
             // Unusable credentials on a public path: forwarded anonymously, every place Gatehouse
             // reads a credential from emptied, so a working key next to a broken one never leaks.
-            var everywhere = Set(CredentialSource.allHeaderSources)
+            var everywhere = CredentialSources.allHeaders
             everywhere.insert(.oneShotQueryParameter)
             if extractor.queryAPIKeyEnabled || acceptQueryAPIKey { everywhere.insert(.apiKeyQueryParameter) }
             return isPublic ? .forward(plan(nil, everywhere)) : .refuse(failure)
         case .success(let credentials) where !credentials.isEmpty:
-            let consumed = Set(credentials.map(\.source))
+            let consumed = CredentialSources(credentials.lazy.map(\.source))
             let credential = credentials[0]
             let digest = SecretDigest.of(credential.secret)
             // Credentials a browser sends on its own are held to a same-site rule, and only for
@@ -211,7 +211,7 @@ public struct RequestGate: Sendable {
 
     /// What an identity may issue, given where its credential was found: a browser replays HTTP
     /// Basic on its own, so nothing presented that way may issue another credential.
-    private static func limited(_ identity: Identity, _ consumed: Set<CredentialSource>) -> Identity {
+    private static func limited(_ identity: Identity, _ consumed: CredentialSources) -> Identity {
         consumed.contains(.authorizationBasic) && identity.mayIssue ? identity.withoutIssuing() : identity
     }
 
@@ -256,10 +256,6 @@ public enum JSONWebTokenShape {
     }
 }
 
-extension CredentialSource {
-    /// The header-borne sources, removed together when a request's credentials were unusable.
-    static let allHeaderSources: [CredentialSource] = [.apiKeyHeader, .authorizationBearer, .authorizationToken, .authorizationBasic]
-}
 
 extension RequestGate {
     /// The whole decision: ``decide(_:now:)``, then — for a credential the store knows — the

@@ -25,7 +25,7 @@ public struct InlineStoreExecutor: StoreExecutor {
 /// - Store failures are ``AuthenticationFailure/storeUnavailable`` (503), never a pass.
 /// - Usage bookkeeping (a session's last use, a key's `last_used`) is written at most once a
 ///   minute per credential, and a failure to write it never fails the request.
-public struct StoredCredentialAuthenticator: Sendable {
+public final class StoredCredentialAuthenticator: Sendable {
     public let store: any CredentialStore
     public let executor: any StoreExecutor
     public let tokens: TokenAuthority

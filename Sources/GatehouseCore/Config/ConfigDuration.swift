@@ -53,8 +53,10 @@ public struct ConfigDuration: Sendable, Hashable, Comparable, CustomStringConver
 extension StringProtocol {
     /// The text without leading and trailing spaces and horizontal tabs (HTTP's OWS).
     func trimmingASCIIWhitespace() -> String {
-        let text = Substring(self)
         let isBlank = { (b: UInt8) in b == 0x20 || b == 0x09 }
+        let text = Substring(self)
+        // The common case: nothing to trim (a whole String comes back without a copy).
+        if let first = text.utf8.first, let last = text.utf8.last, !isBlank(first), !isBlank(last) { return String(text) }
         guard let first = text.utf8.firstIndex(where: { !isBlank($0) }), let last = text.utf8.lastIndex(where: { !isBlank($0) }) else {
             return ""
         }

@@ -36,4 +36,29 @@ public enum IdentityHeaderFamily {
     public static func contains(canonical: String) -> Bool {
         names.contains(canonical) || prefixes.contains { canonical.utf8.starts(with: $0.utf8) }
     }
+
+    private static let foldedNames: [[UInt8]] = names.map { Array($0.utf8) }
+
+    /// The same as ``contains(canonical:)`` for a name as received, without allocating.
+    public static func contains(name: String) -> Bool {
+        guard let first = name.utf8.first.map(HeaderName.fold) else { return false }
+        switch first {
+        case UInt8(ascii: "x"):
+            if HeaderName.foldedHasPrefix(name, "x-remote-") || HeaderName.foldedHasPrefix(name, "x-auth-request-")
+                || HeaderName.foldedHasPrefix(name, "x-webauth-") || HeaderName.foldedHasPrefix(name, "x-authentik-")
+                || HeaderName.foldedHasPrefix(name, "x-pomerium-")
+            {
+                return true
+            }
+        case UInt8(ascii: "r"):
+            if HeaderName.foldedHasPrefix(name, "remote-") { return true }
+        case UInt8(ascii: "c"):
+            return HeaderName.foldedHasPrefix(name, "cf-access-")
+        case UInt8(ascii: "t"):
+            return HeaderName.foldedHasPrefix(name, "tailscale-user-")
+        default:
+            return false
+        }
+        return foldedNames.contains { HeaderName.foldedEquals(name, bytes: $0) }
+    }
 }

@@ -21,7 +21,12 @@ public struct MethodPolicy: Sendable, Hashable {
         set = Set(list)
     }
 
-    public func allows(_ method: String) -> Bool { set.contains(method) }
+    public func allows(_ method: String) -> Bool {
+        switch method {
+        case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS": return true
+        default: return set.contains(method)
+        }
+    }
 
     /// The `Allow` header's value.
     public var allowHeader: String { allowed.joined(separator: ", ") }

@@ -8,20 +8,48 @@ public enum ResponseBodyFraming: Sendable, Hashable {
     case untilClose
 }
 
-/// A device's response head, parsed as far as forwarding needs it.
+/// A device's response head, parsed as far as forwarding needs it: where each part lies in the
+/// head's bytes (which the caller keeps), so that forwarding it copies bytes and makes no strings.
 public struct ScannedResponseHead: Sendable {
+    /// One header line: offsets from the head's first byte.
+    public struct Field: Sendable, Hashable {
+        public let lineStart: Int
+        public let nameEnd: Int
+        public let valueStart: Int
+        public let valueEnd: Int
+        /// The line's end (before its CRLF).
+        public let lineEnd: Int
+        public let name: HeaderName
+    }
+
     /// 0 or 1 (`HTTP/1.0`, `HTTP/1.1`).
     public let versionMinor: Int
     public let status: Int
-    /// The reason phrase as sent (may be empty).
-    public let reason: String
-    public let headers: [(name: String, value: String)]
+    /// Where the reason phrase lies (may be empty).
+    public let reason: Range<Int>
+    public let fields: [Field]
     public let framing: ResponseBodyFraming
     /// The device will keep the connection open after this response.
     public let keepAlive: Bool
+    /// A `Connection` header names a header besides `close` and `keep-alive` (to be dropped too).
+    public let connectionNamesHeaders: Bool
 
     /// An interim answer (`100 Continue`, `103 Early Hints`): the final response follows.
     public var isInterim: Bool { status >= 100 && status < 200 && status != 101 }
+
+    /// The headers as strings, from the head's bytes (for the rare uses that need them: a 101's
+    /// handshake, interim answers, CORS).
+    public func headers(in bytes: UnsafeRawBufferPointer) -> [(name: String, value: String)] {
+        fields.map { field in
+            (name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.lineStart..<field.nameEnd]), as: UTF8.self),
+             value: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]), as: UTF8.self))
+        }
+    }
+
+    /// The reason phrase as text.
+    public func reasonText(in bytes: UnsafeRawBufferPointer) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[reason]), as: UTF8.self)
+    }
 }
 
 /// Why a device's response could not be framed. Each is a way a proxy and a device could
@@ -229,85 +257,94 @@ public struct ResponseFramingScanner: Sendable {
     }
 
     private func parseHead(_ head: UnsafeRawBufferPointer, requestWasHEAD: Bool) -> Result<ScannedResponseHead, ResponseScanError> {
-        // Lines without their CRLF; the last one (empty) ends the head.
-        var lines: [Range<Int>] = []
-        var start = 0
-        var i = 0
-        while i < head.count {
-            if head[i] == UInt8(ascii: "\r") {
-                guard i + 1 < head.count, head[i + 1] == UInt8(ascii: "\n") else { return .failure(.malformedHeader) }
-                lines.append(start..<i)
-                i += 2
-                start = i
-                continue
-            }
-            i += 1
-        }
-        guard lines.count >= 2, lines.last?.isEmpty == true else { return .failure(.malformedStatusLine) }
-        // Status line: HTTP/1.x SP 3DIGIT [SP reason]
-        let status = lines[0]
-        let prefix = Array("HTTP/1.".utf8)
-        guard status.count >= 12 else { return .failure(.malformedStatusLine) }
-        for (k, b) in prefix.enumerated() where head[status.lowerBound + k] != b {
-            return .failure(head[status.lowerBound] == UInt8(ascii: "H") ? .unsupportedVersion : .malformedStatusLine)
-        }
-        let minorByte = head[status.lowerBound + 7]
+        // Status line: HTTP/1.x SP 3DIGIT [SP reason] CRLF. (`scanHead` found the blank line and
+        // checked that every LF follows a CR.)
+        guard let statusEnd = Self.lineEnd(head, from: 0) else { return .failure(.malformedStatusLine) }
+        guard statusEnd >= 12 else { return .failure(.malformedStatusLine) }
+        let prefix: StaticString = "HTTP/1."
+        let prefixMatches = prefix.withUTF8Buffer { wanted in (0..<7).allSatisfy { head[$0] == wanted[$0] } }
+        guard prefixMatches else { return .failure(head[0] == UInt8(ascii: "H") ? .unsupportedVersion : .malformedStatusLine) }
+        let minorByte = head[7]
         guard minorByte == UInt8(ascii: "0") || minorByte == UInt8(ascii: "1") else { return .failure(.unsupportedVersion) }
         let minor = Int(minorByte - UInt8(ascii: "0"))
-        guard head[status.lowerBound + 8] == UInt8(ascii: " ") else { return .failure(.malformedStatusLine) }
+        guard head[8] == UInt8(ascii: " ") else { return .failure(.malformedStatusLine) }
         var code = 0
         for k in 9..<12 {
-            let d = head[status.lowerBound + k]
+            let d = head[k]
             guard d >= UInt8(ascii: "0"), d <= UInt8(ascii: "9") else { return .failure(.malformedStatusLine) }
             code = code * 10 + Int(d - UInt8(ascii: "0"))
         }
         guard code >= 100, code <= 599 else { return .failure(.malformedStatusLine) }
-        var reason = ""
-        if status.count > 12 {
-            guard head[status.lowerBound + 12] == UInt8(ascii: " ") else { return .failure(.malformedStatusLine) }
-            let text = UnsafeRawBufferPointer(rebasing: head[(status.lowerBound + 13)..<status.upperBound])
-            guard text.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else { return .failure(.malformedStatusLine) }
-            reason = String(decoding: text, as: UTF8.self)
+        var reason = 12..<12
+        if statusEnd > 12 {
+            guard head[12] == UInt8(ascii: " ") else { return .failure(.malformedStatusLine) }
+            for k in 13..<statusEnd where !(head[k] == 0x09 || (head[k] >= 0x20 && head[k] != 0x7F)) { return .failure(.malformedStatusLine) }
+            reason = 13..<statusEnd
         }
-        // Header lines.
-        let fieldLines = lines[1..<(lines.count - 1)]
-        guard fieldLines.count <= limits.maxHeaders else { return .failure(.tooManyHeaders) }
-        var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(fieldLines.count)
-        switch Self.parseFields(head, lines: fieldLines, into: &headers) {
-        case .failure(let error): return .failure(error)
-        case .success: break
+        // Header lines, up to the empty one.
+        var fields: [ScannedResponseHead.Field] = []
+        fields.reserveCapacity(12)
+        var contentLengths = 0
+        var length: Int64 = 0
+        var transferEncodings = 0
+        var chunked = false
+        var close = false
+        var keepAliveToken = false
+        var namesHeaders = false
+        var position = statusEnd + 2
+        while true {
+            guard let end = Self.lineEnd(head, from: position) else { return .failure(.malformedHeader) }
+            if end == position { break }
+            guard fields.count < limits.maxHeaders else { return .failure(.tooManyHeaders) }
+            switch Self.parseField(head, from: position, to: end) {
+            case .failure(let error): return .failure(error)
+            case .success(let field):
+                fields.append(field)
+                let value = UnsafeRawBufferPointer(rebasing: head[field.valueStart..<field.valueEnd])
+                switch field.name {
+                case .contentLength:
+                    contentLengths += 1
+                    guard value.count > 0, value.count <= 18, value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                        return .failure(.invalidContentLength)
+                    }
+                    length = value.reduce(0) { $0 * 10 + Int64($1 - 0x30) }
+                case .transferEncoding:
+                    transferEncodings += 1
+                    chunked = Self.foldedEquals(value, "chunked")
+                case .connection:
+                    // Comma-separated tokens, walked in place.
+                    var tokenStart = 0
+                    for k in 0...value.count {
+                        guard k == value.count || value[k] == UInt8(ascii: ",") else { continue }
+                        let trimmed = Self.trimmed(value[tokenStart..<k])
+                        if Self.foldedEquals(trimmed, "close") {
+                            close = true
+                        } else if Self.foldedEquals(trimmed, "keep-alive") {
+                            keepAliveToken = true
+                        } else if !trimmed.isEmpty {
+                            namesHeaders = true
+                        }
+                        tokenStart = k + 1
+                    }
+                default:
+                    break
+                }
+            }
+            position = end + 2
         }
         // Framing.
-        var contentLengths = 0
-        var length: Int64?
-        var transferEncodings: [String] = []
-        var connectionTokens: [String] = []
-        for (name, value) in headers {
-            if name.equalsCaseInsensitive("content-length") {
-                contentLengths += 1
-                guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int64(value) else {
-                    return .failure(.invalidContentLength)
-                }
-                length = n
-            } else if name.equalsCaseInsensitive("transfer-encoding") {
-                transferEncodings += value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingASCIIWhitespace().asciiLowercased() }
-            } else if name.equalsCaseInsensitive("connection") {
-                connectionTokens += value.split(separator: ",").map { $0.trimmingASCIIWhitespace().asciiLowercased() }
-            }
-        }
         let noBody = requestWasHEAD || (code >= 100 && code < 200) || code == 204 || code == 304
         if contentLengths > 1 { return .failure(.multipleContentLength) }
-        if !transferEncodings.isEmpty {
+        if transferEncodings > 0 {
             if contentLengths > 0 { return .failure(.contentLengthWithTransferEncoding) }
-            guard transferEncodings == ["chunked"] else { return .failure(.unsupportedTransferEncoding) }
+            guard transferEncodings == 1, chunked else { return .failure(.unsupportedTransferEncoding) }
         }
         let framing: ResponseBodyFraming
         if noBody {
             framing = .none
-        } else if !transferEncodings.isEmpty {
+        } else if transferEncodings > 0 {
             framing = .chunked
-        } else if let length {
+        } else if contentLengths > 0 {
             framing = .contentLength(length)
         } else {
             framing = .untilClose
@@ -316,40 +353,63 @@ public struct ResponseFramingScanner: Sendable {
         if framing == .untilClose || code == 101 {
             keepAlive = false
         } else if minor == 0 {
-            keepAlive = connectionTokens.contains("keep-alive") && !connectionTokens.contains("close")
+            keepAlive = keepAliveToken && !close
         } else {
-            keepAlive = !connectionTokens.contains("close")
+            keepAlive = !close
         }
-        return .success(ScannedResponseHead(versionMinor: minor, status: code, reason: reason, headers: headers, framing: framing, keepAlive: keepAlive))
+        return .success(ScannedResponseHead(
+            versionMinor: minor, status: code, reason: reason, fields: fields, framing: framing, keepAlive: keepAlive,
+            connectionNamesHeaders: namesHeaders))
     }
 
-    /// `name: value` lines: a token name right before the colon, a value of visible bytes, spaces,
-    /// tabs and obs-text, trimmed of spaces and tabs. A line starting with a space or tab (obs-fold)
-    /// is refused.
-    private static func parseFields(
-        _ bytes: UnsafeRawBufferPointer, lines: ArraySlice<Range<Int>>, into headers: inout [(name: String, value: String)]
-    ) -> Result<Void, ResponseScanError> {
-        for line in lines {
-            guard !line.isEmpty else { return .failure(.malformedHeader) }
-            let first = bytes[line.lowerBound]
-            if first == 0x20 || first == 0x09 { return .failure(.foldedHeader) }
-            var colon: Int?
-            for k in line where bytes[k] == UInt8(ascii: ":") {
-                colon = k
-                break
+    /// The index of the CR of the line starting at `from`; nil when there is none or it is not
+    /// followed by LF.
+    private static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int) -> Int? {
+        var i = from
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "\r") {
+                guard i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "\n") else { return nil }
+                return i
             }
-            guard let colon, colon > line.lowerBound else { return .failure(.malformedHeader) }
-            for k in line.lowerBound..<colon where !RequestFramingValidator.isTokenByte(bytes[k]) { return .failure(.malformedHeader) }
-            var valueStart = colon + 1
-            var valueEnd = line.upperBound
-            while valueStart < valueEnd, bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09 { valueStart += 1 }
-            while valueEnd > valueStart, bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09 { valueEnd -= 1 }
-            for k in valueStart..<valueEnd where !RequestFramingValidator.isFieldValueByte(bytes[k]) { return .failure(.malformedHeader) }
-            headers.append((
-                name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.lowerBound..<colon]), as: UTF8.self),
-                value: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)))
+            if bytes[i] == UInt8(ascii: "\n") { return nil }
+            i += 1
         }
-        return .success(())
+        return nil
+    }
+
+    /// `name: value` on bytes `from ..< to`: a token name right before the colon, a value of
+    /// visible bytes, spaces, tabs and obs-text, trimmed of spaces and tabs. A line starting with
+    /// a space or tab (obs-fold) is refused.
+    private static func parseField(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) -> Result<ScannedResponseHead.Field, ResponseScanError> {
+        let first = bytes[from]
+        if first == 0x20 || first == 0x09 { return .failure(.foldedHeader) }
+        var colon = from
+        while colon < to, bytes[colon] != UInt8(ascii: ":") {
+            guard RequestFramingValidator.isTokenByte(bytes[colon]) else { return .failure(.malformedHeader) }
+            colon += 1
+        }
+        guard colon < to, colon > from else { return .failure(.malformedHeader) }
+        var valueStart = colon + 1
+        var valueEnd = to
+        while valueStart < valueEnd, bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09 { valueStart += 1 }
+        while valueEnd > valueStart, bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+        for k in valueStart..<valueEnd where !RequestFramingValidator.isFieldValueByte(bytes[k]) { return .failure(.malformedHeader) }
+        return .success(ScannedResponseHead.Field(
+            lineStart: from, nameEnd: colon, valueStart: valueStart, valueEnd: valueEnd, lineEnd: to,
+            name: HeaderName.classify(bytes: UnsafeRawBufferPointer(rebasing: bytes[from..<colon]))))
+    }
+
+    private static func trimmed(_ bytes: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
+        var start = bytes.startIndex
+        var end = bytes.endIndex
+        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+        while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+        return bytes[start..<end]
+    }
+
+    private static func foldedEquals<C: Collection>(_ bytes: C, _ canonical: StaticString) -> Bool where C.Element == UInt8 {
+        guard bytes.count == canonical.utf8CodeUnitCount else { return false }
+        return canonical.withUTF8Buffer { wanted in zip(bytes, wanted).allSatisfy { HeaderName.fold($0) == $1 } }
     }
 
     // MARK: Chunks
@@ -407,8 +467,7 @@ public struct ResponseFramingScanner: Sendable {
             return .end(consumed: 2)
         }
         guard seen + consumed <= limits.maxTrailerBytes else { return fail(.malformedChunk) }
-        var ignored: [(name: String, value: String)] = []
-        if case .failure = Self.parseFields(bytes, lines: [0..<(consumed - 2)], into: &ignored) { return fail(.malformedChunk) }
+        if case .failure = Self.parseField(bytes, from: 0, to: consumed - 2) { return fail(.malformedChunk) }
         state = .trailers(seen: seen + consumed)
         return .body(consumed: consumed, payloadOffset: 0, payloadCount: 0)
     }

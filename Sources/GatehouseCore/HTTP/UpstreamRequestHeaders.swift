@@ -42,11 +42,12 @@ public struct UpstreamHeaderPolicy: Sendable {
     public let identityHeaders: IdentityHeaderNames
     public let forwardCredentials: Bool
     public let forwardClientAddress: Bool
-    private let strippedNames: Set<String>
+    /// Identity headers and `strip_headers`, folded (lower case, `_` as `-`).
+    private let strippedNames: [[UInt8]]
     /// `forward_underscore_headers`, lower case (the `_` kept).
-    private let forwardedUnderscoreNames: Set<String>
-    /// `forward_identity_family`: family names clients may still send (canonical form).
-    private let allowedFamilyNames: Set<String>
+    private let forwardedUnderscoreNames: [[UInt8]]
+    /// `forward_identity_family`: family names clients may still send, folded.
+    private let allowedFamilyNames: [[UInt8]]
 
     public init(
         identityHeaders: IdentityHeaderNames, stripHeaders: [String], forwardCredentials: Bool, forwardClientAddress: Bool = true,
@@ -55,28 +56,15 @@ public struct UpstreamHeaderPolicy: Sendable {
         self.identityHeaders = identityHeaders
         self.forwardCredentials = forwardCredentials
         self.forwardClientAddress = forwardClientAddress
-        self.strippedNames = Set((identityHeaders.all + stripHeaders).map(Self.canonicalName))
-        self.forwardedUnderscoreNames = Set(forwardUnderscoreHeaders.map { $0.asciiLowercased() })
-        self.allowedFamilyNames = Set(forwardIdentityFamily.map(Self.canonicalName))
+        self.strippedNames = (identityHeaders.all + stripHeaders).map(HeaderName.foldedBytes)
+        self.forwardedUnderscoreNames = forwardUnderscoreHeaders.map { Array($0.asciiLowercased().utf8) }
+        self.allowedFamilyNames = forwardIdentityFamily.map(HeaderName.foldedBytes)
     }
 
     /// Lowercase with `_` folded into `-`: the form two header names are compared in for stripping.
     public static func canonicalName(_ name: String) -> String {
-        String(decoding: name.utf8.map { b -> UInt8 in
-            if b == UInt8(ascii: "_") { return UInt8(ascii: "-") }
-            return (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b
-        }, as: UTF8.self)
+        String(decoding: name.utf8.map(HeaderName.fold), as: UTF8.self)
     }
-
-    private static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "content-length", "upgrade",
-        "http2-settings",
-    ]
-    private static let untrustedForwarding: Set<String> = [
-        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip",
-    ]
-    /// The headers that name the client's address (dropped entirely without `forwardClientAddress`).
-    private static let clientAddressHeaders: Set<String> = ["x-forwarded-for", "forwarded", "x-real-ip"]
 
     /// Headers Gatehouse reads to decide or frame a request, or sets for the device (canonical
     /// form): no `forward_underscore_headers` entry may fold onto one, and `Connection` may not
@@ -92,30 +80,41 @@ public struct UpstreamHeaderPolicy: Sendable {
     /// Whether a client's header named `name` (as received) is dropped because its name holds `_`
     /// and `forward_underscore_headers` does not name it.
     public func dropsUnderscoreHeader(_ name: String) -> Bool {
-        name.utf8.contains(UInt8(ascii: "_")) && !forwardedUnderscoreNames.contains(name.asciiLowercased())
+        guard name.utf8.contains(UInt8(ascii: "_")) else { return false }
+        return !forwardedUnderscoreNames.contains { allowed in
+            allowed.count == name.utf8.count && zip(allowed, name.utf8).allSatisfy { $0 == (($1 >= 0x41 && $1 <= 0x5A) ? $1 | 0x20 : $1) }
+        }
     }
 
-    /// Whether the header is Gatehouse's to set: a configured identity header, one of the
-    /// identity family (unless `forward_identity_family` lets it through), or a `strip_headers` entry.
-    public func isIdentityOrStripped(canonical: String) -> Bool {
-        strippedNames.contains(canonical) || (IdentityHeaderFamily.contains(canonical: canonical) && !allowedFamilyNames.contains(canonical))
+    /// Whether the header (as received) is Gatehouse's to set: a configured identity header, one
+    /// of the identity family (unless `forward_identity_family` lets it through), or a
+    /// `strip_headers` entry.
+    public func isIdentityOrStripped(name: String) -> Bool {
+        if strippedNames.contains(where: { HeaderName.foldedEquals(name, bytes: $0) }) { return true }
+        return IdentityHeaderFamily.contains(name: name) && !allowedFamilyNames.contains { HeaderName.foldedEquals(name, bytes: $0) }
     }
+
+    /// ``isIdentityOrStripped(name:)`` for a name in canonical form.
+    public func isIdentityOrStripped(canonical: String) -> Bool { isIdentityOrStripped(name: canonical) }
 
     /// A header the device needs from the client, or one Gatehouse sets, that a `Connection`
     /// header may not name (it would delete it on the way): `Host`, `Content-Length`,
     /// `Transfer-Encoding`, `X-Forwarded-*`, `Forwarded`, `X-Real-IP` and identity headers.
-    public func protectedFromConnection(_ canonical: String) -> Bool {
-        ["host", "content-length", "transfer-encoding", "forwarded", "x-real-ip"].contains(canonical)
-            || canonical.hasBytePrefix("x-forwarded-") || strippedNames.contains(canonical)
-            || IdentityHeaderFamily.contains(canonical: canonical)
+    public func protectedFromConnection(_ name: String) -> Bool {
+        switch HeaderName.classify(name) {
+        case .host, .contentLength, .transferEncoding, .forwarded, .xRealIP: return true
+        default: break
+        }
+        return HeaderName.foldedHasPrefix(name, "x-forwarded-") || strippedNames.contains { HeaderName.foldedEquals(name, bytes: $0) }
+            || IdentityHeaderFamily.contains(name: name)
     }
 
     /// The first header a `Connection` header names that it may not (``protectedFromConnection(_:)``), if any.
     public func connectionViolation(in incoming: [(name: String, value: String)]) -> String? {
-        for (name, value) in incoming where name.equalsCaseInsensitive("connection") {
+        for (name, value) in incoming where HeaderName.foldedEquals(name, "connection") {
             for token in value.split(separator: ",") {
                 let trimmed = token.trimmingASCIIWhitespace()
-                if protectedFromConnection(Self.canonicalName(trimmed)) { return String(trimmed.prefix(64)) }
+                if protectedFromConnection(trimmed) { return String(trimmed.prefix(64)) }
             }
         }
         return nil
@@ -124,16 +123,20 @@ public struct UpstreamHeaderPolicy: Sendable {
     /// - Parameters:
     ///   - scheme: how the client reached Gatehouse (`http`).
     ///   - peer: the socket peer's address (nil for a unix-socket client).
+    ///   - peerText: `peer` as text, when the caller has it already (a connection computes it once).
     ///   - deviceCSRFToken: a CSRF pair for the device (OctoPrint's `csrf_token` cookie and
     ///     `X-CSRF-Token` header): the client's own are replaced by it.
     public func headers(
         from incoming: [(name: String, value: String)], plan: ForwardPlan, isWebSocketUpgrade: Bool,
-        scheme: String, peer: IPAddress?, deviceCSRFToken: String? = nil
+        scheme: String, peer: IPAddress?, peerText: String? = nil, deviceCSRFToken: String? = nil
     ) -> [(name: String, value: String)] {
-        var named: Set<String> = []
-        for (name, value) in incoming where name.equalsCaseInsensitive("connection") {
+        // Headers a `Connection` header names are dropped too (hop-by-hop by the client's word).
+        var named: [[UInt8]] = []
+        for (name, value) in incoming where HeaderName.foldedEquals(name, "connection") {
             for token in value.split(separator: ",") {
-                named.insert(Self.canonicalName(token.trimmingASCIIWhitespace()))
+                let folded = HeaderName.foldedBytes(token.trimmingASCIIWhitespace())
+                // `keep-alive` and `close` name no header that would pass anyway.
+                if folded != Array("keep-alive".utf8) && folded != Array("close".utf8) { named.append(folded) }
             }
         }
         var out: [(name: String, value: String)] = []
@@ -147,24 +150,32 @@ public struct UpstreamHeaderPolicy: Sendable {
         var deviceCookies: [String] = []
         for header in incoming {
             if dropsUnderscoreHeader(header.name) { continue }
-            let canonical = Self.canonicalName(header.name)
-            if canonical == "host" { host = header.value }
-            if isIdentityOrStripped(canonical: canonical) { continue }
-            if Self.hopByHop.contains(canonical) || named.contains(canonical) { continue }
-            if Self.untrustedForwarding.contains(canonical) {
+            let kind = HeaderName.classify(header.name)
+            if kind == .host { host = header.value }
+            if kind == .other, isIdentityOrStripped(name: header.name) { continue }
+            if kind.isHopByHop || kind == .contentLength { continue }
+            if !named.isEmpty, named.contains(where: { HeaderName.foldedEquals(header.name, bytes: $0) }) { continue }
+            switch kind {
+            case .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded, .xRealIP:
                 guard plan.peerIsTrustedProxy else { continue }
-                if !forwardClientAddress && Self.clientAddressHeaders.contains(canonical) { continue }
-                switch canonical {
-                case "x-forwarded-for": forwardedFor.append(header.value)
-                case "x-forwarded-proto": proto = proto ?? header.value
-                case "x-forwarded-host": forwardedHost = forwardedHost ?? header.value
-                case "x-real-ip": realIPSent = true
+                if !forwardClientAddress && (kind == .xForwardedFor || kind == .forwarded || kind == .xRealIP) { continue }
+                switch kind {
+                case .xForwardedFor: forwardedFor.append(header.value)
+                case .xForwardedProto: proto = proto ?? header.value
+                case .xForwardedHost: forwardedHost = forwardedHost ?? header.value
+                case .xRealIP: realIPSent = true
                 default: forwardedSent = true
                 }
                 continue
-            }
-            if !forwardCredentials && isConsumedCredential(header.name, plan.consumed) { continue }
-            if canonical == "cookie" {
+            case .xAPIKey:
+                if !forwardCredentials && plan.consumed.contains(.apiKeyHeader) { continue }
+            case .authorization:
+                if !forwardCredentials && (plan.consumed.contains(.authorizationBearer) || plan.consumed.contains(.authorizationToken)
+                    || plan.consumed.contains(.authorizationBasic))
+                {
+                    continue
+                }
+            case .cookie:
                 // Gatehouse's own cookie never reaches the device, whatever else is configured.
                 guard let rest = SessionCookie.removing(from: header.value) else { continue }
                 if deviceCSRFToken != nil {
@@ -175,8 +186,11 @@ public struct UpstreamHeaderPolicy: Sendable {
                     out.append((name: header.name, value: rest))
                 }
                 continue
+            case .xCSRFToken:
+                if deviceCSRFToken != nil { continue }
+            default:
+                break
             }
-            if deviceCSRFToken != nil && canonical == "x-csrf-token" { continue }
             out.append(header)
         }
         if let deviceCSRFToken {
@@ -187,8 +201,10 @@ public struct UpstreamHeaderPolicy: Sendable {
             out.append((name: "Upgrade", value: "websocket"))
             out.append((name: "Connection", value: "Upgrade"))
         }
-        if let peer, forwardClientAddress { forwardedFor.append(peer.description) }
-        if !forwardedFor.isEmpty { out.append((name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", "))) }
+        if let peer, forwardClientAddress { forwardedFor.append(peerText ?? peer.description) }
+        if !forwardedFor.isEmpty {
+            out.append((name: "X-Forwarded-For", value: forwardedFor.count == 1 ? forwardedFor[0] : forwardedFor.joined(separator: ", ")))
+        }
         let clientProto = proto ?? scheme
         out.append((name: "X-Forwarded-Proto", value: clientProto))
         if let h = forwardedHost ?? host { out.append((name: "X-Forwarded-Host", value: h)) }
@@ -203,18 +219,10 @@ public struct UpstreamHeaderPolicy: Sendable {
         }
         if let identity = plan.identity {
             out.append((name: identityHeaders.user, value: identity.user))
-            out.append((name: identityHeaders.roles, value: identity.roles.joined(separator: ",")))
+            out.append((name: identityHeaders.roles, value: identity.roles.count == 1 ? identity.roles[0] : identity.roles.joined(separator: ",")))
             out.append((name: identityHeaders.method, value: identity.method.rawValue))
         }
         return out
-    }
-
-    private func isConsumedCredential(_ name: String, _ consumed: Set<CredentialSource>) -> Bool {
-        if name.equalsCaseInsensitive("x-api-key") { return consumed.contains(.apiKeyHeader) }
-        if name.equalsCaseInsensitive("authorization") {
-            return consumed.contains(.authorizationBearer) || consumed.contains(.authorizationToken) || consumed.contains(.authorizationBasic)
-        }
-        return false
     }
 
     /// The request target sent upstream: the `apikey` and `token` parameters removed when they

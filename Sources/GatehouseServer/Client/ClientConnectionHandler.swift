@@ -25,6 +25,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private let loop: LoopContext
     private let settingsSource: SettingsSource
     private let peer: IPAddress?
+    /// `peer` as text, made once for the connection (every forwarded request names it).
+    private let peerText: String?
     private let timeouts: (idle: TimeAmount, header: TimeAmount, body: TimeAmount)
     private var context: ChannelHandlerContext?
     private var machine = ClientConnectionStateMachine()
@@ -38,6 +40,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var armed: ClientConnectionStateMachine.Timer?
     private var pendingRead = false
     private var sawPartsThisRead = false
+    /// Inside a read cycle of the client: what is written to the device is flushed once, at its end.
+    private var inReadCycle = false
     private var closing = false
 
     init(loop: LoopContext, settingsSource: SettingsSource, peer: IPAddress?, idle: TimeAmount, clientHeader: TimeAmount, clientBody: TimeAmount) {
@@ -45,17 +49,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.settingsSource = settingsSource
         self.settings = loop.settings
         self.peer = peer
+        self.peerText = peer?.description
         self.timeouts = (idle, clientHeader, clientBody)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        timer = DeadlineTimer(eventLoop: context.eventLoop) { [weak self] in self?.clientTimedOut() }
+        // Strong on purpose (no weak reference: it would put every retain of this handler on
+        // the slow path); the cycle is broken in handlerRemoved.
+        timer = DeadlineTimer(eventLoop: context.eventLoop) { self.clientTimedOut() }
         if context.channel.isActive { updateTimer() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
+        timer = nil
         self.context = nil
     }
 
@@ -68,6 +76,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         sawPartsThisRead = true
+        inReadCycle = true
         handle(unwrapInboundIn(data))
     }
 
@@ -103,6 +112,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     func channelReadComplete(context: ChannelHandlerContext) {
         machine.readComplete(sawParts: sawPartsThisRead)
         sawPartsThisRead = false
+        inReadCycle = false
         exchange?.upstream?.flush()
         updateTimer()
     }
@@ -375,7 +385,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         let target = settings.headerPolicy.target(exchange.target, plan: plan)
         let upstreamHeaders = settings.headerPolicy.headers(
             from: headers, plan: plan, isWebSocketUpgrade: exchange.isWebSocketUpgrade, scheme: settings.clientScheme, peer: peer,
-            deviceCSRFToken: deviceCSRFToken)
+            peerText: peerText, deviceCSRFToken: deviceCSRFToken)
         exchange.upstreamHead = HeadWriter.request(
             method: exchange.head.method.rawValue, target: target.uri, headers: upstreamHeaders,
             framing: UpstreamHeaderPolicy.framing(of: headers), allocator: context.channel.allocator)
@@ -413,8 +423,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         machine.decided(.device)
         if exchange.heldEnd || machine.requestEnded {
             exchange.heldEnd = false
-            connection.sendEnd(exchange.chunkedRequest ? lastChunk() : nil)
-        } else {
+            connection.sendEnd(exchange.chunkedRequest ? lastChunk() : nil, flush: !inReadCycle)
+        } else if !inReadCycle {
             connection.flush()
         }
         replayHeldParts(of: exchange)
@@ -461,7 +471,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             exchange.heldEnd = true
             return
         }
-        upstream.sendEnd(exchange.chunkedRequest ? lastChunk() : nil)
+        upstream.sendEnd(exchange.chunkedRequest ? lastChunk() : nil, flush: !inReadCycle)
     }
 
     /// A body part as it goes on the wire: as is for a `Content-Length` body, as one chunk for a
@@ -501,14 +511,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     var clientIsWritable: Bool { context?.channel.isWritable ?? false }
 
-    func upstreamResponseHead(_ head: ScannedResponseHead, leftover: ByteBuffer?) {
+    func upstreamResponseHead(_ head: ScannedResponseHead, bytes: ByteBuffer, leftover: ByteBuffer?) {
         guard let context, let exchange else { return }
         if head.isInterim {
             // 100 Continue and other interim answers pass straight through to an HTTP/1.1 client.
             guard exchange.clientVersionMinor >= 1 else { return }
-            var buffer = context.channel.allocator.buffer(capacity: 128)
-            HeadWriter.statusLine(versionMinor: 1, status: head.status, reason: head.reason, into: &buffer)
-            for (name, value) in DownstreamResponseHeaders.clean(head.headers, isSwitchingProtocols: false) { HeadWriter.field(name, value, into: &buffer) }
+            var buffer = context.channel.allocator.buffer(capacity: bytes.readableBytes + 16)
+            writeHead(head, from: bytes, versionMinor: 1, cors: nil, into: &buffer)
             buffer.writeStaticString("\r\n")
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
             return
@@ -517,7 +526,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         if let forwardedAt = exchange.forwardedAt {
             loop.metrics.upstreamResponded(after: (NIODeadline.now() - forwardedAt).nanoseconds)
         }
-        if head.status == 101 { return switchProtocols(exchange, head: head, leftover: leftover) }
+        if head.status == 101 { return switchProtocols(exchange, head: head, bytes: bytes, leftover: leftover) }
         var close = !exchange.head.isKeepAlive || machine.closesAfterExchange
         switch head.framing {
         case .none, .contentLength:
@@ -534,16 +543,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             close = true
         }
         machine.responseStarted(close: close)
-        var buffer = context.channel.allocator.buffer(capacity: 512)
-        HeadWriter.statusLine(versionMinor: exchange.clientVersionMinor, status: head.status, reason: head.reason, into: &buffer)
-        var fields = DownstreamResponseHeaders.clean(head.headers, isSwitchingProtocols: false)
-        if let cors = exchange.corsHeaders {
-            // On a CORS path Gatehouse's policy speaks, never the device's.
-            fields.removeAll { $0.name.asciiLowercased().hasPrefix("access-control-") }
-            fields.removeAll { header in cors.contains { $0.name.equalsCaseInsensitive(header.name.asciiLowercased()) } }
-            fields += cors
-        }
-        for (name, value) in fields { HeadWriter.field(name, value, into: &buffer) }
+        // The device's head, a status line maybe longer by a few bytes, and Gatehouse's framing lines.
+        var buffer = context.channel.allocator.buffer(capacity: bytes.readableBytes + 96)
+        writeHead(head, from: bytes, versionMinor: exchange.clientVersionMinor, cors: exchange.corsHeaders, into: &buffer)
         if head.framing == .chunked && exchange.responseFraming == .passThrough {
             buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
         }
@@ -554,6 +556,36 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
         buffer.writeStaticString("\r\n")
         context.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// The device's status line and header lines, as they came, less the hop-by-hop ones (and
+    /// those its `Connection` names); on a CORS path, Gatehouse's CORS headers instead of the
+    /// device's. The blank line is the caller's.
+    private func writeHead(
+        _ head: ScannedResponseHead, from bytes: ByteBuffer, versionMinor: Int, cors: [(name: String, value: String)]?,
+        into buffer: inout ByteBuffer
+    ) {
+        bytes.withUnsafeReadableBytes { raw in
+            HeadWriter.statusLine(versionMinor: versionMinor, status: head.status, reason: head.reasonText(in: raw), into: &buffer)
+            if head.connectionNamesHeaders || cors != nil {
+                // The rare path: the device named headers in `Connection`, or CORS rewrites.
+                var fields = DownstreamResponseHeaders.clean(head.headers(in: raw), isSwitchingProtocols: false)
+                if let cors {
+                    // On a CORS path Gatehouse's policy speaks, never the device's.
+                    fields.removeAll { field in
+                        HeaderName.foldedHasPrefix(field.name, "access-control-")
+                            || cors.contains { $0.name.asciiLowercased() == field.name.asciiLowercased() }
+                    }
+                    fields += cors
+                }
+                for (name, value) in fields { HeadWriter.field(name, value, into: &buffer) }
+                return
+            }
+            for field in head.fields where !field.name.isHopByHop {
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.lineStart..<field.lineEnd]))
+                buffer.writeStaticString("\r\n")
+            }
+        }
     }
 
     func upstreamResponseBody(wire: ByteBuffer, payload: ByteBuffer) {
@@ -680,19 +712,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     // MARK: Tunnel
 
-    private func switchProtocols(_ exchange: ClientExchange, head: ScannedResponseHead, leftover: ByteBuffer?) {
+    private func switchProtocols(_ exchange: ClientExchange, head: ScannedResponseHead, bytes: ByteBuffer, leftover: ByteBuffer?) {
         guard let context, let upstream = exchange.upstream else { return }
+        let (headers, reason) = bytes.withUnsafeReadableBytes { raw in (head.headers(in: raw), head.reasonText(in: raw)) }
         // Only a WebSocket that completes the handshake the client began becomes a tunnel: a
         // device that switched to anything else (h2c) would carry bytes past every rule.
         guard exchange.isWebSocketUpgrade, let key = WebSocketHandshake.key(in: exchange.headers),
-            WebSocketHandshake.accepts(response: head.headers, key: key)
+            WebSocketHandshake.accepts(response: headers, key: key)
         else {
             machine.closeAfterExchange()
             return deviceGaveNoAnswer(exchange, status: .badGateway, detail: "The device switched to a protocol other than the WebSocket that was asked for.")
         }
         var buffer = context.channel.allocator.buffer(capacity: 256)
-        HeadWriter.statusLine(versionMinor: 1, status: 101, reason: head.reason, into: &buffer)
-        for (name, value) in DownstreamResponseHeaders.clean(head.headers, isSwitchingProtocols: true) where !name.equalsCaseInsensitive("connection") {
+        HeadWriter.statusLine(versionMinor: 1, status: 101, reason: reason, into: &buffer)
+        for (name, value) in DownstreamResponseHeaders.clean(headers, isSwitchingProtocols: true) where !name.equalsCaseInsensitive("connection") {
             HeadWriter.field(name, value, into: &buffer)
         }
         buffer.writeStaticString("Connection: Upgrade\r\n\r\n")

@@ -13,7 +13,8 @@ enum HeadWriter {
     ) -> ByteBuffer {
         var size = method.utf8.count + target.utf8.count + 16
         for (name, value) in headers { size += name.utf8.count + value.utf8.count + 4 }
-        var buffer = allocator.buffer(capacity: size + 32)
+        if let framing { size += framing.name.utf8.count + framing.value.utf8.count + 4 }
+        var buffer = allocator.buffer(capacity: size + 2)
         buffer.writeString(method)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(target)

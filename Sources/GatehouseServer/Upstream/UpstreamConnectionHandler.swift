@@ -16,9 +16,10 @@ enum UpstreamFailure: Error, Sendable {
 /// What an exchange is told about its upstream response. All calls happen on the event loop
 /// that both connections share.
 protocol UpstreamExchangeDelegate: AnyObject {
-    /// A response head (interim ones too). `bytes` are the rest of the read after the head when
-    /// it is a 101 (the first bytes of the tunnel); nil otherwise.
-    func upstreamResponseHead(_ head: ScannedResponseHead, leftover: ByteBuffer?)
+    /// A response head (interim ones too), with the bytes it was parsed from (`head`'s ranges
+    /// are offsets into them). `leftover`: the rest of the read after a 101 (the first bytes of
+    /// the tunnel); nil otherwise.
+    func upstreamResponseHead(_ head: ScannedResponseHead, bytes: ByteBuffer, leftover: ByteBuffer?)
     /// Body bytes as framed on the wire; `payload` is the body's data within them.
     func upstreamResponseBody(wire: ByteBuffer, payload: ByteBuffer)
     /// The response ended; `wire` holds its last framing bytes (the last chunk), if any.
@@ -49,10 +50,13 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     typealias OutboundOut = ByteBuffer
 
     private(set) var context: ChannelHandlerContext?
-    private weak var delegate: UpstreamExchangeDelegate?
+    /// The exchange's client side, held strongly for the exchange only (set in `begin`, dropped
+    /// at its end, failure or close): a weak reference would put every retain of the client
+    /// handler on the runtime's slow path.
+    private var delegate: UpstreamExchangeDelegate?
     /// The delegate bytes of the current read cycle went to: it flushes at the cycle's end, also
     /// when the response ended within the cycle.
-    private weak var readCycleDelegate: UpstreamExchangeDelegate?
+    private var readCycleDelegate: UpstreamExchangeDelegate?
     private var machine = UpstreamConnectionStateMachine()
     private var scanner = ResponseFramingScanner()
     /// Bytes of an incomplete head or chunk line, waiting for the next read.
@@ -73,11 +77,15 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        responseTimer = DeadlineTimer(eventLoop: context.eventLoop) { [weak self] in self?.timedOut() }
+        // Strong; the cycle is broken in handlerRemoved.
+        responseTimer = DeadlineTimer(eventLoop: context.eventLoop) { self.timedOut() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         responseTimer?.cancel()
+        responseTimer = nil
+        delegate = nil
+        readCycleDelegate = nil
         self.context = nil
     }
 
@@ -99,10 +107,11 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         context?.write(wrapOutboundOut(bytes), promise: nil)
     }
 
-    /// The request's end (`bytes`: the last chunk, for a chunked body); flushed.
-    func sendEnd(_ bytes: ByteBuffer?) {
+    /// The request's end (`bytes`: the last chunk, for a chunked body); flushed now when `flush`
+    /// (otherwise the caller flushes at the end of its read cycle).
+    func sendEnd(_ bytes: ByteBuffer?, flush: Bool) {
         if let bytes { context?.write(wrapOutboundOut(bytes), promise: nil) }
-        context?.flush()
+        if flush { context?.flush() }
         apply(machine.sentEnd())
     }
 
@@ -157,15 +166,15 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
                 if bytes.readableBytes > 0 { cumulation = bytes }
                 return
             case .head(let head, let consumed):
-                bytes.moveReaderIndex(forwardBy: consumed)
+                guard let headBytes = bytes.readSlice(length: consumed) else { return fail(.closedEarly) }
                 apply(machine.receivedHead(interim: head.isInterim, keepAlive: head.keepAlive))
                 if head.status == 101 {
                     // Whatever follows belongs to the tunnel.
                     let leftover = bytes.readableBytes > 0 ? bytes : nil
-                    delegate?.upstreamResponseHead(head, leftover: leftover)
+                    delegate?.upstreamResponseHead(head, bytes: headBytes, leftover: leftover)
                     return
                 }
-                delegate?.upstreamResponseHead(head, leftover: nil)
+                delegate?.upstreamResponseHead(head, bytes: headBytes, leftover: nil)
             case .body(let consumed, let payloadOffset, let payloadCount):
                 guard let wire = bytes.readSlice(length: consumed) else { return fail(.closedEarly) }
                 let payload = wire.getSlice(at: wire.readerIndex + payloadOffset, length: payloadCount) ?? wire

@@ -1,0 +1,179 @@
+import XCTest
+
+@testable import GatehouseServer
+
+/// Every transition of the client connection's state machine, without a channel.
+final class ClientConnectionStateMachineTests: XCTestCase {
+    typealias Machine = ClientConnectionStateMachine
+
+    private func exchange(_ m: inout Machine, keepAlive: Bool = true, hasBody: Bool = false, upgrade: Bool = false) {
+        XCTAssertEqual(m.head(keepAlive: keepAlive, hasBody: hasBody, asksUpgrade: upgrade), .decide)
+    }
+
+    func testAnIdleConnectionRunsTheIdleTimerThenTheHeaderTimerOnceBytesCome() {
+        var m = Machine()
+        XCTAssertEqual(m.timer, .idle)
+        XCTAssertTrue(m.shouldRead)
+        m.readComplete(sawParts: false)
+        XCTAssertEqual(m.timer, .header, "bytes of a head arrived")
+        m.readComplete(sawParts: false)
+        XCTAssertEqual(m.timer, .header)
+    }
+
+    func testAHeadStartsAnExchangeThatIsDecidedBeforeItsBodyMoves() {
+        var m = Machine()
+        exchange(&m, hasBody: true)
+        XCTAssertEqual(m.body(), .holdForExchange)
+        XCTAssertFalse(m.shouldRead, "nothing more is read while the exchange is being decided")
+        XCTAssertNil(m.timer, "no client timer while Gatehouse holds the client back")
+        m.decided(.device)
+        XCTAssertTrue(m.shouldRead)
+        XCTAssertEqual(m.timer, .body)
+        XCTAssertEqual(m.body(), .forwardToDevice)
+        XCTAssertEqual(m.end(), .forwardEndToDevice)
+        XCTAssertNil(m.timer, "the request is complete: the device's time, not the client's")
+        m.responseStarted(close: false)
+        XCTAssertEqual(m.responseEnded(), .idle)
+        XCTAssertEqual(m.timer, .idle)
+    }
+
+    func testTheDeviceNotTakingTheBodyStopsReading() {
+        var m = Machine()
+        exchange(&m, hasBody: true)
+        m.decided(.device)
+        m.deviceWritability(false)
+        XCTAssertFalse(m.shouldRead)
+        XCTAssertNil(m.timer, "the client is not blamed for Gatehouse's own backpressure")
+        m.deviceWritability(true)
+        XCTAssertTrue(m.shouldRead)
+    }
+
+    func testOwnEndpointBodiesAreCollectedAndDispatchedAtTheEnd() {
+        var m = Machine()
+        exchange(&m, hasBody: true)
+        m.decided(.collect)
+        XCTAssertEqual(m.body(), .collect)
+        XCTAssertEqual(m.end(), .dispatchOwnEndpoint)
+        XCTAssertEqual(m.answeredByGatehouse(close: false), .idle)
+    }
+
+    func testGatehousesAnswerBeforeTheEndWaitsForTheEnd() {
+        var m = Machine()
+        exchange(&m)
+        XCTAssertNil(m.answeredByGatehouse(close: false), "the request's end is still to come")
+        XCTAssertEqual(m.end(), .finishExchange(.idle))
+        XCTAssertTrue(m.isIdle)
+    }
+
+    func testAnAnswerWhileABodyIsStillComingClosesTheConnection() {
+        var m = Machine()
+        exchange(&m, hasBody: true)
+        XCTAssertEqual(m.answeredByGatehouse(close: false), .close, "no one can make Gatehouse swallow a body it refused")
+        XCTAssertEqual(m.body(), .discard)
+        XCTAssertFalse(m.shouldRead)
+    }
+
+    func testARefusalThatMustCloseCloses() {
+        var m = Machine()
+        exchange(&m)
+        _ = m.end()
+        XCTAssertEqual(m.answeredByGatehouse(close: true), .close)
+        XCTAssertEqual(m.state, .closed)
+    }
+
+    func testPipelinedRequestsAreHeldAndServedInOrder() {
+        var m = Machine()
+        exchange(&m)
+        XCTAssertEqual(m.end(), .holdForExchange)
+        XCTAssertEqual(m.head(keepAlive: true, hasBody: false, asksUpgrade: false), .holdBehind)
+        XCTAssertEqual(m.end(), .holdBehind)
+        XCTAssertFalse(m.shouldRead, "no more is read while requests are held")
+        m.decided(.device)
+        m.responseStarted(close: false)
+        XCTAssertEqual(m.responseEnded(), .serveHeld)
+        XCTAssertTrue(m.isIdle)
+        XCTAssertEqual(m.head(keepAlive: true, hasBody: false, asksUpgrade: false), .decide)
+    }
+
+    func testHeldRequestsAreDroppedWhenTheConnectionCloses() {
+        var m = Machine()
+        exchange(&m, keepAlive: false)
+        _ = m.end()
+        XCTAssertEqual(m.head(keepAlive: true, hasBody: false, asksUpgrade: false), .holdBehind)
+        m.decided(.device)
+        m.responseStarted(close: false)
+        XCTAssertEqual(m.responseEnded(), .close, "after Connection: close nothing more is served")
+        XCTAssertEqual(m.head(keepAlive: true, hasBody: false, asksUpgrade: false), .discard)
+    }
+
+    func testAnUpgradeThatDidNotBecomeATunnelCloses() {
+        var m = Machine()
+        exchange(&m, upgrade: true)
+        XCTAssertTrue(m.closesAfterExchange)
+        m.becameTunnel()
+        XCTAssertEqual(m.state, .tunnel)
+        XCTAssertNil(m.timer, "a tunnel has its own lifetime rules")
+    }
+
+    func testADeviceAnsweringBeforeTheBodyEndedClosesTheConnection() {
+        var m = Machine()
+        exchange(&m, hasBody: true)
+        m.decided(.device)
+        m.responseStarted(close: false)
+        XCTAssertEqual(m.responseEnded(), .close)
+    }
+
+    func testAResponseFramedByItsEndCloses() {
+        var m = Machine()
+        exchange(&m)
+        _ = m.end()
+        m.decided(.device)
+        m.responseStarted(close: true)
+        XCTAssertEqual(m.responseEnded(), .close)
+    }
+
+    func testParserErrorsAreAnsweredOnlyBeforeAResponseBegan() {
+        var idle = Machine()
+        XCTAssertEqual(idle.parserError(headTooLarge: false), .answerAndClose(status: 400))
+        var big = Machine()
+        XCTAssertEqual(big.parserError(headTooLarge: true), .answerAndClose(status: 431))
+        var midBody = Machine()
+        exchange(&midBody, hasBody: true)
+        midBody.decided(.device)
+        XCTAssertEqual(midBody.parserError(headTooLarge: false), .answerAndClose(status: 400))
+        var midResponse = Machine()
+        exchange(&midResponse, hasBody: true)
+        midResponse.decided(.device)
+        midResponse.responseStarted(close: false)
+        XCTAssertEqual(midResponse.parserError(headTooLarge: false), .close, "a response under way cannot be replaced")
+        var tunnel = Machine()
+        tunnel.becameTunnel()
+        XCTAssertEqual(tunnel.parserError(headTooLarge: false), .close)
+    }
+
+    func testATimeoutClosesTheConnection() {
+        var m = Machine()
+        m.timedOut()
+        XCTAssertEqual(m.state, .closed)
+        XCTAssertFalse(m.shouldRead)
+    }
+
+    func testShutdownClosesAnIdleConnectionAtOnceAndABusyOneAfterItsAnswer() {
+        var idle = Machine()
+        XCTAssertTrue(idle.quiesce())
+        var busy = Machine()
+        exchange(&busy)
+        XCTAssertFalse(busy.quiesce())
+        _ = busy.end()
+        busy.decided(.device)
+        busy.responseStarted(close: false)
+        XCTAssertEqual(busy.responseEnded(), .close)
+    }
+
+    func testHeldPartsThatCouldNotBeServedYetKeepReadingStopped() {
+        var m = Machine()
+        exchange(&m)
+        m.stillHolding(2)
+        XCTAssertFalse(m.shouldRead)
+    }
+}
