@@ -88,8 +88,7 @@ final class ConnectionRefusalHandler: ChannelInboundHandler {
         let detail = refusal == .tooManyConnections
             ? "Gatehouse has too many open connections; try again shortly."
             : "Too many open connections from your address; close some and try again."
-        var response = GatehouseResponse.json(.serviceUnavailable, detail: detail, allocator: context.channel.allocator)
-        response.headers.add(name: "Retry-After", value: "1")
+        let response = GatehouseResponse.reply(ErrorReply(status: 503, detail: detail, retryAfter: 1), allocator: context.channel.allocator)
         let written = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(
             wrapOutboundOut(response.serialized(versionMinor: 1, close: true, headRequest: false, allocator: context.channel.allocator)),

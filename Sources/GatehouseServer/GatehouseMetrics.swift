@@ -65,10 +65,10 @@ final class GatehouseMetrics: Sendable {
     /// Upper bounds (seconds) of the latency histogram's buckets.
     static let latencyBuckets: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
-    private struct Registered: @unchecked Sendable {
-        // @unchecked: the counters are only touched on `eventLoop` (read there by `render`).
+    private struct Registered: Sendable {
         let eventLoop: EventLoop
-        let counters: LoopMetrics
+        /// Only touched on `eventLoop` (read there by `render`).
+        let counters: NIOLoopBound<LoopMetrics>
     }
 
     private let loops = NIOLockedValueBox<[Registered]>([])
@@ -80,9 +80,9 @@ final class GatehouseMetrics: Sendable {
     /// The counters of `eventLoop` (made on first use; only ever touched on that loop).
     func counters(on eventLoop: EventLoop) -> LoopMetrics {
         loops.withLockedValue { loops in
-            if let found = loops.first(where: { $0.eventLoop === eventLoop }) { return found.counters }
+            if let found = loops.first(where: { $0.eventLoop === eventLoop }) { return found.counters.value }
             let made = LoopMetrics()
-            loops.append(Registered(eventLoop: eventLoop, counters: made))
+            loops.append(Registered(eventLoop: eventLoop, counters: NIOLoopBound(made, eventLoop: eventLoop)))
             return made
         }
     }
@@ -106,7 +106,7 @@ final class GatehouseMetrics: Sendable {
             droppedUnderscoreHeaders: 0)
         for loop in registered {
             let counters = loop.counters
-            guard let part = try? await loop.eventLoop.submit({ counters.snapshot() }).get() else { continue }
+            guard let part = try? await loop.eventLoop.submit({ counters.value.snapshot() }).get() else { continue }
             for i in total.requests.indices { total.requests[i] += part.requests[i] }
             for (code, n) in part.failures { total.failures[code, default: 0] += n }
             for i in total.latency.indices { total.latency[i] += part.latency[i] }

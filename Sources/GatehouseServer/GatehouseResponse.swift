@@ -28,25 +28,33 @@ struct GatehouseResponse {
         return GatehouseResponse(status: status, headers: headers, body: allocator.buffer(string: text))
     }
 
-    static func refusal(_ failure: AuthenticationFailure, allocator: ByteBufferAllocator) -> GatehouseResponse {
-        var response = json(HTTPResponseStatus(statusCode: failure.status), detail: failure.detail, allocator: allocator)
-        if failure.status == 401 {
-            response.headers.add(name: "WWW-Authenticate", value: "Bearer realm=\"gatehouse\"")
-        }
-        if case .lockedOut(let seconds) = failure { response.headers.add(name: "Retry-After", value: String(seconds)) }
+    /// The JSON answer for any refusal (``ErrorReply`` decides its headers).
+    static func reply(_ reply: ErrorReply, allocator: ByteBufferAllocator) -> GatehouseResponse {
+        var response = json(HTTPResponseStatus(statusCode: reply.status), detail: reply.detail, allocator: allocator)
+        for field in reply.headers { response.headers.add(name: field.name, value: field.value) }
         return response
     }
+}
 
-    /// The head to write, framed for `version`, with `Connection: close` when `close`.
-    func head(version: HTTPVersion, close: Bool) -> HTTPResponseHead {
-        var headers = self.headers
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "Cache-Control", value: "no-store")
+extension GatehouseResponse {
+    /// Head and body in one buffer, with its exact `Content-Length`, `Cache-Control: no-store`,
+    /// and `Connection: close` (or `keep-alive` for HTTP/1.0) as the exchange needs.
+    func serialized(versionMinor: Int, close: Bool, headRequest: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 256 + body.readableBytes)
+        HeadWriter.statusLine(versionMinor: versionMinor, status: Int(status.code), reason: nil, into: &buffer)
+        for header in headers { HeadWriter.field(header.name, header.value, into: &buffer) }
+        HeadWriter.field("Content-Length", String(body.readableBytes), into: &buffer)
+        buffer.writeStaticString("Cache-Control: no-store\r\n")
         if close {
-            headers.add(name: "Connection", value: "close")
-        } else if version.minor == 0 {
-            headers.add(name: "Connection", value: "keep-alive")
+            buffer.writeStaticString("Connection: close\r\n")
+        } else if versionMinor == 0 {
+            buffer.writeStaticString("Connection: keep-alive\r\n")
         }
-        return HTTPResponseHead(version: version, status: status, headers: headers)
+        buffer.writeStaticString("\r\n")
+        if !headRequest {
+            var body = self.body
+            buffer.writeBuffer(&body)
+        }
+        return buffer
     }
 }

@@ -262,10 +262,11 @@ public final class GatehouseServer: Sendable {
     /// Basic credentials, the upstream response timeout, the tunnel recheck, the access log.
     /// Requests already in flight finish under the settings they started with.
     ///
-    /// What is bound when the server starts — the listen address, the upstream, limits on heads
-    /// and connections, connection-level timeouts, the store, sessions, tokens and lockouts — is
-    /// kept as it is; the returned lines name each such setting that differs in `config`, so
-    /// the caller can say that it needs a restart.
+    /// What is bound when the server starts (``ReloadPolicy/restartBound``: the listen address,
+    /// the upstream, limits on heads and connections, connection-level timeouts, the store,
+    /// sessions, tokens, lockouts, the audit log and log format) is kept as it is; the returned
+    /// lines name each such setting that differs in `config`, so the caller can say that it
+    /// needs a restart.
     ///
     /// The listener's certificate and key are read again (a renewed certificate is used for
     /// connections accepted from now on); if they cannot be used, nothing at all changes and the
@@ -282,38 +283,7 @@ public final class GatehouseServer: Sendable {
             for line in loaded.warnings { logger.warning("\(line)") }
             certificate = loaded
         }
-        var kept: [String] = []
-        var applied = config
-        func keep<T: Equatable>(_ name: String, _ path: WritableKeyPath<GatehouseConfig, T>) {
-            guard old[keyPath: path] != config[keyPath: path] else { return }
-            kept.append("\(name) changed; it takes effect after a restart")
-            applied[keyPath: path] = old[keyPath: path]
-        }
-        keep("listen", \.listen)
-        keep("upstream", \.upstream)
-        keep("store.path", \.storePath)
-        keep("sessions", \.sessions)
-        keep("jwt", \.jwt)
-        keep("login", \.loginThrottle)
-        keep("passwords", \.passwordPolicy)
-        keep("timeouts.upstream_connect", \.timeouts.upstreamConnect)
-        keep("timeouts.idle", \.timeouts.idle)
-        keep("timeouts.client_header", \.timeouts.clientHeader)
-        keep("timeouts.client_body", \.timeouts.clientBody)
-        keep("limits.max_head_bytes", \.limits.maxHeadBytes)
-        keep("limits.max_headers", \.limits.maxHeaders)
-        keep("limits.max_connections", \.limits.maxConnections)
-        keep("limits.max_connections_per_client", \.limits.maxConnectionsPerClient)
-        keep("octoprint_csrf", \.octoPrintCSRF)
-        // The connection limiter reads the trusted proxies at start; the gate must agree with it.
-        keep("trusted_proxies", \.trustedProxies)
-        keep("upstream_tls", \.upstreamTLS)
-        // Turning TLS on or off, or moving the redirect listener, needs new sockets; new
-        // certificate files for a TLS listener do not.
-        if (old.tls == nil) != (config.tls == nil) || old.tls?.redirectHTTP != config.tls?.redirectHTTP || old.tls?.httpsPort != config.tls?.httpsPort {
-            kept.append("tls changed; it takes effect after a restart")
-            applied.tls = old.tls
-        }
+        let (applied, kept) = ReloadPolicy.apply(config, over: old)
         if let certificate { listenerTLS?.replace(with: certificate) }
         let fresh = ProxySettings(config: applied, logger: logger, accounts: accounts, octoPrintCSRF: csrf, metrics: metrics, upstream: upstream, appKeys: appKeys)
         settings.replace(with: fresh)

@@ -31,11 +31,11 @@ struct OwnResponse: Sendable {
         json(status, ["detail": detail], headers: headers)
     }
 
-    static func error(_ error: AccountError) -> OwnResponse {
-        var headers: [(name: String, value: String)] = []
-        if let seconds = error.retryAfter { headers.append(("Retry-After", String(seconds))) }
-        if error.status == 401 { headers.append(("WWW-Authenticate", "Bearer realm=\"gatehouse\"")) }
-        return detail(error.status, error.detail, headers: headers)
+    static func error(_ error: AccountError) -> OwnResponse { reply(ErrorReply(error)) }
+
+    /// The JSON answer for any refusal (``ErrorReply`` decides its headers).
+    static func reply(_ reply: ErrorReply) -> OwnResponse {
+        detail(reply.status, reply.detail, headers: reply.headers.map { (name: $0.name, value: $0.value) })
     }
 
     static func html(_ status: Int, _ page: String, headers: [(name: String, value: String)] = []) -> OwnResponse {
@@ -165,10 +165,8 @@ struct OwnEndpoints: Sendable {
                 session.secret, maxAge: remember ? session.record.expires.timeIntervalSince(now) : nil, secure: isSecure(request))
             return .redirect(next, headers: [("Set-Cookie", cookie)])
         } catch {
-            var headers: [(name: String, value: String)] = []
-            if case .lockedOut(let seconds) = error { headers.append(("Retry-After", String(seconds))) }
-            let message = error == .invalidCredentials ? "Wrong user name or password." : error.detail
-            return .html(error.status, LoginPage.render(next: next, message: message), headers: headers)
+            let reply = ErrorReply(error)
+            return .html(reply.status, LoginPage.render(next: next, message: reply.detail), headers: reply.headers.map { (name: $0.name, value: $0.value) })
         }
     }
 

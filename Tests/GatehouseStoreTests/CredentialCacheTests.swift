@@ -63,9 +63,9 @@ final class CredentialCacheTests: XCTestCase {
 
     // MARK: The table itself
 
-    private func someEntry() throws -> CachedCredential {
+    private func someEntry() throws -> any CachedCredential {
         let (session, user) = try XCTUnwrap(try store.session(digest: .of(sessionSecret)))
-        return .session(session, user)
+        return CachedSession(session, user)
     }
 
     func testEntriesBelongToOneRevisionAndOnlyWhileConfirmed() throws {

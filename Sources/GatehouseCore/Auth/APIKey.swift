@@ -82,3 +82,37 @@ public struct APIKeyAuthenticator: Sendable {
             Identity(user: record.user, roles: record.roles, method: .apiKey, readOnly: record.readOnly, source: record.name, expires: record.expires))
     }
 }
+
+extension APIKeyRecord {
+    /// `api_keys:`: names and hashes each unique.
+    static func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) -> [APIKeyRecord] {
+        var out: [APIKeyRecord] = []
+        var keyNames: Set<String> = []
+        var digests: Set<SecretDigest> = []
+        for item in try reader.list(value) {
+            let m = try reader.mapping(item, known: ["name", "user", "roles", "hash", "read_only", "expires", "disabled"])
+            guard let n = m["name"], let u = m["user"], let h = m["hash"] else {
+                throw reader.fail(item, "an API key needs name, user and hash")
+            }
+            let keyName = try reader.name(n, what: "key name")
+            guard keyNames.insert(keyName).inserted else { throw reader.fail(n, "another key already has the name '\(keyName)'") }
+            guard let digest = SecretDigest(parsing: try reader.string(h)) else {
+                throw reader.fail(h, "expected sha256: and 64 hex digits (gatehouse key generate prints one; never put the key itself here)")
+            }
+            guard digests.insert(digest).inserted else { throw reader.fail(h, "another key already has this hash") }
+            var expires: Date?
+            if let e = m["expires"], !e.isNull {
+                guard let date = InternetDate.parse(try reader.string(e)) else {
+                    throw reader.fail(e, "expected a date like 2027-01-31T00:00:00Z")
+                }
+                expires = date
+            }
+            out.append(
+                APIKeyRecord(
+                    name: keyName, user: try reader.name(u, what: "user name"), roles: try reader.names(m["roles"], what: "role"),
+                    digest: digest, readOnly: try m["read_only"].map { v throws(ConfigError) in try reader.bool(v) } ?? false,
+                    expires: expires, disabled: try m["disabled"].map { v throws(ConfigError) in try reader.bool(v) } ?? false))
+        }
+        return out
+    }
+}

@@ -286,3 +286,84 @@ extension String {
         String(decoding: utf8.map { ($0 >= 0x41 && $0 <= 0x5A) ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 }
+
+extension AccessRule {
+    /// `access_rules:`, in order.
+    static func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) -> [AccessRule] {
+        var out: [AccessRule] = []
+        for item in try reader.list(value) {
+            let m = try reader.mapping(item, known: ["path", "prefix", "glob", "methods", "host", "case_insensitive", "access", "roles", "query_credentials"])
+            let patterns = ["path", "prefix", "glob"].compactMap { key in m[key].map { (key, $0) } }
+            guard patterns.count == 1, let (kind, patternValue) = patterns.first else {
+                throw reader.fail(item, "a rule needs exactly one of path (exact), prefix or glob")
+            }
+            let text = try reader.string(patternValue)
+            let pattern: PathPattern
+            switch kind {
+            case "glob":
+                guard !text.contains("***"), PathNormalizer.isNormal(text) else {
+                    throw reader.fail(patternValue, "expected a path starting with / in normal form, with * (one segment) or ** (any depth)")
+                }
+                pattern = .glob(text)
+            default:
+                guard PathNormalizer.isNormal(text), !text.contains("*") else {
+                    throw reader.fail(patternValue, "expected a path starting with / in normal form (no dot segments, //, %2F or lower-case escapes)")
+                }
+                pattern = kind == "path" ? .exact(text) : .prefix(text)
+            }
+            let decision: AccessDecision
+            switch (m["access"], m["roles"]) {
+            case (let a?, nil):
+                switch try reader.string(a) {
+                case "public": decision = .open
+                case "authenticated": decision = .authenticated
+                case "deny": decision = .deny
+                default: throw reader.fail(a, "expected public, authenticated or deny (or roles: [...] instead of access)")
+                }
+            case (nil, let r?):
+                let roles = try reader.names(r, what: "role")
+                guard !roles.isEmpty else { throw reader.fail(r, "name at least one role") }
+                decision = .roles(roles)
+            default:
+                throw reader.fail(item, "a rule needs exactly one of access (public, authenticated, deny) or roles")
+            }
+            var methods: Set<String>?
+            if let v = m["methods"] {
+                var set: Set<String> = []
+                for method in try reader.list(v) {
+                    let text = try reader.string(method)
+                    guard !text.isEmpty, text.utf8.count <= 20, text.utf8.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A) || $0 == 0x2D }) else {
+                        throw reader.fail(method, "expected an upper-case method name like GET")
+                    }
+                    set.insert(text)
+                }
+                guard !set.isEmpty else { throw reader.fail(v, "name at least one method, or leave methods out for all") }
+                methods = set
+            }
+            var host: String?
+            if let v = m["host"] {
+                let text = try reader.string(v)
+                guard !text.isEmpty, !text.contains(":"),
+                    text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x2E })
+                else {
+                    throw reader.fail(v, "expected a host name without port, like printer.local")
+                }
+                host = text
+            }
+            var query: Set<QueryCredential> = []
+            if let v = m["query_credentials"] {
+                for credential in try reader.list(v) {
+                    guard let c = QueryCredential(rawValue: try reader.string(credential)) else {
+                        throw reader.fail(credential, "expected apikey (?token= one-shot tokens are accepted everywhere)")
+                    }
+                    query.insert(c)
+                }
+            }
+            let caseInsensitive = try m["case_insensitive"].map { v throws(ConfigError) in try reader.bool(v) } ?? false
+            out.append(AccessRule(
+                pattern: pattern, methods: methods, host: host, caseInsensitive: caseInsensitive, decision: decision,
+                queryCredentials: query, line: item.line))
+        }
+        return out
+    }
+}

@@ -201,7 +201,7 @@ public final class AccountService: Sendable {
         do {
             let (user, revision) = try await verifyPassword(username: username, password: pending.secret, client: pending.client, via: "basic", now: now)
             credentials.rememberPassword(of: user, username: username, password: pending.secret, readAt: revision, now: now)
-            return .success(StoredCredentialAuthenticator.passwordIdentity(user))
+            return .success(VerifiedPassword.identity(user))
         } catch {
             switch error {
             case .lockedOut(let seconds): return .failure(.lockedOut(retryAfter: seconds))

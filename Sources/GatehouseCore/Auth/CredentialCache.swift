@@ -2,16 +2,6 @@ import Crypto
 import Foundation
 import Synchronization
 
-/// What the store said about one credential, kept so that the next request with it need not ask.
-public enum CachedCredential: Sendable {
-    case session(SessionRecord, UserRecord)
-    case apiKey(StoredAPIKey, UserRecord)
-    /// A token whose signature, issuer, audience and times were verified, and its store record.
-    case accessToken(VerifiedToken, IssuedToken, UserRecord)
-    /// A user whose HTTP Basic password was verified with scrypt at `verified`.
-    case password(UserRecord, verified: Date)
-}
-
 /// Names a cached credential by the digest of what the client presented (never the secret).
 public enum CredentialCacheKey: Sendable, Hashable {
     case session(SecretDigest)
@@ -43,7 +33,7 @@ public final class CredentialCache: Sendable {
     private struct State {
         var revision: Int64 = .min
         var confirmed: ContinuousClock.Instant?
-        var entries: [CredentialCacheKey: CachedCredential] = [:]
+        var entries: [CredentialCacheKey: any CachedCredential] = [:]
         /// Insertion order, as a ring: `order[next]` is the oldest once the ring is full.
         var order: [CredentialCacheKey] = []
         var next = 0
@@ -79,7 +69,7 @@ public final class CredentialCache: Sendable {
     }
 
     /// The entry for `key` when it may still be trusted with the store at `revision`.
-    public func entry(for key: CredentialCacheKey, revision: Int64, at instant: ContinuousClock.Instant = .now) -> CachedCredential? {
+    public func entry(for key: CredentialCacheKey, revision: Int64, at instant: ContinuousClock.Instant = .now) -> (any CachedCredential)? {
         state.withLock { state in
             state.adopt(revision)
             guard revision == state.revision, let confirmed = state.confirmed, confirmed <= instant, instant - confirmed <= confirmationLimit else { return nil }
@@ -98,7 +88,7 @@ public final class CredentialCache: Sendable {
 
     /// Keeps `value`, read from the store when its revision was `readAt`, unless the store has
     /// moved on since (`current`, read after the value was).
-    public func insert(_ value: CachedCredential, for key: CredentialCacheKey, readAt: Int64, current: Int64) {
+    public func insert(_ value: any CachedCredential, for key: CredentialCacheKey, readAt: Int64, current: Int64) {
         guard capacity > 0, readAt == current else { return }
         state.withLock { state in
             state.adopt(readAt)

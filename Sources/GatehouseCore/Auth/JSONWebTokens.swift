@@ -198,3 +198,19 @@ public final class TokenAuthority: Sendable {
             VerifiedToken(jti: claims.jti.value, username: claims.sub.value, roles: claims.roles, kind: kind, expires: claims.exp?.value))
     }
 }
+
+extension JWTSettings {
+    /// `jwt:`.
+    mutating func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) {
+        let m = try reader.mapping(value, known: ["secret_file", "issuer", "audience", "access_expiry", "refresh_expiry"])
+        if let x = m["secret_file"] {
+            let path = try reader.string(x)
+            guard !path.isEmpty, !path.hasSuffix("/") else { throw reader.fail(x, "expected a file path, like ./jwt.secret") }
+            self.secretFile = path
+        }
+        if let x = m["issuer"] { self.issuer = try reader.nonEmpty(x) }
+        if let x = m["audience"] { self.audience = try reader.nonEmpty(x) }
+        if let x = m["access_expiry"] { self.accessExpiry = try reader.duration(x) }
+        if let x = m["refresh_expiry"] { self.refreshExpiry = try reader.duration(x) }
+    }
+}

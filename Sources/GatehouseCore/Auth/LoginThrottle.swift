@@ -133,3 +133,13 @@ public final class LoginThrottle: Sendable {
         release(username: username, client: client)
     }
 }
+
+extension LoginThrottlePolicy {
+    /// `login:`.
+    mutating func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) {
+        let m = try reader.mapping(value, known: ["max_failures", "window", "lockout"])
+        if let x = m["max_failures"] { self.maxFailures = Int(try reader.int(x, min: 1, max: 1000)) }
+        if let x = m["window"] { self.window = try reader.positiveDuration(x) }
+        if let x = m["lockout"] { self.lockout = try reader.positiveDuration(x) }
+    }
+}

@@ -256,18 +256,32 @@ public enum JSONWebTokenShape {
     }
 }
 
-
+/// The store-lookup sequence — decide, look the credential up, complete — written once. The
+/// event loop calls ``decideFromMemory(_:accounts:now:)`` (no hop when memory answers) and,
+/// only when it returns `.lookUp`, ``completeFromStore(_:accounts:now:)`` off the loop; own
+/// endpoints, the tunnel watch and `gatehouse explain` call ``decideFully(_:accounts:now:)``,
+/// which is those two in a row.
 extension RequestGate {
-    /// The whole decision: ``decide(_:now:)``, then — for a credential the store knows — the
-    /// lookup (from memory when it can answer) and ``complete(_:with:)``. Without `accounts` such a
-    /// credential is 503 (the store cannot be asked). The one place outside the event loop's
-    /// own path (which answers from memory without a hop) that runs this sequence: own
-    /// endpoints, the tunnel watch and `gatehouse explain` all call it.
-    public func decideFully(_ facts: RequestFacts, accounts: AccountService?, now: Date) async -> GateDecision {
+    /// ``decide(_:now:)`` and, for a credential the store knows, the lookup when memory (the
+    /// credential cache, sessions, tokens) can answer it. `.lookUp` only when the store must be
+    /// asked; without `accounts` such a credential is 503 (the store cannot be asked).
+    public func decideFromMemory(_ facts: RequestFacts, accounts: AccountService?, now: Date) -> GateDecision {
         let decision = decide(facts, now: now)
         guard case .lookUp(let pending) = decision else { return decision }
         guard let accounts else { return .refuse(.storeUnavailable) }
-        return complete(pending, with: await accounts.identify(pending, now: now))
+        guard let answer = accounts.identifyFromMemory(pending, now: now) else { return decision }
+        return complete(pending, with: answer)
+    }
+
+    /// The rest of a `.lookUp`: the store (and scrypt) asked, then ``complete(_:with:)``.
+    public func completeFromStore(_ pending: PendingAuthentication, accounts: AccountService, now: Date) async -> GateDecision {
+        complete(pending, with: await accounts.identify(pending, now: now))
+    }
+
+    /// The whole decision, store included.
+    public func decideFully(_ facts: RequestFacts, accounts: AccountService?, now: Date) async -> GateDecision {
+        let decision = decideFromMemory(facts, accounts: accounts, now: now)
+        guard case .lookUp(let pending) = decision, let accounts else { return decision }
+        return await completeFromStore(pending, accounts: accounts, now: now)
     }
 }
-

@@ -172,3 +172,13 @@ public enum RandomSecret {
     /// 256 bits from the system's secure generator, base64url without padding (43 characters).
     public static func make() -> String { APIKeyGenerator.generate() }
 }
+
+extension SessionPolicy {
+    /// `sessions:`.
+    mutating func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) {
+        let m = try reader.mapping(value, known: ["idle_timeout", "lifetime", "short_lifetime"])
+        if let x = m["idle_timeout"] { self.idleTimeout = try reader.positiveDuration(x) }
+        if let x = m["lifetime"] { self.rememberLifetime = try reader.positiveDuration(x) }
+        if let x = m["short_lifetime"] { self.shortLifetime = try reader.positiveDuration(x) }
+    }
+}

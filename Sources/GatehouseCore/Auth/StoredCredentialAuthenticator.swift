@@ -54,6 +54,9 @@ public final class StoredCredentialAuthenticator: Sendable {
         self.keyTouchInterval = keyTouchInterval
     }
 
+    /// The rules store answers are judged by.
+    public var rules: CredentialRules { CredentialRules(tokens: tokens, sessions: sessions, keyTouchInterval: keyTouchInterval) }
+
     /// - Parameter digest: the SHA-256 of `secret` when the caller has it already.
     public func authenticate(
         _ kind: StoredCredentialKind, secret: String, digest: SecretDigest? = nil, now: Date
@@ -62,13 +65,16 @@ public final class StoredCredentialAuthenticator: Sendable {
         if let answer = authenticateFromMemory(kind, secret: secret, digest: digest, now: now) { return answer }
         do {
             switch kind {
-            case .session, .apiKey, .jsonWebToken:
-                guard let key = Self.cacheKey(kind, digest: digest) else { return .failure(.storeUnavailable) }
-                return try await lookUp(key, secret: secret, now: now)
+            case .session: return try await lookUp(.session(digest), now: now)
+            // Passwords are AccountService's (lockouts, scrypt); this type only knows the keys
+            // a Basic password field may carry.
+            case .apiKey, .basic: return try await lookUp(.apiKey(digest), now: now)
+            case .jsonWebToken:
+                switch await tokens.verify(secret, now: now) {
+                case .success(let token): return try await lookUp(.accessToken(token, digest: digest), now: now)
+                case .failure(let failure): return .failure(failure)
+                }
             case .oneShotToken: return try await oneShot(secret, now: now)
-            case .basic:
-                // Passwords are AccountService's (lockouts, scrypt); this type only knows keys.
-                return try await lookUp(.apiKey(digest), secret: secret, now: now)
             }
         } catch {
             return .failure(.storeUnavailable)
@@ -82,33 +88,31 @@ public final class StoredCredentialAuthenticator: Sendable {
         _ kind: StoredCredentialKind, secret: String, digest: SecretDigest? = nil, now: Date
     ) -> Result<Identity, AuthenticationFailure>? {
         let digest = digest ?? SecretDigest.of(secret)
-        if case .basic(let username) = kind {
-            return authenticateFromMemory(.apiKey, secret: secret, digest: digest, now: now)
-                ?? remembered(cache.passwordKey(username: username, password: secret), now: now)
+        switch kind {
+        case .session: return remembered(.session(digest), now: now)
+        case .apiKey: return remembered(.apiKey(digest), now: now)
+        case .jsonWebToken: return remembered(.accessToken(digest), now: now)
+        case .basic(let username):
+            return remembered(.apiKey(digest), now: now) ?? remembered(cache.passwordKey(username: username, password: secret), now: now)
+        case .oneShotToken: return nil
         }
-        guard let key = Self.cacheKey(kind, digest: digest) else { return nil }
-        return remembered(key, now: now)
     }
 
     private func remembered(_ key: CredentialCacheKey, now: Date) -> Result<Identity, AuthenticationFailure>? {
         guard let entry = cache.entry(for: key, revision: store.knownRevision) else { return nil }
-        let verdict = judge(entry, now: now)
+        let verdict = entry.judge(now: now, by: rules)
         return verdict.bookkeepingDue ? nil : verdict.result
     }
 
-    /// How long a verified HTTP Basic password is remembered (the store's revision dropping it
-    /// sooner when the user or their password changes).
-    public static let passwordMemory: TimeInterval = 60
+    /// How long a verified HTTP Basic password is remembered (``CredentialRules/passwordMemory``).
+    public static let passwordMemory = CredentialRules.passwordMemory
 
     /// Keeps `user`'s verified Basic password in ``cache`` for ``passwordMemory`` (by a keyed
     /// hash), unless the store has moved on since `readAt`.
     public func rememberPassword(of user: UserRecord, username: String, password: String, readAt: Int64, now: Date) {
-        cache.insert(.password(user, verified: now), for: cache.passwordKey(username: username, password: password), readAt: readAt, current: store.knownRevision)
-    }
-
-    /// The identity a verified Basic password gives.
-    public static func passwordIdentity(_ user: UserRecord) -> Identity {
-        Identity(user: user.username, roles: user.roles, method: .password, source: "basic")
+        cache.insert(
+            VerifiedPassword(user: user, verified: now), for: cache.passwordKey(username: username, password: password), readAt: readAt,
+            current: store.knownRevision)
     }
 
     /// Confirms the store's revision every `interval` until the task is cancelled, so that other
@@ -124,118 +128,24 @@ public final class StoredCredentialAuthenticator: Sendable {
         }
     }
 
-    private static func cacheKey(_ kind: StoredCredentialKind, digest: SecretDigest) -> CredentialCacheKey? {
-        switch kind {
-        case .session: return .session(digest)
-        case .apiKey: return .apiKey(digest)
-        case .jsonWebToken: return .accessToken(digest)
-        case .oneShotToken, .basic: return nil
-        }
-    }
-
     /// Asks the store, keeps its answer in ``cache``, and judges it like a cached one.
-    private func lookUp(_ key: CredentialCacheKey, secret: String, now: Date) async throws -> Result<Identity, AuthenticationFailure> {
-        let verified: VerifiedToken?
-        if case .accessToken = key {
-            switch await tokens.verify(secret, now: now) {
-            case .success(let token): verified = token
-            case .failure(let failure): return .failure(failure)
-            }
-        } else {
-            verified = nil
-        }
+    private func lookUp(_ query: StoreQuery, now: Date) async throws -> Result<Identity, AuthenticationFailure> {
         let store = self.store
         let instant = ContinuousClock.now
-        let fetched: (CachedCredential?, Int64) = try await executor.run {
+        let (found, revision): ((any CachedCredential)?, Int64) = try await executor.run {
             let revision = try store.refreshRevision()
-            switch key {
-            case .session(let digest):
-                return (try store.session(digest: digest).map { .session($0, $1) }, revision)
-            case .apiKey(let digest):
-                return (try store.apiKey(digest: digest).map { .apiKey($0, $1) }, revision)
-            case .accessToken:
-                guard let verified else { return (nil, revision) }
-                return (try store.token(jti: verified.jti).map { .accessToken(verified, $0, $1) }, revision)
-            case .password:
-                // Only ever inserted after a password check (AccountService), never looked up.
-                return (nil, revision)
-            }
+            return (try query.fetch(store), revision)
         }
-        cache.confirm(revision: fetched.1, at: instant)
-        guard var entry = fetched.0 else { return .failure(Self.unknown(key)) }
-        if case .accessToken(let token, let record, _) = entry, record.username != token.username {
-            return .failure(.invalidToken(reason: "it was not issued by this Gatehouse or its user is gone"))
+        cache.confirm(revision: revision, at: instant)
+        guard var entry = found else { return .failure(query.unknown) }
+        let verdict = entry.judge(now: now, by: rules)
+        if verdict.bookkeepingDue, case .success = verdict.result,
+            let touched = await entry.recordingUse(in: store, executor: executor, now: now)
+        {
+            entry = touched
         }
-        let verdict = judge(entry, now: now)
-        if verdict.bookkeepingDue, case .success = verdict.result {
-            entry = try await recordUse(of: entry, now: now)
-        }
-        cache.insert(entry, for: key, readAt: fetched.1, current: store.knownRevision)
+        cache.insert(entry, for: query.key, readAt: revision, current: store.knownRevision)
         return verdict.result
-    }
-
-    private static func unknown(_ key: CredentialCacheKey) -> AuthenticationFailure {
-        switch key {
-        case .session: return .invalidSession
-        case .apiKey: return .unknownAPIKey
-        case .accessToken: return .invalidToken(reason: "it was not issued by this Gatehouse or its user is gone")
-        case .password: return .wrongPassword
-        }
-    }
-
-    /// Writes a session's last use or a key's `last_used`; a failure is ignored (the request
-    /// still passes; the next one tries again).
-    private func recordUse(of entry: CachedCredential, now: Date) async throws -> CachedCredential {
-        let store = self.store
-        switch entry {
-        case .session(var session, let user):
-            let digest = session.digest
-            guard (try? await executor.run({ try store.touchSession(digest: digest, at: now) })) != nil else { return entry }
-            session.lastSeen = now
-            return .session(session, user)
-        case .apiKey(var key, let user):
-            let name = key.name
-            guard (try? await executor.run({ try store.touchAPIKey(named: name, at: now) })) != nil else { return entry }
-            key.lastUsed = now
-            return .apiKey(key, user)
-        case .accessToken, .password:
-            return entry
-        }
-    }
-
-    /// The decision for a store answer at `now`, the same whether it came from the store or the cache.
-    private func judge(_ entry: CachedCredential, now: Date) -> (result: Result<Identity, AuthenticationFailure>, bookkeepingDue: Bool) {
-        switch entry {
-        case .session(let session, let user):
-            guard sessions.isAlive(session, now: now) else { return (.failure(.invalidSession), false) }
-            if user.disabled { return (.failure(.disabledUser), false) }
-            let identity = Identity(user: user.username, roles: user.roles, method: .session, source: "session:" + session.publicID)
-            return (.success(identity), sessions.needsTouch(session, now: now))
-        case .apiKey(let key, let user):
-            if let expires = key.expires, expires <= now { return (.failure(.expiredAPIKey), false) }
-            if user.disabled { return (.failure(.disabledUser), false) }
-            // A key's roles narrow its user's, never add to them: a user who lost a role loses it
-            // on every key too.
-            let roles = key.roles.map { $0.filter(user.roles.contains) } ?? user.roles
-            let identity = Identity(user: user.username, roles: roles, method: .apiKey, readOnly: key.readOnly, source: key.name, expires: key.expires)
-            let due = keyTouchInterval.isFinite && (key.lastUsed.map { now.timeIntervalSince($0) >= keyTouchInterval } ?? true)
-            return (.success(identity), due)
-        case .accessToken(let token, let record, let user):
-            if let failure = tokens.expiryFailure(token, now: now) { return (.failure(failure), false) }
-            if record.revoked { return (.failure(.invalidToken(reason: "it has been revoked")), false) }
-            if user.disabled { return (.failure(.disabledUser), false) }
-            guard token.kind == .access, record.kind != .refresh else {
-                return (.failure(.invalidToken(reason: "a refresh token cannot be used as an access token")), false)
-            }
-            // A sign-in's token stands for the user; a long-lived one (`gatehouse token issue`) for
-            // a grant that ends when it does.
-            let expires = record.kind == .longLived ? record.expires : nil
-            return (.success(Identity(user: user.username, roles: user.roles, method: .jwt, source: "jwt:" + String(record.jti.prefix(8)), expires: expires)), false)
-        case .password(let user, let verified):
-            // Past its memory the password is checked again (reported as bookkeeping due).
-            if user.disabled { return (.failure(.disabledUser), false) }
-            return (.success(Self.passwordIdentity(user)), now.timeIntervalSince(verified) >= Self.passwordMemory || now < verified)
-        }
     }
 
     /// The live session a cookie value names, and its user (always from the store).

@@ -63,3 +63,12 @@ public struct ClientAddressResolver: Sendable {
         return candidate
     }
 }
+
+extension TrustedNetwork {
+    /// One entry of `trusted_networks:`.
+    static func read(_ item: ConfigValue, _ reader: ConfigReader) throws(ConfigError) -> TrustedNetwork {
+        let m = try reader.mapping(item, known: ["cidr", "user", "roles"])
+        guard let c = m["cidr"], let u = m["user"] else { throw reader.fail(item, "needs cidr and user") }
+        return TrustedNetwork(cidr: try reader.cidr(c), user: try reader.name(u, what: "user name"), roles: try reader.names(m["roles"], what: "role"))
+    }
+}

@@ -200,42 +200,22 @@ struct ConfigReader {
         "methods_allowed", "forward_underscore_headers", "forward_identity_family",
     ]
 
+    /// The whole file: each section is read by its own type (next to the type), in an order
+    /// where a section that depends on another comes after it.
     func read(_ root: ConfigValue) throws(ConfigError) -> GatehouseConfig {
         let top = try mapping(root, known: Self.topLevelKeys)
         var config = GatehouseConfig()
-        if let v = top["preset"] {
-            let names = DevicePreset.allCases.map(\.rawValue).joined(separator: ", ")
-            guard let preset = DevicePreset(rawValue: try string(v)) else { throw fail(v, "expected one of \(names)") }
-            preset.apply(to: &config)
-        }
-        if let v = top["listen"] {
-            guard let listen = ListenAddress(parsing: try string(v)) else {
-                throw fail(v, "expected host:port or [v6]:port, like 0.0.0.0:8080")
-            }
-            config.listen = listen
-        }
-        if let v = top["upstream"] {
-            guard let upstream = UpstreamAddress(parsing: try string(v)) else {
-                throw fail(v, "expected http://host:port, https://host:port or unix:/path/to.sock")
-            }
-            config.upstream = upstream
-        }
-        if let v = top["tls"] { config.tls = try listenerTLS(v, listen: config.listen) }
+        // First: a preset's values are defaults the rest of the file may override.
+        if let v = top["preset"] { try DevicePreset.read(v, self).apply(to: &config) }
+        if let v = top["listen"] { config.listen = try ListenAddress.read(v, self) }
+        if let v = top["upstream"] { config.upstream = try UpstreamAddress.read(v, self) }
+        if let v = top["tls"] { config.tls = try ListenerTLSSettings.read(v, listen: config.listen, self) }
         if let v = top["upstream_tls"] {
-            config.upstreamTLS = try upstreamTLS(v)
+            config.upstreamTLS = try UpstreamTLSSettings.read(v, self)
             guard config.upstream.usesTLS else { throw fail(v, "is set, but upstream is not an https:// address") }
         }
-        if let v = top["identity_headers"] {
-            let m = try mapping(v, known: ["user", "roles", "method"])
-            if let u = m["user"] { config.identityHeaders.user = try headerName(u) }
-            if let r = m["roles"] { config.identityHeaders.roles = try headerName(r) }
-            if let x = m["method"] { config.identityHeaders.method = try headerName(x) }
-            let canonical = Set(config.identityHeaders.all.map(UpstreamHeaderPolicy.canonicalName))
-            guard canonical.count == 3 else { throw fail(v, "the three identity headers must have different names") }
-        }
-        if let v = top["strip_headers"] {
-            for item in try list(v) { config.stripHeaders.append(try headerName(item)) }
-        }
+        if let v = top["identity_headers"] { try config.identityHeaders.read(v, self) }
+        if let v = top["strip_headers"] { config.stripHeaders = try list(v).map { item throws(ConfigError) in try headerName(item) } }
         if let v = top["forward_credentials"] { config.forwardCredentials = try bool(v) }
         if let v = top["query_api_key"] { config.queryAPIKey = try bool(v) }
         if let v = top["basic_auth"] { config.basicAuth = try bool(v) }
@@ -244,122 +224,76 @@ struct ConfigReader {
         if let v = top["moonraker_oneshot"] { config.moonrakerOneshot = try bool(v) }
         if let v = top["forward_client_address"] { config.forwardClientAddress = try bool(v) }
         if let v = top["access_log"] { config.accessLog = try bool(v) }
-        if let v = top["audit_log"] {
-            let where_ = try string(v)
-            guard !where_.isEmpty, !where_.utf8.contains(0) else { throw fail(v, "expected stdout, off, or a file path") }
-            config.auditLog = where_
-        }
-        if let v = top["metrics"] {
-            let m = try mapping(v, known: ["roles"])
-            if let r = m["roles"] {
-                var roles: [String] = []
-                for item in try list(r) {
-                    let role = try string(item)
-                    guard Identity.isValidName(role) else { throw fail(item, "expected a role name (1-64 characters of A-Z a-z 0-9 . _ @ -)") }
-                    roles.append(role)
-                }
-                guard !roles.isEmpty else { throw fail(r, "name at least one role") }
-                config.metricsRoles = roles
-            }
-        }
-        if let v = top["log"] {
-            let m = try mapping(v, known: ["format"])
-            if let f = m["format"] {
-                guard let format = GatehouseConfig.LogFormat(rawValue: try string(f)) else { throw fail(f, "expected text or json") }
-                config.logFormat = format
-            }
-        }
-        if let v = top["public_paths"] {
-            for item in try list(v) {
-                let p = try string(item)
-                // The same form as an access rule's prefix: what the rules match is normalized.
-                guard PathNormalizer.isNormal(p) else {
-                    throw fail(item, "expected a path starting with / in normal form (no dot segments, //, %2F or lower-case escapes)")
-                }
-                config.publicPaths.append(p)
-            }
-        }
-        if let v = top["access_rules"] { config.accessRules = try accessRules(v) }
-        if let v = top["cors"] { config.cors = try cors(v) }
-        if let v = top["api_keys"] { config.apiKeys = try apiKeys(v) }
-        if let v = top["trusted_networks"] {
-            for item in try list(v) {
-                let m = try mapping(item, known: ["cidr", "user", "roles"])
-                guard let c = m["cidr"], let u = m["user"] else { throw fail(item, "needs cidr and user") }
-                config.trustedNetworks.append(
-                    TrustedNetwork(cidr: try cidr(c), user: try name(u, what: "user name"), roles: try names(m["roles"], what: "role")))
-            }
-        }
-        if let v = top["trusted_proxies"] {
-            for item in try list(v) { config.trustedProxies.append(try cidr(item)) }
-        }
-        if let v = top["timeouts"] {
-            let m = try mapping(v, known: ["upstream_connect", "upstream_response", "client_header", "client_body", "idle", "drain", "tunnel_recheck"])
-            if let x = m["upstream_connect"] { config.timeouts.upstreamConnect = try positive(duration(x), x) }
-            if let x = m["upstream_response"] { config.timeouts.upstreamResponse = try positive(duration(x), x) }
-            if let x = m["client_header"] { config.timeouts.clientHeader = try positive(duration(x), x) }
-            if let x = m["client_body"] { config.timeouts.clientBody = try positive(duration(x), x) }
-            if let x = m["idle"] { config.timeouts.idle = try positive(duration(x), x) }
-            if let x = m["drain"] { config.timeouts.drain = try duration(x) }
-            if let x = m["tunnel_recheck"] { config.timeouts.tunnelRecheck = try positive(duration(x), x) }
-        }
-        if let v = top["limits"] {
-            let m = try mapping(v, known: ["max_head_bytes", "max_headers", "max_uri_bytes", "max_body_bytes", "max_connections", "max_connections_per_client"])
-            if let x = m["max_head_bytes"] { config.limits.maxHeadBytes = Int(try int(x, min: 1024, max: 1 << 24)) }
-            if let x = m["max_headers"] { config.limits.maxHeaders = Int(try int(x, min: 8, max: 10000)) }
-            if let x = m["max_uri_bytes"] { config.limits.maxURIBytes = Int(try int(x, min: 256, max: 1 << 24)) }
-            if let x = m["max_body_bytes"] { config.limits.maxBodyBytes = try int(x, min: 0) }
-            if let x = m["max_connections"] { config.limits.maxConnections = Int(try int(x, min: 1, max: 1_000_000)) }
-            if let x = m["max_connections_per_client"] { config.limits.maxConnectionsPerClient = Int(try int(x, min: 1, max: 1_000_000)) }
-        }
-        if let v = top["store"] {
-            let m = try mapping(v, known: ["path"])
-            if let x = m["path"] {
-                let path = try string(x)
-                guard !path.isEmpty, !path.hasSuffix("/") else { throw fail(x, "expected a file path, like ./gatehouse.db") }
-                config.storePath = path
-            }
-        }
-        if let v = top["passwords"] {
-            let m = try mapping(v, known: ["min_length"])
-            if let x = m["min_length"] { config.passwordPolicy.minimumLength = Int(try int(x, min: 1, max: 256)) }
-        }
-        if let v = top["sessions"] {
-            let m = try mapping(v, known: ["idle_timeout", "lifetime", "short_lifetime"])
-            if let x = m["idle_timeout"] { config.sessions.idleTimeout = try positive(duration(x), x) }
-            if let x = m["lifetime"] { config.sessions.rememberLifetime = try positive(duration(x), x) }
-            if let x = m["short_lifetime"] { config.sessions.shortLifetime = try positive(duration(x), x) }
-        }
-        if let v = top["jwt"] {
-            let m = try mapping(v, known: ["secret_file", "issuer", "audience", "access_expiry", "refresh_expiry"])
-            if let x = m["secret_file"] {
-                let path = try string(x)
-                guard !path.isEmpty, !path.hasSuffix("/") else { throw fail(x, "expected a file path, like ./jwt.secret") }
-                config.jwt.secretFile = path
-            }
-            if let x = m["issuer"] { config.jwt.issuer = try nonEmpty(x) }
-            if let x = m["audience"] { config.jwt.audience = try nonEmpty(x) }
-            if let x = m["access_expiry"] { config.jwt.accessExpiry = try duration(x) }
-            if let x = m["refresh_expiry"] { config.jwt.refreshExpiry = try duration(x) }
-        }
-        if let v = top["methods_allowed"] {
-            for item in try list(v) {
-                let text = try string(item)
-                guard !text.isEmpty, text.utf8.count <= 20, text.utf8.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A) || $0 == 0x2D }) else {
-                    throw fail(item, "expected an upper-case method name like PROPFIND")
-                }
-                guard text != "CONNECT" else { throw fail(item, "CONNECT asks a proxy for a tunnel to anywhere; Gatehouse never allows it") }
-                config.methodsAllowed.append(text)
-            }
-        }
+        if let v = top["audit_log"] { config.auditLog = try auditLog(v) }
+        if let v = top["metrics"] { config.metricsRoles = try metricsRoles(v) ?? config.metricsRoles }
+        if let v = top["log"] { config.logFormat = try logFormat(v) ?? config.logFormat }
+        if let v = top["public_paths"] { config.publicPaths = try publicPaths(v) }
+        if let v = top["access_rules"] { config.accessRules = try AccessRule.read(v, self) }
+        if let v = top["cors"] { config.cors = try CORSPolicy.read(v, self) }
+        if let v = top["api_keys"] { config.apiKeys = try APIKeyRecord.read(v, self) }
+        if let v = top["trusted_networks"] { config.trustedNetworks = try list(v).map { item throws(ConfigError) in try TrustedNetwork.read(item, self) } }
+        if let v = top["trusted_proxies"] { config.trustedProxies = try list(v).map { item throws(ConfigError) in try cidr(item) } }
+        if let v = top["timeouts"] { try config.timeouts.read(v, self) }
+        if let v = top["limits"] { try config.limits.read(v, self) }
+        if let v = top["store"] { config.storePath = try storePath(v) ?? config.storePath }
+        if let v = top["passwords"] { try config.passwordPolicy.read(v, self) }
+        if let v = top["sessions"] { try config.sessions.read(v, self) }
+        if let v = top["jwt"] { try config.jwt.read(v, self) }
+        if let v = top["methods_allowed"] { config.methodsAllowed = try MethodPolicy.readExtra(v, self) }
+        // After identity_headers and strip_headers, which they are checked against.
         try readHeaderExceptions(top, into: &config)
-        if let v = top["login"] {
-            let m = try mapping(v, known: ["max_failures", "window", "lockout"])
-            if let x = m["max_failures"] { config.loginThrottle.maxFailures = Int(try int(x, min: 1, max: 1000)) }
-            if let x = m["window"] { config.loginThrottle.window = try positive(duration(x), x) }
-            if let x = m["lockout"] { config.loginThrottle.lockout = try positive(duration(x), x) }
-        }
+        if let v = top["login"] { try config.loginThrottle.read(v, self) }
         return config
+    }
+
+    private func auditLog(_ value: ConfigValue) throws(ConfigError) -> String {
+        let destination = try string(value)
+        guard !destination.isEmpty, !destination.utf8.contains(0) else { throw fail(value, "expected stdout, off, or a file path") }
+        return destination
+    }
+
+    /// `metrics.roles`; nil when `metrics:` does not give it.
+    private func metricsRoles(_ value: ConfigValue) throws(ConfigError) -> [String]? {
+        let m = try mapping(value, known: ["roles"])
+        guard let r = m["roles"] else { return nil }
+        var roles: [String] = []
+        for item in try list(r) {
+            let role = try string(item)
+            guard Identity.isValidName(role) else { throw fail(item, "expected a role name (1-64 characters of A-Z a-z 0-9 . _ @ -)") }
+            roles.append(role)
+        }
+        guard !roles.isEmpty else { throw fail(r, "name at least one role") }
+        return roles
+    }
+
+    /// `log.format`; nil when `log:` does not give it.
+    private func logFormat(_ value: ConfigValue) throws(ConfigError) -> GatehouseConfig.LogFormat? {
+        let m = try mapping(value, known: ["format"])
+        guard let f = m["format"] else { return nil }
+        guard let format = GatehouseConfig.LogFormat(rawValue: try string(f)) else { throw fail(f, "expected text or json") }
+        return format
+    }
+
+    private func publicPaths(_ value: ConfigValue) throws(ConfigError) -> [String] {
+        var paths: [String] = []
+        for item in try list(value) {
+            let p = try string(item)
+            // The same form as an access rule's prefix: what the rules match is normalized.
+            guard PathNormalizer.isNormal(p) else {
+                throw fail(item, "expected a path starting with / in normal form (no dot segments, //, %2F or lower-case escapes)")
+            }
+            paths.append(p)
+        }
+        return paths
+    }
+
+    /// `store.path`; nil when `store:` does not give it.
+    private func storePath(_ value: ConfigValue) throws(ConfigError) -> String? {
+        let m = try mapping(value, known: ["path"])
+        guard let x = m["path"] else { return nil }
+        let path = try string(x)
+        guard !path.isEmpty, !path.hasSuffix("/") else { throw fail(x, "expected a file path, like ./gatehouse.db") }
+        return path
     }
 
     /// `forward_underscore_headers` and `forward_identity_family`, checked against the identity
@@ -395,214 +329,21 @@ struct ConfigReader {
         }
     }
 
-    private func listenerTLS(_ value: ConfigValue, listen: ListenAddress) throws(ConfigError) -> ListenerTLSSettings {
-        let m = try mapping(value, known: ["cert_file", "key_file", "self_signed", "redirect_http", "https_port", "names"])
-        let selfSigned = try m["self_signed"].map { v throws(ConfigError) in try bool(v) } ?? false
-        let source: ListenerTLSSettings.CertificateSource
-        switch (m["cert_file"], m["key_file"], selfSigned) {
-        case (let c?, let k?, false):
-            source = .files(certificate: try filePath(c), key: try filePath(k))
-        case (nil, nil, true):
-            // Resolved beside the store by ConfigLoader.load(path:).
-            source = .selfSigned(directory: ".")
-        case (_, _, true):
-            throw fail(value, "set either cert_file and key_file, or self_signed: true, not both")
-        case (nil, _, false), (_, nil, false):
-            throw fail(value, "needs cert_file and key_file, or self_signed: true")
-        }
-        var settings = ListenerTLSSettings(certificate: source)
-        if let r = m["redirect_http"] {
-            guard let address = ListenAddress(parsing: try string(r)) else {
-                throw fail(r, "expected host:port or [v6]:port, like 0.0.0.0:80")
-            }
-            guard address != listen || listen.port == 0 else { throw fail(r, "must differ from listen") }
-            settings.redirectHTTP = address
-        }
-        if let p = m["https_port"] {
-            guard settings.redirectHTTP != nil else { throw fail(p, "only means something with redirect_http") }
-            settings.httpsPort = Int(try int(p, min: 1, max: 65535))
-        }
-        if let n = m["names"] {
-            guard selfSigned else { throw fail(n, "only means something with self_signed: true (a certificate file names its own hosts)") }
-            for item in try list(n) {
-                let name = try string(item)
-                guard IPAddress(name) != nil || DNSName.isValid(name) else { throw fail(item, "expected a host name or an IP address, like printer.lan or 192.168.1.50") }
-                settings.selfSignedNames.append(name)
-            }
-        }
-        return settings
-    }
-
-    private func upstreamTLS(_ value: ConfigValue) throws(ConfigError) -> UpstreamTLSSettings {
-        let m = try mapping(value, known: ["ca_file", "insecure_skip_verify", "server_name"])
-        var settings = UpstreamTLSSettings()
-        if let x = m["ca_file"] { settings.caFile = try filePath(x) }
-        if let x = m["insecure_skip_verify"] { settings.insecureSkipVerify = try bool(x) }
-        if let x = m["server_name"] {
-            let name = try string(x)
-            guard DNSName.isValid(name) else { throw fail(x, "expected a DNS name, like printer.local") }
-            settings.serverName = name
-        }
-        if settings.insecureSkipVerify && (settings.caFile != nil || settings.serverName != nil) {
-            throw fail(value, "insecure_skip_verify checks nothing, so ca_file and server_name would be ignored; remove one or the other")
-        }
-        return settings
-    }
-
-    private func filePath(_ value: ConfigValue) throws(ConfigError) -> String {
+    func filePath(_ value: ConfigValue) throws(ConfigError) -> String {
         let path = try string(value)
         guard !path.isEmpty, !path.hasSuffix("/"), !path.utf8.contains(0) else { throw fail(value, "expected a file path") }
         return path
     }
 
-    private func nonEmpty(_ value: ConfigValue) throws(ConfigError) -> String {
+    func nonEmpty(_ value: ConfigValue) throws(ConfigError) -> String {
         let text = try string(value)
         guard !text.isEmpty, text.utf8.count <= 256 else { throw fail(value, "expected a non-empty text of at most 256 bytes") }
         return text
     }
 
-    private func positive(_ d: ConfigDuration, _ value: ConfigValue) throws(ConfigError) -> ConfigDuration {
+    func positiveDuration(_ value: ConfigValue) throws(ConfigError) -> ConfigDuration {
+        let d = try duration(value)
         guard d.seconds > 0 else { throw fail(value, "must be longer than 0") }
         return d
-    }
-
-    private func cors(_ value: ConfigValue) throws(ConfigError) -> CORSPolicy {
-        let m = try mapping(value, known: ["allowed_origins", "paths", "max_age"])
-        var origins: [String] = []
-        for item in try m["allowed_origins"].map({ v throws(ConfigError) in try list(v) }) ?? [] {
-            let text = try string(item)
-            guard text == "*" || Self.isOrigin(text) else {
-                throw fail(item, "expected an origin like https://app.example.com (scheme, host, optional port; no path) or *")
-            }
-            origins.append(text)
-        }
-        var paths: [String] = []
-        for item in try m["paths"].map({ v throws(ConfigError) in try list(v) }) ?? [] {
-            let text = try string(item)
-            guard PathNormalizer.isNormal(text) else {
-                throw fail(item, "expected a path prefix starting with / in normal form")
-            }
-            paths.append(text)
-        }
-        let maxAge = try m["max_age"].map { v throws(ConfigError) in try duration(v).seconds } ?? 600
-        return CORSPolicy(allowedOrigins: origins, proxiedPaths: paths, maxAgeSeconds: Int(maxAge))
-    }
-
-    private static func isOrigin(_ text: String) -> Bool {
-        let lower = text.lowercased()
-        guard let scheme = ["https://", "http://"].first(where: { lower.hasPrefix($0) }) else { return false }
-        let rest = lower.dropFirst(scheme.count)
-        return !rest.isEmpty && !rest.contains("/") && rest.utf8.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x2E || b == 0x3A || b == 0x5B || b == 0x5D
-        }
-    }
-
-    private func accessRules(_ value: ConfigValue) throws(ConfigError) -> [AccessRule] {
-        var out: [AccessRule] = []
-        for item in try list(value) {
-            let m = try mapping(item, known: ["path", "prefix", "glob", "methods", "host", "case_insensitive", "access", "roles", "query_credentials"])
-            let patterns = ["path", "prefix", "glob"].compactMap { key in m[key].map { (key, $0) } }
-            guard patterns.count == 1, let (kind, patternValue) = patterns.first else {
-                throw fail(item, "a rule needs exactly one of path (exact), prefix or glob")
-            }
-            let text = try string(patternValue)
-            let pattern: PathPattern
-            switch kind {
-            case "glob":
-                guard !text.contains("***"), PathNormalizer.isNormal(text) else {
-                    throw fail(patternValue, "expected a path starting with / in normal form, with * (one segment) or ** (any depth)")
-                }
-                pattern = .glob(text)
-            default:
-                guard PathNormalizer.isNormal(text), !text.contains("*") else {
-                    throw fail(patternValue, "expected a path starting with / in normal form (no dot segments, //, %2F or lower-case escapes)")
-                }
-                pattern = kind == "path" ? .exact(text) : .prefix(text)
-            }
-            let decision: AccessDecision
-            switch (m["access"], m["roles"]) {
-            case (let a?, nil):
-                switch try string(a) {
-                case "public": decision = .open
-                case "authenticated": decision = .authenticated
-                case "deny": decision = .deny
-                default: throw fail(a, "expected public, authenticated or deny (or roles: [...] instead of access)")
-                }
-            case (nil, let r?):
-                let roles = try names(r, what: "role")
-                guard !roles.isEmpty else { throw fail(r, "name at least one role") }
-                decision = .roles(roles)
-            default:
-                throw fail(item, "a rule needs exactly one of access (public, authenticated, deny) or roles")
-            }
-            var methods: Set<String>?
-            if let v = m["methods"] {
-                var set: Set<String> = []
-                for method in try list(v) {
-                    let text = try string(method)
-                    guard !text.isEmpty, text.utf8.count <= 20, text.utf8.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A) || $0 == 0x2D }) else {
-                        throw fail(method, "expected an upper-case method name like GET")
-                    }
-                    set.insert(text)
-                }
-                guard !set.isEmpty else { throw fail(v, "name at least one method, or leave methods out for all") }
-                methods = set
-            }
-            var host: String?
-            if let v = m["host"] {
-                let text = try string(v)
-                guard !text.isEmpty, !text.contains(":"),
-                    text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x2E })
-                else {
-                    throw fail(v, "expected a host name without port, like printer.local")
-                }
-                host = text
-            }
-            var query: Set<QueryCredential> = []
-            if let v = m["query_credentials"] {
-                for credential in try list(v) {
-                    guard let c = QueryCredential(rawValue: try string(credential)) else {
-                        throw fail(credential, "expected apikey (?token= one-shot tokens are accepted everywhere)")
-                    }
-                    query.insert(c)
-                }
-            }
-            let caseInsensitive = try m["case_insensitive"].map { v throws(ConfigError) in try bool(v) } ?? false
-            out.append(AccessRule(
-                pattern: pattern, methods: methods, host: host, caseInsensitive: caseInsensitive, decision: decision,
-                queryCredentials: query, line: item.line))
-        }
-        return out
-    }
-
-    private func apiKeys(_ value: ConfigValue) throws(ConfigError) -> [APIKeyRecord] {
-        var out: [APIKeyRecord] = []
-        var keyNames: Set<String> = []
-        var digests: Set<SecretDigest> = []
-        for item in try list(value) {
-            let m = try mapping(item, known: ["name", "user", "roles", "hash", "read_only", "expires", "disabled"])
-            guard let n = m["name"], let u = m["user"], let h = m["hash"] else {
-                throw fail(item, "an API key needs name, user and hash")
-            }
-            let keyName = try name(n, what: "key name")
-            guard keyNames.insert(keyName).inserted else { throw fail(n, "another key already has the name '\(keyName)'") }
-            guard let digest = SecretDigest(parsing: try string(h)) else {
-                throw fail(h, "expected sha256: and 64 hex digits (gatehouse key generate prints one; never put the key itself here)")
-            }
-            guard digests.insert(digest).inserted else { throw fail(h, "another key already has this hash") }
-            var expires: Date?
-            if let e = m["expires"], !e.isNull {
-                guard let date = InternetDate.parse(try string(e)) else {
-                    throw fail(e, "expected a date like 2027-01-31T00:00:00Z")
-                }
-                expires = date
-            }
-            out.append(
-                APIKeyRecord(
-                    name: keyName, user: try name(u, what: "user name"), roles: try names(m["roles"], what: "role"),
-                    digest: digest, readOnly: try m["read_only"].map { v throws(ConfigError) in try bool(v) } ?? false,
-                    expires: expires, disabled: try m["disabled"].map { v throws(ConfigError) in try bool(v) } ?? false))
-        }
-        return out
     }
 }

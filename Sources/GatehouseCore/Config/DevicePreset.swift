@@ -51,3 +51,13 @@ public enum DevicePreset: String, Sendable, Hashable, CaseIterable {
         }
     }
 }
+
+extension DevicePreset {
+    /// `preset:`.
+    static func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) -> DevicePreset {
+        guard let preset = DevicePreset(rawValue: try reader.string(value)) else {
+            throw reader.fail(value, "expected one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return preset
+    }
+}

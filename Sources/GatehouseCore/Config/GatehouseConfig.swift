@@ -154,3 +154,30 @@ public struct GatehouseConfig: Sendable {
         AccessPolicy(rules: accessRules + publicPaths.map { AccessRule(pattern: .prefix($0), decision: .open) } + presetRules)
     }
 }
+
+extension GatehouseConfig.Timeouts {
+    /// `timeouts:`.
+    mutating func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) {
+        let m = try reader.mapping(value, known: ["upstream_connect", "upstream_response", "client_header", "client_body", "idle", "drain", "tunnel_recheck"])
+        if let x = m["upstream_connect"] { upstreamConnect = try reader.positiveDuration(x) }
+        if let x = m["upstream_response"] { upstreamResponse = try reader.positiveDuration(x) }
+        if let x = m["client_header"] { clientHeader = try reader.positiveDuration(x) }
+        if let x = m["client_body"] { clientBody = try reader.positiveDuration(x) }
+        if let x = m["idle"] { idle = try reader.positiveDuration(x) }
+        if let x = m["drain"] { drain = try reader.duration(x) }
+        if let x = m["tunnel_recheck"] { tunnelRecheck = try reader.positiveDuration(x) }
+    }
+}
+
+extension GatehouseConfig.Limits {
+    /// `limits:`.
+    mutating func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) {
+        let m = try reader.mapping(value, known: ["max_head_bytes", "max_headers", "max_uri_bytes", "max_body_bytes", "max_connections", "max_connections_per_client"])
+        if let x = m["max_head_bytes"] { maxHeadBytes = Int(try reader.int(x, min: 1024, max: 1 << 24)) }
+        if let x = m["max_headers"] { maxHeaders = Int(try reader.int(x, min: 8, max: 10000)) }
+        if let x = m["max_uri_bytes"] { maxURIBytes = Int(try reader.int(x, min: 256, max: 1 << 24)) }
+        if let x = m["max_body_bytes"] { maxBodyBytes = try reader.int(x, min: 0) }
+        if let x = m["max_connections"] { maxConnections = Int(try reader.int(x, min: 1, max: 1_000_000)) }
+        if let x = m["max_connections_per_client"] { maxConnectionsPerClient = Int(try reader.int(x, min: 1, max: 1_000_000)) }
+    }
+}

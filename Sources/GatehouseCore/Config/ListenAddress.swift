@@ -41,3 +41,13 @@ func splitHostPort(_ text: String) -> (String, Int)? {
     else { return nil }
     return (String(host), port)
 }
+
+extension ListenAddress {
+    /// `listen:`.
+    static func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) -> ListenAddress {
+        guard let listen = ListenAddress(parsing: try reader.string(value)) else {
+            throw reader.fail(value, "expected host:port or [v6]:port, like 0.0.0.0:8080")
+        }
+        return listen
+    }
+}

@@ -50,3 +50,64 @@ public struct UpstreamTLSSettings: Sendable, Hashable {
 
     public var isDefault: Bool { self == UpstreamTLSSettings() }
 }
+
+extension ListenerTLSSettings {
+    /// `tls:`; `listen` is the address the redirect listener must differ from.
+    static func read(_ value: ConfigValue, listen: ListenAddress, _ reader: ConfigReader) throws(ConfigError) -> ListenerTLSSettings {
+        let m = try reader.mapping(value, known: ["cert_file", "key_file", "self_signed", "redirect_http", "https_port", "names"])
+        let selfSigned = try m["self_signed"].map { v throws(ConfigError) in try reader.bool(v) } ?? false
+        let source: ListenerTLSSettings.CertificateSource
+        switch (m["cert_file"], m["key_file"], selfSigned) {
+        case (let c?, let k?, false):
+            source = .files(certificate: try reader.filePath(c), key: try reader.filePath(k))
+        case (nil, nil, true):
+            // Resolved beside the store by ConfigLoader.load(path:).
+            source = .selfSigned(directory: ".")
+        case (_, _, true):
+            throw reader.fail(value, "set either cert_file and key_file, or self_signed: true, not both")
+        case (nil, _, false), (_, nil, false):
+            throw reader.fail(value, "needs cert_file and key_file, or self_signed: true")
+        }
+        var settings = ListenerTLSSettings(certificate: source)
+        if let r = m["redirect_http"] {
+            guard let address = ListenAddress(parsing: try reader.string(r)) else {
+                throw reader.fail(r, "expected host:port or [v6]:port, like 0.0.0.0:80")
+            }
+            guard address != listen || listen.port == 0 else { throw reader.fail(r, "must differ from listen") }
+            settings.redirectHTTP = address
+        }
+        if let p = m["https_port"] {
+            guard settings.redirectHTTP != nil else { throw reader.fail(p, "only means something with redirect_http") }
+            settings.httpsPort = Int(try reader.int(p, min: 1, max: 65535))
+        }
+        if let n = m["names"] {
+            guard selfSigned else { throw reader.fail(n, "only means something with self_signed: true (a certificate file names its own hosts)") }
+            for item in try reader.list(n) {
+                let name = try reader.string(item)
+                guard IPAddress(name) != nil || DNSName.isValid(name) else { throw reader.fail(item, "expected a host name or an IP address, like printer.lan or 192.168.1.50") }
+                settings.selfSignedNames.append(name)
+            }
+        }
+        return settings
+    }
+
+}
+
+extension UpstreamTLSSettings {
+    /// `upstream_tls:`.
+    static func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) -> UpstreamTLSSettings {
+        let m = try reader.mapping(value, known: ["ca_file", "insecure_skip_verify", "server_name"])
+        var settings = UpstreamTLSSettings()
+        if let x = m["ca_file"] { settings.caFile = try reader.filePath(x) }
+        if let x = m["insecure_skip_verify"] { settings.insecureSkipVerify = try reader.bool(x) }
+        if let x = m["server_name"] {
+            let name = try reader.string(x)
+            guard DNSName.isValid(name) else { throw reader.fail(x, "expected a DNS name, like printer.local") }
+            settings.serverName = name
+        }
+        if settings.insecureSkipVerify && (settings.caFile != nil || settings.serverName != nil) {
+            throw reader.fail(value, "insecure_skip_verify checks nothing, so ca_file and server_name would be ignored; remove one or the other")
+        }
+        return settings
+    }
+}

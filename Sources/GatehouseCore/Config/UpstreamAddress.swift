@@ -70,3 +70,13 @@ public enum UpstreamAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+extension UpstreamAddress {
+    /// `upstream:`.
+    static func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) -> UpstreamAddress {
+        guard let upstream = UpstreamAddress(parsing: try reader.string(value)) else {
+            throw reader.fail(value, "expected http://host:port, https://host:port or unix:/path/to.sock")
+        }
+        return upstream
+    }
+}

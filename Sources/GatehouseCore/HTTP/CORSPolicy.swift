@@ -80,3 +80,37 @@ public struct CORSPolicy: Sendable, Hashable {
         }
     }
 }
+
+extension CORSPolicy {
+    /// `cors:`.
+    static func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) -> CORSPolicy {
+        let m = try reader.mapping(value, known: ["allowed_origins", "paths", "max_age"])
+        var origins: [String] = []
+        for item in try m["allowed_origins"].map({ v throws(ConfigError) in try reader.list(v) }) ?? [] {
+            let text = try reader.string(item)
+            guard text == "*" || isOrigin(text) else {
+                throw reader.fail(item, "expected an origin like https://app.example.com (scheme, host, optional port; no path) or *")
+            }
+            origins.append(text)
+        }
+        var paths: [String] = []
+        for item in try m["paths"].map({ v throws(ConfigError) in try reader.list(v) }) ?? [] {
+            let text = try reader.string(item)
+            guard PathNormalizer.isNormal(text) else {
+                throw reader.fail(item, "expected a path prefix starting with / in normal form")
+            }
+            paths.append(text)
+        }
+        let maxAge = try m["max_age"].map { v throws(ConfigError) in try reader.duration(v).seconds } ?? 600
+        return CORSPolicy(allowedOrigins: origins, proxiedPaths: paths, maxAgeSeconds: Int(maxAge))
+    }
+
+    private static func isOrigin(_ text: String) -> Bool {
+        let lower = text.lowercased()
+        guard let scheme = ["https://", "http://"].first(where: { lower.hasPrefix($0) }) else { return false }
+        let rest = lower.dropFirst(scheme.count)
+        return !rest.isEmpty && !rest.contains("/") && rest.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x2E || b == 0x3A || b == 0x5B || b == 0x5D
+        }
+    }
+}

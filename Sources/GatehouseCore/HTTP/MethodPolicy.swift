@@ -31,3 +31,19 @@ public struct MethodPolicy: Sendable, Hashable {
     /// The `Allow` header's value.
     public var allowHeader: String { allowed.joined(separator: ", ") }
 }
+
+extension MethodPolicy {
+    /// `methods_allowed:` — upper-case method names, never CONNECT.
+    static func readExtra(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) -> [String] {
+        var methods: [String] = []
+        for item in try reader.list(value) {
+            let text = try reader.string(item)
+            guard !text.isEmpty, text.utf8.count <= 20, text.utf8.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A) || $0 == 0x2D }) else {
+                throw reader.fail(item, "expected an upper-case method name like PROPFIND")
+            }
+            guard text != "CONNECT" else { throw reader.fail(item, "CONNECT asks a proxy for a tunnel to anywhere; Gatehouse never allows it") }
+            methods.append(text)
+        }
+        return methods
+    }
+}

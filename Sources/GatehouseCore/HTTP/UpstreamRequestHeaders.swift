@@ -236,3 +236,15 @@ public struct UpstreamHeaderPolicy: Sendable {
         return RequestTarget(path: target.path, query: query)
     }
 }
+
+extension IdentityHeaderNames {
+    /// `identity_headers:` — three different header names.
+    mutating func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) {
+        let m = try reader.mapping(value, known: ["user", "roles", "method"])
+        if let u = m["user"] { self.user = try reader.headerName(u) }
+        if let r = m["roles"] { self.roles = try reader.headerName(r) }
+        if let x = m["method"] { self.method = try reader.headerName(x) }
+        let canonical = Set(self.all.map(UpstreamHeaderPolicy.canonicalName))
+        guard canonical.count == 3 else { throw reader.fail(value, "the three identity headers must have different names") }
+    }
+}

@@ -127,3 +127,11 @@ public struct PasswordPolicy: Sendable, Hashable {
         guard !password.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { throw .notText }
     }
 }
+
+extension PasswordPolicy {
+    /// `passwords:`.
+    mutating func read(_ value: ConfigValue, _ reader: ConfigReader) throws(ConfigError) {
+        let m = try reader.mapping(value, known: ["min_length"])
+        if let x = m["min_length"] { self.minimumLength = Int(try reader.int(x, min: 1, max: 256)) }
+    }
+}

@@ -215,9 +215,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         let allocator = context.channel.allocator
         switch admission.outcome {
         case .refuse(let refusal):
-            var response = GatehouseResponse.json(HTTPResponseStatus(statusCode: refusal.status), detail: refusal.detail, allocator: allocator)
-            for field in refusal.headers { response.headers.add(name: field.name, value: field.value) }
-            answer(exchange, response, close: refusal.close)
+            answer(exchange, .reply(ErrorReply(refusal), allocator: allocator), close: refusal.close)
         case .preflight(let allowed):
             answer(exchange, GatehouseResponse(status: .ok, headers: HTTPHeaders(allowed.map { ($0.name, $0.value) }), body: allocator.buffer(capacity: 0)), close: false)
         case .healthz:
@@ -234,7 +232,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .gate(let facts):
             exchange.isWebSocketUpgrade = facts.isWebSocketUpgrade
             exchange.facts = facts
-            act(on: settings.gate.decide(facts, now: settings.credentials?.now() ?? Date()), exchange)
+            act(on: settings.gate.decideFromMemory(facts, accounts: settings.accounts, now: settings.credentials?.now() ?? Date()), exchange)
         }
     }
 
@@ -248,19 +246,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
-    /// Answers a credential from the cache when it can; otherwise asks the store off the event
-    /// loop. Meanwhile body parts are held and the client is not read.
+    /// Asks the store off the event loop (memory could not answer). Meanwhile body parts are
+    /// held and the client is not read.
     private func lookUp(_ pending: PendingAuthentication, _ exchange: ClientExchange) {
         guard let accounts = settings.accounts, let context else { return refuse(exchange, .storeUnavailable) }
-        let credentials = accounts.credentials
-        if let result = accounts.identifyFromMemory(pending, now: credentials.now()) {
-            return act(on: settings.gate.complete(pending, with: result), exchange)
-        }
-        let promise = context.eventLoop.makePromise(of: Result<Identity, AuthenticationFailure>.self)
-        promise.completeWithTask { await accounts.identify(pending, now: credentials.now()) }
-        promise.futureResult.assumeIsolated().whenSuccess { result in
+        let gate = settings.gate
+        let promise = context.eventLoop.makePromise(of: GateDecision.self)
+        promise.completeWithTask { await gate.completeFromStore(pending, accounts: accounts, now: accounts.credentials.now()) }
+        promise.futureResult.assumeIsolated().whenSuccess { decision in
             guard self.exchange === exchange, !exchange.abandoned else { return }
-            self.act(on: self.settings.gate.complete(pending, with: result), exchange)
+            self.act(on: decision, exchange)
         }
     }
 
@@ -272,7 +267,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         let allocator = context.channel.allocator
         guard LoginRedirect.redirects(failure, method: exchange.head.method.rawValue, headers: exchange.headers, signInServed: settings.endpoints != nil)
         else {
-            return answer(exchange, .refusal(failure, allocator: allocator), close: false)
+            return answer(exchange, .reply(ErrorReply(failure), allocator: allocator), close: false)
         }
         var response = GatehouseResponse(status: .found, headers: HTTPHeaders(), body: allocator.buffer(capacity: 0))
         response.headers.add(name: "Location", value: LoginRedirect.location(returningTo: exchange.target.uri))
@@ -801,28 +796,5 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         line += " ms=\(String(format: "%.2f", elapsed))"
         if let note { line += " note=\(note)" }
         loop.accessLog.write(line)
-    }
-}
-
-extension GatehouseResponse {
-    /// Head and body in one buffer, with its exact `Content-Length`, `Cache-Control: no-store`,
-    /// and `Connection: close` (or `keep-alive` for HTTP/1.0) as the exchange needs.
-    func serialized(versionMinor: Int, close: Bool, headRequest: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 256 + body.readableBytes)
-        HeadWriter.statusLine(versionMinor: versionMinor, status: Int(status.code), reason: nil, into: &buffer)
-        for header in headers { HeadWriter.field(header.name, header.value, into: &buffer) }
-        HeadWriter.field("Content-Length", String(body.readableBytes), into: &buffer)
-        buffer.writeStaticString("Cache-Control: no-store\r\n")
-        if close {
-            buffer.writeStaticString("Connection: close\r\n")
-        } else if versionMinor == 0 {
-            buffer.writeStaticString("Connection: keep-alive\r\n")
-        }
-        buffer.writeStaticString("\r\n")
-        if !headRequest {
-            var body = self.body
-            buffer.writeBuffer(&body)
-        }
-        return buffer
     }
 }
