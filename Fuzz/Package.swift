@@ -15,6 +15,7 @@ let package = Package(
         .executableTarget(name: "FuzzCredentialParsers", dependencies: [checks]),
         .executableTarget(name: "FuzzJSONWebToken", dependencies: [checks]),
         .executableTarget(name: "FuzzResponseScanner", dependencies: [checks]),
+        .executableTarget(name: "FuzzRequestScanner", dependencies: [checks]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(FuzzConfigLoader FuzzPathNormalizer FuzzCredentialParsers FuzzJSONWebToken FuzzResponseScanner)
+[ ${#targets[@]} -gt 0 ] || targets=(FuzzConfigLoader FuzzPathNormalizer FuzzCredentialParsers FuzzJSONWebToken FuzzResponseScanner FuzzRequestScanner)
 
 # One product at a time: each needs only GatehouseFuzzChecks and what it imports.
 for target in "${targets[@]}"; do

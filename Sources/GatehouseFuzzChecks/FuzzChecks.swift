@@ -106,8 +106,11 @@ public enum FuzzChecks {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers.append((String(line[..<colon]), String(line[line.index(after: colon)...])))
         }
+        // Lines that could not arrive in a request (control bytes, framing) are never read.
+        guard let head = try? RequestHead(method: "GET", uri: "/", versionMinor: 0, headers: headers) else { return nil }
+        headers = head.headerStrings
         let extractor = CredentialExtractor(queryAPIKeyEnabled: true, basicAuthEnabled: true)
-        if case .success(let found) = extractor.extract(headers: headers, query: QueryString(query)) {
+        if case .success(let found) = extractor.extract(head, query: QueryString(query)) {
             for credential in found {
                 if credential.secret.isEmpty { return "an empty \(credential.source.rawValue) credential" }
                 guard let user = credential.basicUser else { continue }
@@ -120,7 +123,10 @@ public enum FuzzChecks {
             }
         }
         for (name, value) in headers where name.lowercased() == "cookie" {
-            if let rest = SessionCookie.removing(from: value), !SessionCookie.values(in: [("Cookie", rest)]).isEmpty {
+            if let rest = SessionCookie.removing(from: value),
+                let remaining = try? RequestHead(method: "GET", uri: "/", versionMinor: 0, headers: [("Cookie", rest)]),
+                !SessionCookie.values(in: remaining).isEmpty
+            {
                 return "the session cookie survives its removal from \(debug(value))"
             }
         }

@@ -132,6 +132,8 @@ extension FuzzChecks {
         } catch {
             drain()
             result.refused = true
+            // A channel left open after an error keeps its pipeline alive (a leak under ASan).
+            _ = try? channel.finish(acceptAlreadyClosed: true)
         }
         return result
     }

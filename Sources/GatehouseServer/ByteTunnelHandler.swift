@@ -62,15 +62,9 @@ final class ByteTunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context?.close(promise: nil)
     }
 
-    /// Removes `decoder`, the HTTP decoder before this handler in `pipeline`. As it leaves, NIO
-    /// hands on the bytes that followed the upgrade — in a task of its own, outside any read
-    /// cycle, so no `channelReadComplete` follows to flush them. They are flushed to the other
-    /// side once it has left; otherwise they would wait for the next read on this side, for
-    /// ever when the peer waits for an answer to them.
-    func removeDecoder(_ decoder: RemovableChannelHandler, from pipeline: ChannelPipeline.SynchronousOperations) {
-        let removed = pipeline.eventLoop.makePromise(of: Void.self)
-        pipeline.removeHandler(decoder, promise: removed)
-        removed.futureResult.assumeIsolated().whenSuccess { _ in self.partner?.partnerFlush() }
+    /// Flushes what was written to the other side (bytes handed on outside a read cycle).
+    func flushPartner() {
+        partner?.partnerFlush()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -133,13 +133,7 @@ public final class GatehouseServer: Sendable {
         }
         let loopList = loops
         let quiesce = ServerQuiescingHelper(group: group)
-        let decoderLimits: NIOHTTPDecoderLimitConfiguration = {
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderFieldSize = config.limits.maxHeadBytes
-            limits.maxHeaderListSize = config.limits.maxHeadBytes
-            limits.maxHeaderFieldCount = config.limits.maxHeaders
-            return limits
-        }()
+        let headLimits = RequestHeadScanner.Limits(maxHeadBytes: config.limits.maxHeadBytes, maxHeaders: config.limits.maxHeaders)
         let limiter = ConnectionLimiter(limits: config.limits, trustedProxies: ClientAddressResolver(trustedProxies: config.trustedProxies))
         let idle = TimeAmount.seconds(config.timeouts.idle.seconds)
         let clientHeader = TimeAmount.seconds(config.timeouts.clientHeader.seconds)
@@ -178,12 +172,11 @@ public final class GatehouseServer: Sendable {
                         limiter.release(peer)
                         counters.openConnections -= 1
                     }
-                    // Two handlers: NIO's request parser, and the connection's own.
-                    let decoder = ByteToMessageHandler(
-                        HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
+                    // One handler: the connection's own, with Gatehouse's own request parser.
                     let client = ClientConnectionHandler(
-                        loop: loop, settingsSource: settings, peer: peer, idle: idle, clientHeader: clientHeader, clientBody: clientBody)
-                    try channel.pipeline.syncOperations.addHandlers([decoder, client])
+                        loop: loop, settingsSource: settings, peer: peer, headLimits: headLimits, idle: idle, clientHeader: clientHeader,
+                        clientBody: clientBody)
+                    try channel.pipeline.syncOperations.addHandler(client)
                 }
             }
         let channel: Channel

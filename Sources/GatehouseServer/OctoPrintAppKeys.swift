@@ -58,7 +58,7 @@ extension OwnEndpoints {
         }
         let tokens: (appToken: String, decisionToken: String)
         do {
-            tokens = try pairing.request(app: app, user: user, client: gate.clientAddresses.clientAddress(peer: request.peer, headers: request.headers), now: now)
+            tokens = try pairing.request(app: app, user: user, client: gate.clientAddresses.clientAddress(peer: request.peer, head: request.head), now: now)
         } catch {
             return Self.appKeysError(429, "You have made too many app key requests. Please try again later.")
         }
@@ -109,7 +109,7 @@ extension OwnEndpoints {
         case .success(let identity): user = identity
         case .failure(let box): return box.response
         }
-        let isJSON = request.header("content-type")?.lowercased().hasPrefix("application/json") ?? false
+        let isJSON = request.header(.contentType)?.lowercased().hasPrefix("application/json") ?? false
         let allow: Bool
         if isJSON {
             guard let object = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any], let decision = object["decision"] else {
@@ -168,7 +168,7 @@ extension OwnEndpoints {
     /// `http(s)://host` as the client addressed Gatehouse, for the addresses handed to the app;
     /// empty (relative addresses) when the `Host` is not a plain host name.
     private func baseURL(_ request: OwnRequest) -> String {
-        guard let host = request.header("host"), HTTPSRedirectHandler.hostName(host) != nil else { return "" }
+        guard let host = request.header(.host), HTTPSRedirectHandler.hostName(host) != nil else { return "" }
         return (isSecure(request) ? "https://" : "http://") + host
     }
 

@@ -3,17 +3,18 @@ import GatehouseCore
 
 /// A request to one of Gatehouse's own endpoints, with its whole (small) body.
 struct OwnRequest: Sendable {
-    let method: String
+    let head: RequestHead
+    /// The normalized target.
     let target: RequestTarget
-    let headers: [(name: String, value: String)]
     let body: [UInt8]
     let peer: IPAddress?
     /// The client reached Gatehouse's own TLS listener.
     var overTLS = false
 
-    func header(_ lowercaseName: String) -> String? {
-        headers.first { $0.name.equalsCaseInsensitive(lowercaseName) }?.value
-    }
+    var method: String { head.method }
+
+    /// The first value of a header Gatehouse reads (``HeaderName``).
+    func header(_ name: HeaderName) -> String? { head.value(name) }
 }
 
 /// A response from one of Gatehouse's own endpoints.
@@ -113,7 +114,7 @@ struct OwnEndpoints: Sendable {
     /// ``OwnEndpointGuard``: refused as from another site, or not JSON.
     private func refusedAsForeign(_ request: OwnRequest) -> OwnResponse? {
         guard let refusal = OwnEndpointGuard.refusal(
-            method: request.method, path: request.target.path, headers: request.headers, hasBody: !request.body.isEmpty,
+            method: request.method, path: request.target.path, head: request.head, hasBody: !request.body.isEmpty,
             peerIsTrustedProxy: gate.clientAddresses.isTrustedProxy(request.peer), cors: cors)
         else { return nil }
         if refusal.asPage { return .html(refusal.status, LoginPage.render(next: "/", message: refusal.detail)) }
@@ -135,7 +136,7 @@ struct OwnEndpoints: Sendable {
     // MARK: Browser sign-in
 
     private func clientAddress(_ request: OwnRequest) -> IPAddress? {
-        gate.clientAddresses.clientAddress(peer: request.peer, headers: request.headers)
+        gate.clientAddresses.clientAddress(peer: request.peer, head: request.head)
     }
 
     /// Whether the client reached Gatehouse over HTTPS: Gatehouse's own TLS listener, or a
@@ -143,7 +144,7 @@ struct OwnEndpoints: Sendable {
     func isSecure(_ request: OwnRequest) -> Bool {
         if request.overTLS { return true }
         guard gate.clientAddresses.isTrustedProxy(request.peer) else { return false }
-        return request.header("x-forwarded-proto")?.trimmingCharacters(in: .whitespaces).lowercased() == "https"
+        return request.header(.xForwardedProto)?.trimmingCharacters(in: .whitespaces).lowercased() == "https"
     }
 
     private func formLogin(_ request: OwnRequest, now: Date) async -> OwnResponse {
@@ -151,7 +152,7 @@ struct OwnEndpoints: Sendable {
             return .html(400, LoginPage.render(next: "/", message: "The form could not be read."))
         }
         let next = LoginRedirect.safeReturnPath(form["next"])
-        guard CrossSiteCheck.isSameSite(headers: request.headers, peerIsTrustedProxy: gate.clientAddresses.isTrustedProxy(request.peer)) else {
+        guard CrossSiteCheck.isSameSite(request.head, peerIsTrustedProxy: gate.clientAddresses.isTrustedProxy(request.peer)) else {
             return .html(403, LoginPage.render(next: next, message: "Sign-in from another site is not accepted."))
         }
         let username = form["username"] ?? ""
@@ -172,10 +173,10 @@ struct OwnEndpoints: Sendable {
 
     private func formLogout(_ request: OwnRequest) async -> OwnResponse {
         // The cookie is a browser's: only a request the browser says comes from this site ends it.
-        guard CrossSiteCheck.isSameSite(headers: request.headers, peerIsTrustedProxy: gate.clientAddresses.isTrustedProxy(request.peer)) else {
+        guard CrossSiteCheck.isSameSite(request.head, peerIsTrustedProxy: gate.clientAddresses.isTrustedProxy(request.peer)) else {
             return .html(403, LoginPage.render(next: "/", message: "Sign-out from another site is not accepted."))
         }
-        for secret in SessionCookie.values(in: request.headers) where !secret.isEmpty {
+        for secret in SessionCookie.values(in: request.head) where !secret.isEmpty {
             do { try await accounts.closeSession(secret: secret, client: clientAddress(request)) } catch { return .error(error) }
         }
         return .redirect(LoginRedirect.loginPath, headers: [("Set-Cookie", SessionCookie.clearing(secure: isSecure(request)))])
@@ -184,7 +185,7 @@ struct OwnEndpoints: Sendable {
     // MARK: JSON API
 
     func caller(_ request: OwnRequest, now: Date) async throws(AccountError) -> Identity {
-        let facts = RequestFacts(method: request.method, target: request.target, headers: request.headers, peer: request.peer)
+        let facts = RequestFacts(head: request.head, target: request.target, peer: request.peer)
         switch await gate.decideFully(facts, accounts: accounts, now: now) {
         case .forward(let plan):
             guard let identity = plan.identity else { throw .unauthenticated(.missingCredential) }
@@ -288,7 +289,7 @@ struct OwnEndpoints: Sendable {
         let client = clientAddress(request)
         // A cookie is set only for this site's own pages (login CSRF: another site's page would
         // sign the victim's browser in to the attacker's account).
-        if wantsSession && CrossSiteCheck.isCrossSite(headers: request.headers, peerIsTrustedProxy: gate.clientAddresses.isTrustedProxy(request.peer)) {
+        if wantsSession && CrossSiteCheck.isCrossSite(request.head, peerIsTrustedProxy: gate.clientAddresses.isTrustedProxy(request.peer)) {
             throw .forbidden("session: a session cookie is not set for another site's request.")
         }
         let user = try await accounts.checkPassword(username: username, password: password, client: client, now: now)
@@ -307,12 +308,12 @@ struct OwnEndpoints: Sendable {
         var headers: [(name: String, value: String)] = []
         switch identity.method {
         case .session:
-            for secret in SessionCookie.values(in: request.headers) where !secret.isEmpty {
+            for secret in SessionCookie.values(in: request.head) where !secret.isEmpty {
                 try await accounts.closeSession(secret: secret, client: clientAddress(request), now: now)
             }
             headers.append(("Set-Cookie", SessionCookie.clearing(secure: isSecure(request))))
         case .jwt:
-            if let bearer = request.header("authorization")?.split(separator: " ", maxSplits: 1).last {
+            if let bearer = request.header(.authorization)?.split(separator: " ", maxSplits: 1).last {
                 try await accounts.revokeTokenFamily(String(bearer), now: now)
             }
         default:

@@ -21,18 +21,18 @@ final class BrowserRulesTests: XCTestCase {
 
     func testBrowserNavigationNeedsGETAndHTMLPreferred() {
         let browser = [("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")]
-        XCTAssertTrue(LoginRedirect.isBrowserNavigation(method: "GET", headers: browser))
-        XCTAssertTrue(LoginRedirect.isBrowserNavigation(method: "HEAD", headers: browser))
-        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "POST", headers: browser))
-        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "GET", headers: [("Accept", "*/*")]))
-        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "GET", headers: []))
-        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "GET", headers: [("Accept", "application/json, text/html;q=0.1")]))
-        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "GET", headers: [("Accept", "text/html;q=0")]))
+        XCTAssertTrue(LoginRedirect.isBrowserNavigation(method: "GET", Fixture.head(browser)))
+        XCTAssertTrue(LoginRedirect.isBrowserNavigation(method: "HEAD", Fixture.head(browser)))
+        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "POST", Fixture.head(browser)))
+        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "GET", Fixture.head([("Accept", "*/*")])))
+        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "GET", Fixture.head([])))
+        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "GET", Fixture.head([("Accept", "application/json, text/html;q=0.1")])))
+        XCTAssertFalse(LoginRedirect.isBrowserNavigation(method: "GET", Fixture.head([("Accept", "text/html;q=0")])))
     }
 
     func testSameSiteNeedsTheBrowsersWord() {
         func same(_ headers: [(String, String)], proxy: Bool = false) -> Bool {
-            CrossSiteCheck.isSameSite(headers: [("Host", "printer.local:8080")] + headers.map { (name: $0.0, value: $0.1) }, peerIsTrustedProxy: proxy)
+            CrossSiteCheck.isSameSite(Fixture.head([("Host", "printer.local:8080")] + headers), peerIsTrustedProxy: proxy)
         }
         XCTAssertTrue(same([("Sec-Fetch-Site", "same-origin")]))
         XCTAssertTrue(same([("Sec-Fetch-Site", "none")]))
@@ -57,7 +57,7 @@ final class BrowserRulesTests: XCTestCase {
 
     func testSessionCookieParsingAndRemoval() {
         let headers = [(name: "Cookie", value: "a=1; gatehouse_session=abc; b=2"), (name: "cookie", value: "gatehouse_session=abc")]
-        XCTAssertEqual(SessionCookie.values(in: headers), ["abc", "abc"])
+        XCTAssertEqual(SessionCookie.values(in: Fixture.head(headers)), ["abc", "abc"])
         XCTAssertEqual(SessionCookie.removing(from: "a=1; gatehouse_session=abc; b=2"), "a=1; b=2")
         XCTAssertNil(SessionCookie.removing(from: "gatehouse_session=abc"))
         XCTAssertEqual(SessionCookie.removing(from: "xgatehouse_session=1"), "xgatehouse_session=1")

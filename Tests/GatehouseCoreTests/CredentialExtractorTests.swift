@@ -11,7 +11,7 @@ final class CredentialExtractorTests: XCTestCase {
     func extract(
         _ headers: [(name: String, value: String)], query: String? = nil, queryEnabled: Bool = false
     ) -> Result<[PresentedCredential], AuthenticationFailure> {
-        (queryEnabled ? enabled : disabled).extract(headers: headers, query: QueryString(query))
+        (queryEnabled ? enabled : disabled).extract(Fixture.head(headers), query: QueryString(query))
     }
 
     func testNoCredentialYieldsEmptyList() {
@@ -56,7 +56,7 @@ final class CredentialExtractorTests: XCTestCase {
     }
 
     private func basic(_ encoded: String) -> Result<[PresentedCredential], AuthenticationFailure> {
-        CredentialExtractor(queryAPIKeyEnabled: false, basicAuthEnabled: true).extract(headers: [("Authorization", "Basic " + encoded)], query: noQuery)
+        CredentialExtractor(queryAPIKeyEnabled: false, basicAuthEnabled: true).extract(Fixture.head([("Authorization", "Basic " + encoded)]), query: noQuery)
     }
 
     private func b64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
@@ -97,9 +97,9 @@ final class CredentialExtractorTests: XCTestCase {
     func testBasicPasswordDifferentFromAnotherCredentialConflicts() {
         let extractor = CredentialExtractor(queryAPIKeyEnabled: false, basicAuthEnabled: true)
         let headers = [("X-Api-Key", "K1"), ("Authorization", "Basic " + b64("alice:K2"))]
-        XCTAssertEqual(extractor.extract(headers: headers, query: noQuery), .failure(.conflictingCredentials))
+        XCTAssertEqual(extractor.extract(Fixture.head(headers), query: noQuery), .failure(.conflictingCredentials))
         let same = [("X-Api-Key", "K1"), ("Authorization", "Basic " + b64("x:K1"))]
-        XCTAssertEqual(extractor.extract(headers: same, query: noQuery).map(\.count), .success(2))
+        XCTAssertEqual(extractor.extract(Fixture.head(same), query: noQuery).map(\.count), .success(2))
     }
 
     func testBasicSchemeIsUnsupported() {

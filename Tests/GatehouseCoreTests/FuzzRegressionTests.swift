@@ -28,6 +28,22 @@ final class FuzzRegressionTests: XCTestCase {
     func testCredentialParserInputs() throws { try check("FuzzCredentialParsers", FuzzChecks.credentialParsers) }
     func testJSONWebTokenInputs() throws { try check("FuzzJSONWebToken", FuzzChecks.jsonWebToken) }
     func testResponseScannerInputs() throws { try check("FuzzResponseScanner", FuzzChecks.responseScanner) }
+    func testRequestScannerInputs() throws { try check("FuzzRequestScanner", FuzzChecks.requestScanner) }
+
+    /// The request check reads streams as NIO does, and flags a scanner that completes requests
+    /// NIO refuses (unless NIO refused only an unknown method).
+    func testTheRequestScannerCheckComparesWithNIO() {
+        let stream = Array("POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n".utf8)
+        let scanned = FuzzChecks.scanRequests(stream)
+        XCTAssertEqual(scanned, FuzzChecks.decodeRequestsWithNIO(stream))
+        XCTAssertEqual(scanned.requests.map(\.uri), ["/a", "/b"])
+        XCTAssertEqual(scanned.requests.first?.body, Array("abc".utf8))
+        XCTAssertNil(FuzzChecks.requestScanner(stream))
+        // NIO's parser knows no TRACK; Gatehouse reads it (and answers 405).
+        XCTAssertNil(FuzzChecks.requestScanner(Array("TRACK / HTTP/1.1\r\nHost: h\r\n\r\n".utf8)))
+        // Lower-case methods are refused by both.
+        XCTAssertEqual(FuzzChecks.scanRequests(Array("get / HTTP/1.1\r\nHost: h\r\n\r\n".utf8)).refused, true)
+    }
 
     /// The differential check reads streams as NIO does, and flags a scanner looser than NIO.
     func testTheResponseScannerCheckComparesWithNIO() {

@@ -11,8 +11,8 @@ final class RegressionTests: XCTestCase {
             apiKeys: [APIKeyRecord(name: "full", user: "alice", roles: [], digest: .of("full-key"))])
         for broken in [("Authorization", "Basic YTpi"), ("X-Api-Key", "wrong-key")] {
             let facts = RequestFacts(
-                method: "GET", target: RequestTarget("/static/app.js?apikey=full-key&v=2"),
-                headers: [("Host", "d"), (name: broken.0, value: broken.1)], peer: IPAddress("203.0.113.7"))
+                head: Fixture.head([("Host", "d"), (name: broken.0, value: broken.1)], uri: "/static/app.js?apikey=full-key&v=2"),
+                target: RequestTarget("/static/app.js?apikey=full-key&v=2"), peer: IPAddress("203.0.113.7"))
             guard case .forward(let plan) = RequestGate(config: config).decide(facts, now: Date()) else {
                 return XCTFail("a public path is forwarded")
             }

@@ -30,8 +30,8 @@ final class RequestGateTests: XCTestCase {
         upgrade: Bool = false, config: GatehouseConfig = RequestGateTests.config()
     ) -> GateDecision {
         let facts = RequestFacts(
-            method: method, target: RequestTarget(uri), headers: [("Host", "device.local")] + headers, peer: peer.map { Fixture.ip($0) },
-            isWebSocketUpgrade: upgrade)
+            head: Fixture.head([(name: "Host", value: "device.local")] + headers, method: method, uri: uri), target: RequestTarget(uri),
+            peer: peer.map { Fixture.ip($0) }, isWebSocketUpgrade: upgrade)
         return RequestGate(config: config).decide(facts, now: Self.now)
     }
 
@@ -220,7 +220,8 @@ final class RequestGateTests: XCTestCase {
     }
 
     func testReadOnlyKeyUnsafeMethodsAreRefused() {
-        for method in ["PUT", "PATCH", "DELETE", "CONNECT", "get"] {
+        // (A lower-case method never gets this far: the request parser refuses it.)
+        for method in ["PUT", "PATCH", "DELETE", "CONNECT", "PROPFIND"] {
             XCTAssertEqual(refused(decide(method, headers: [("X-Api-Key", "ro-key")])), .readOnlyCredential(method: method), method)
         }
     }

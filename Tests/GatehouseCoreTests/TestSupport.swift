@@ -46,3 +46,19 @@ func foldedMatches(_ headers: [(name: String, value: String)], _ name: String) -
     func fold(_ s: String) -> String { s.lowercased().replacingOccurrences(of: "_", with: "-") }
     return headers.filter { fold($0.name) == fold(name) }
 }
+
+extension Fixture {
+    /// A request head with these header lines, written out and scanned like a received one:
+    /// HTTP/1.1 when a `Host` is among them, else HTTP/1.0 (which needs none).
+    static func head(
+        _ headers: [(name: String, value: String)], method: String = "GET", uri: String = "/", file: StaticString = #filePath, line: UInt = #line
+    ) -> RequestHead {
+        let hasHost = headers.contains { $0.name.lowercased() == "host" }
+        do {
+            return try RequestHead(method: method, uri: uri, versionMinor: hasHost ? 1 : 0, headers: headers)
+        } catch {
+            XCTFail("not a request head (\(error)): \(headers)", file: file, line: line)
+            return try! RequestHead(method: "GET", uri: "/", versionMinor: 0, headers: [])
+        }
+    }
+}

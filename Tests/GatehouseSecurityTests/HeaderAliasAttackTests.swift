@@ -114,8 +114,10 @@ final class HeaderAliasAttackTests: XCTestCase {
             attacks.append(.request("\(method)", "/api/job", method: method, headers: [key, "Cookie: secret-cookie=1"],
                 .answered(405, check: { r in r.header("Allow") == "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" ? nil : "Allow was \(r.header("Allow") ?? "none")" })))
         }
-        // Methods SwiftNIO's parser does not know never get as far.
-        attacks.append(.request("TRACK", "/api/job", method: "TRACK", headers: [key], .notHTTP))
+        // Every upper-case token is a method to Gatehouse's parser (SwiftNIO's refused those it did
+        // not know, such as TRACK): unlisted ones are 405 like the rest.
+        attacks.append(.request("TRACK", "/api/job", method: "TRACK", headers: [key],
+            .answered(405, check: { r in r.header("Allow") == "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" ? nil : "Allow was \(r.header("Allow") ?? "none")" })))
         attacks.append(.request("TRACE on a public path", "/pub/x", method: "TRACE", .refused(405)))
         attacks.append(.request("TRACE on Gatehouse's own", "/_gatehouse/healthz", method: "TRACE", .refused(405)))
         try await ProxyFixture.with(PathParameterAttackTests.rules) { fx in try await launch(attacks, on: fx) }

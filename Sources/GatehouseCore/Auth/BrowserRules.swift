@@ -10,41 +10,28 @@ import Foundation
 /// of the last years sends one of them on a state-changing request, so their absence means a
 /// client Gatehouse cannot vouch for.
 ///
-/// ``isCrossSite(headers:peerIsTrustedProxy:)`` is the weaker test for HTTP Basic credentials,
+/// ``isCrossSite(_:peerIsTrustedProxy:)`` is the weaker test for HTTP Basic credentials,
 /// which a browser also replays on its own but which non-browser clients (slicers, phone apps)
 /// send without either header: only a request a browser marked as coming from elsewhere fails it.
 public enum CrossSiteCheck {
     /// What the request's `Sec-Fetch-Site` / `Origin` say about where it came from.
     enum Verdict { case sameSite, crossSite, unstated }
 
-    public static func isSameSite(headers: [(name: String, value: String)], peerIsTrustedProxy: Bool) -> Bool {
-        verdict(headers: headers, peerIsTrustedProxy: peerIsTrustedProxy) == .sameSite
+    public static func isSameSite(_ head: RequestHead, peerIsTrustedProxy: Bool) -> Bool {
+        verdict(head, peerIsTrustedProxy: peerIsTrustedProxy) == .sameSite
     }
 
     /// A browser said the request comes from another site (or sent contradicting headers).
-    public static func isCrossSite(headers: [(name: String, value: String)], peerIsTrustedProxy: Bool) -> Bool {
-        verdict(headers: headers, peerIsTrustedProxy: peerIsTrustedProxy) == .crossSite
+    public static func isCrossSite(_ head: RequestHead, peerIsTrustedProxy: Bool) -> Bool {
+        verdict(head, peerIsTrustedProxy: peerIsTrustedProxy) == .crossSite
     }
 
-    static func verdict(headers: [(name: String, value: String)], peerIsTrustedProxy: Bool) -> Verdict {
-        var fetchSite: String?
-        var origin: String?
-        var host: String?
-        var forwardedHost: String?
-        for (name, value) in headers {
-            if name.equalsCaseInsensitive("sec-fetch-site") {
-                if fetchSite != nil { return .crossSite }
-                fetchSite = value.trimmingASCIIWhitespace().lowercased()
-            } else if name.equalsCaseInsensitive("origin") {
-                if origin != nil { return .crossSite }
-                origin = value.trimmingASCIIWhitespace().lowercased()
-            } else if name.equalsCaseInsensitive("host") {
-                host = host ?? value.trimmingASCIIWhitespace().lowercased()
-            } else if peerIsTrustedProxy && name.equalsCaseInsensitive("x-forwarded-host") {
-                forwardedHost = forwardedHost ?? value.trimmingASCIIWhitespace().lowercased()
-            }
-        }
-        let siteHost = forwardedHost ?? host
+    static func verdict(_ head: RequestHead, peerIsTrustedProxy: Bool) -> Verdict {
+        if head.count(.secFetchSite) > 1 || head.count(.origin) > 1 { return .crossSite }
+        let fetchSite = head.value(.secFetchSite).map { $0.lowercased() }
+        let origin = head.value(.origin).map { $0.lowercased() }
+        let forwardedHost = peerIsTrustedProxy ? head.value(.xForwardedHost)?.lowercased() : nil
+        let siteHost = forwardedHost ?? head.value(.host)?.lowercased()
         if let fetchSite {
             guard fetchSite == "same-origin" || fetchSite == "none" else { return .crossSite }
             // Headers that contradict each other are not a browser's: a foreign Origin beside a
@@ -73,11 +60,11 @@ public enum LoginRedirect {
 
     /// A browser navigation: GET or HEAD whose `Accept` lists `text/html` with a weight no lower
     /// than any other type's (browsers' page loads; `fetch()` sends `*/*` and gets 401).
-    public static func isBrowserNavigation(method: String, headers: [(name: String, value: String)]) -> Bool {
-        guard method == "GET" || method == "HEAD" else { return false }
+    public static func isBrowserNavigation(method: String, _ head: RequestHead) -> Bool {
+        guard method == "GET" || method == "HEAD", head.has(.accept) else { return false }
         var html: Double?
         var best = 0.0
-        for (name, value) in headers where name.equalsCaseInsensitive("accept") {
+        for value in head.values(.accept) {
             for item in value.split(separator: ",") {
                 let parts = item.split(separator: ";").map { $0.trimmingASCIIWhitespace().lowercased() }
                 guard let type = parts.first, !type.isEmpty else { continue }
@@ -94,8 +81,8 @@ public enum LoginRedirect {
     /// Whether a refusal is answered with a redirect to the sign-in page instead of itself: a
     /// 401 to a browser's page load, where a sign-in page is served (a store stands behind
     /// Gatehouse). Both `serve` and `gatehouse explain` decide it here.
-    public static func redirects(_ failure: AuthenticationFailure, method: String, headers: [(name: String, value: String)], signInServed: Bool) -> Bool {
-        failure.status == 401 && signInServed && isBrowserNavigation(method: method, headers: headers)
+    public static func redirects(_ failure: AuthenticationFailure, method: String, _ head: RequestHead, signInServed: Bool) -> Bool {
+        failure.status == 401 && signInServed && isBrowserNavigation(method: method, head)
     }
 
     /// The login page's address for a browser that wanted `pathAndQuery`.

@@ -88,49 +88,42 @@ public struct CredentialExtractor: Sendable {
     /// - Parameter acceptQueryAPIKey: read `?apikey=` here even when ``queryAPIKeyEnabled`` is off
     ///   (an access rule allows it on this path).
     public func extract(
-        headers: [(name: String, value: String)], query: QueryString, acceptQueryAPIKey: Bool = false
+        _ head: RequestHead, query: QueryString, acceptQueryAPIKey: Bool = false
     ) -> Result<[PresentedCredential], AuthenticationFailure> {
         var found: [PresentedCredential] = []
-        var authorizations: [String] = []
-        var sawCookie = false
-        // One pass over the headers; X-Api-Key comes before Authorization in the fixed order.
-        for (name, value) in headers {
-            switch HeaderName.classify(name) {
-            case .xAPIKey where name.equalsCaseInsensitive("x-api-key"):
-                let key = value.trimmingASCIIWhitespace()
+        // X-Api-Key comes before Authorization in the fixed order.
+        if head.has(.xAPIKey) {
+            for field in head.fields where field.reads(.xAPIKey) {
+                let key = head.value(of: field)
                 guard !key.isEmpty else { return .failure(.malformedAuthorization(reason: "X-Api-Key is empty")) }
                 found.append(PresentedCredential(secret: key, source: .apiKeyHeader))
-            case .authorization where name.equalsCaseInsensitive("authorization"):
-                authorizations.append(value)
-            case .cookie:
-                sawCookie = true
-            default:
-                break
             }
         }
-        for value in authorizations {
-            switch Self.parseAuthorization(value, basicAuthEnabled: basicAuthEnabled) {
-            case .success(let credential): found.append(credential)
-            case .failure(let failure): return .failure(failure)
+        if head.has(.authorization) {
+            for field in head.fields where field.reads(.authorization) {
+                switch Self.parseAuthorization(head.value(of: field), basicAuthEnabled: basicAuthEnabled) {
+                case .success(let credential): found.append(credential)
+                case .failure(let failure): return .failure(failure)
+                }
             }
         }
-        if queryAPIKeyEnabled || acceptQueryAPIKey {
+        if !query.isEmpty, queryAPIKeyEnabled || acceptQueryAPIKey {
             for value in query.values(named: "apikey") {
                 guard !value.isEmpty else { return .failure(.malformedAuthorization(reason: "apikey is empty")) }
                 found.append(PresentedCredential(secret: value, source: .apiKeyQueryParameter))
             }
         }
-        for value in query.values(named: "token") {
+        for value in query.isEmpty ? [] : query.values(named: "token") {
             guard !value.isEmpty else { return .failure(.malformedAuthorization(reason: "token is empty")) }
             found.append(PresentedCredential(secret: value, source: .oneShotQueryParameter))
         }
-        if let first = found.first, found.contains(where: { $0.secret != first.secret }) {
-            return .failure(.conflictingCredentials)
+        if found.count > 1 {
+            if found.contains(where: { $0.secret != found[0].secret }) { return .failure(.conflictingCredentials) }
+            // The same password for two different users is two identities too.
+            if Set(found.compactMap(\.basicUser)).count > 1 { return .failure(.conflictingCredentials) }
         }
-        // The same password for two different users is two identities too.
-        if Set(found.compactMap(\.basicUser)).count > 1 { return .failure(.conflictingCredentials) }
-        if found.isEmpty && sawCookie {
-            let cookies = SessionCookie.values(in: headers)
+        if found.isEmpty && head.has(.cookie) {
+            let cookies = SessionCookie.values(in: head)
             if let first = cookies.first {
                 guard cookies.allSatisfy({ $0 == first }) else { return .failure(.conflictingCredentials) }
                 // An empty cookie (a cleared one) is no credential at all.

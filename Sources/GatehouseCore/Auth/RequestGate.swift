@@ -2,18 +2,18 @@ import Foundation
 
 /// What the gate needs to know about a request: only parsed values, no sockets.
 public struct RequestFacts: Sendable {
-    public let method: String
+    public var method: String { head.method }
+    /// The normalized target (what the rules see).
     public let target: RequestTarget
-    public let headers: [(name: String, value: String)]
+    public let head: RequestHead
     /// The socket peer; nil for a unix-socket client.
     public let peer: IPAddress?
     /// The request asks to switch to WebSocket.
     public let isWebSocketUpgrade: Bool
 
-    public init(method: String, target: RequestTarget, headers: [(name: String, value: String)], peer: IPAddress?, isWebSocketUpgrade: Bool = false) {
-        self.method = method
+    public init(head: RequestHead, target: RequestTarget, peer: IPAddress?, isWebSocketUpgrade: Bool = false) {
+        self.head = head
         self.target = target
-        self.headers = headers
         self.peer = peer
         self.isWebSocketUpgrade = isWebSocketUpgrade
     }
@@ -115,8 +115,8 @@ public struct RequestGate: Sendable {
 
     public func decide(_ request: RequestFacts, now: Date) -> GateDecision {
         let peerIsTrustedProxy = clientAddresses.isTrustedProxy(request.peer)
-        let client = clientAddresses.clientAddress(peer: request.peer, headers: request.headers)
-        let host = request.headers.first { $0.name.equalsCaseInsensitive("host") }?.value
+        let client = clientAddresses.clientAddress(peer: request.peer, head: request.head)
+        let host = request.head.value(.host)
         let (rule, access) = accessPolicy.decide(method: request.method, host: host, path: request.target.path)
         if access == .deny { return .refuse(.deniedByRule) }
         let isPublic = access == .open
@@ -127,7 +127,7 @@ public struct RequestGate: Sendable {
             ForwardPlan(identity: identity.map { Self.limited($0, consumed) }, consumed: consumed, clientAddress: client, peerIsTrustedProxy: peerIsTrustedProxy)
         }
 
-        switch extractor.extract(headers: request.headers, query: request.target.query, acceptQueryAPIKey: acceptQueryAPIKey) {
+        switch extractor.extract(request.head, query: request.target.query, acceptQueryAPIKey: acceptQueryAPIKey) {
         case .failure(let failure):
             // Unusable credentials on a public path: forwarded anonymously, every place Gatehouse
             // reads a credential from emptied, so a working key next to a broken one never leaks.
@@ -144,8 +144,8 @@ public struct RequestGate: Sendable {
             let safe = Self.isSafe(request.method, isWebSocketUpgrade: request.isWebSocketUpgrade)
             let sameOrigin: Bool
             switch credential.source {
-            case .sessionCookie: sameOrigin = safe || CrossSiteCheck.isSameSite(headers: request.headers, peerIsTrustedProxy: peerIsTrustedProxy)
-            case .authorizationBasic: sameOrigin = safe || !CrossSiteCheck.isCrossSite(headers: request.headers, peerIsTrustedProxy: peerIsTrustedProxy)
+            case .sessionCookie: sameOrigin = safe || CrossSiteCheck.isSameSite(request.head, peerIsTrustedProxy: peerIsTrustedProxy)
+            case .authorizationBasic: sameOrigin = safe || !CrossSiteCheck.isCrossSite(request.head, peerIsTrustedProxy: peerIsTrustedProxy)
             default: sameOrigin = true
             }
             let kind: StoredCredentialKind

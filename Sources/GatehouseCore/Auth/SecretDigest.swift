@@ -10,16 +10,38 @@ public struct SecretDigest: Sendable, Hashable, CustomStringConvertible {
     let w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
 
     init(bytes: some Sequence<UInt8>) {
-        var words: [UInt64] = [0, 0, 0, 0]
-        for (i, b) in bytes.enumerated() where i < 32 {
-            words[i / 8] = (words[i / 8] << 8) | UInt64(b)
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var i = 0
+        for b in bytes where i < 32 {
+            switch i / 8 {
+            case 0: words.0 = words.0 << 8 | UInt64(b)
+            case 1: words.1 = words.1 << 8 | UInt64(b)
+            case 2: words.2 = words.2 << 8 | UInt64(b)
+            default: words.3 = words.3 << 8 | UInt64(b)
+            }
+            i += 1
         }
-        (w0, w1, w2, w3) = (words[0], words[1], words[2], words[3])
+        (w0, w1, w2, w3) = words
+    }
+
+    init(_ digest: SHA256.Digest) {
+        self = digest.withUnsafeBytes { raw in
+            SecretDigest(
+                w0: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                w1: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                w2: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+                w3: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
+        }
+    }
+
+    private init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
+        (self.w0, self.w1, self.w2, self.w3) = (w0, w1, w2, w3)
     }
 
     /// The digest of `secret`'s UTF-8 bytes.
     public static func of(_ secret: String) -> SecretDigest {
-        SecretDigest(bytes: SHA256.hash(data: Array(secret.utf8)))
+        var secret = secret
+        return secret.withUTF8 { SecretDigest(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
     }
 
     /// Parses `sha256:<64 hex>` (hex in either case); nil otherwise.

@@ -40,9 +40,9 @@ public enum SessionCookie {
     public static let name = "gatehouse_session"
 
     /// Every `gatehouse_session` value in the request's `Cookie` headers.
-    public static func values(in headers: [(name: String, value: String)]) -> [String] {
+    public static func values(in head: RequestHead) -> [String] {
         var found: [String] = []
-        for (headerName, header) in headers where headerName.equalsCaseInsensitive("cookie") {
+        for header in head.values(.cookie) {
             forEachPair(in: header) { _, value in
                 if let value { found.append(String(value)) }
             }

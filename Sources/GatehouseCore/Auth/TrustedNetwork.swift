@@ -43,10 +43,9 @@ public struct ClientAddressResolver: Sendable {
     }
 
     /// The client of a request with these headers: `X-Forwarded-For` counts only from a trusted proxy.
-    public func clientAddress(peer: IPAddress?, headers: [(name: String, value: String)]) -> IPAddress? {
-        let forwardedFor = isTrustedProxy(peer)
-            ? headers.filter { $0.name.equalsCaseInsensitive("x-forwarded-for") }.map(\.value) : []
-        return clientAddress(peer: peer, forwardedFor: forwardedFor)
+    public func clientAddress(peer: IPAddress?, head: RequestHead) -> IPAddress? {
+        guard head.has(.xForwardedFor), isTrustedProxy(peer) else { return peer }
+        return clientAddress(peer: peer, forwardedFor: head.values(.xForwardedFor))
     }
 
     /// - Parameter forwardedFor: every `X-Forwarded-For` value in the order received.

@@ -173,7 +173,7 @@ struct ConfigReader {
 
     func headerName(_ value: ConfigValue) throws(ConfigError) -> String {
         let text = try string(value)
-        guard !text.isEmpty, text.utf8.count <= 128, text.utf8.allSatisfy(RequestFramingValidator.isTokenByte) else {
+        guard !text.isEmpty, text.utf8.count <= 128, text.utf8.allSatisfy(HTTPSyntax.isTokenByte) else {
             throw fail(value, "expected an HTTP header name")
         }
         return text

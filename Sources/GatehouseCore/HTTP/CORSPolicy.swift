@@ -44,9 +44,8 @@ public struct CORSPolicy: Sendable, Hashable {
     }
 
     /// A browser's preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
-    public static func isPreflight(method: String, headers: [(name: String, value: String)]) -> Bool {
-        method == "OPTIONS" && headers.contains { $0.name.equalsCaseInsensitive("origin") }
-            && headers.contains { $0.name.equalsCaseInsensitive("access-control-request-method") }
+    public static func isPreflight(method: String, _ head: RequestHead) -> Bool {
+        method == "OPTIONS" && head.has(.origin) && head.has(.accessControlRequestMethod)
     }
 
     /// The headers that let `origin` read a response; nil when the origin is not allowed.
@@ -61,11 +60,10 @@ public struct CORSPolicy: Sendable, Hashable {
 
     /// The answer to a preflight: its headers, or nil (then 403) when the origin is not allowed or
     /// the requested headers are not header names.
-    public func preflightHeaders(headers: [(name: String, value: String)]) -> [(name: String, value: String)]? {
-        let origin = headers.first { $0.name.equalsCaseInsensitive("origin") }?.value
-        guard var out = responseHeaders(origin: origin) else { return nil }
-        let requested = headers.filter { $0.name.equalsCaseInsensitive("access-control-request-headers") }
-            .flatMap { $0.value.split(separator: ",") }.map { $0.trimmingASCIIWhitespace().lowercased() }.filter { !$0.isEmpty }
+    public func preflightHeaders(_ head: RequestHead) -> [(name: String, value: String)]? {
+        guard var out = responseHeaders(origin: head.value(.origin)) else { return nil }
+        let requested = head.values(.accessControlRequestHeaders)
+            .flatMap { $0.split(separator: ",") }.map { $0.trimmingASCIIWhitespace().lowercased() }.filter { !$0.isEmpty }
         guard requested.allSatisfy(Self.isToken) else { return nil }
         out.append(("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"))
         if !requested.isEmpty { out.append(("Access-Control-Allow-Headers", requested.joined(separator: ", "))) }

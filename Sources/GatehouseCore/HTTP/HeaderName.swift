@@ -4,12 +4,17 @@
 /// Guarantees: ``classify(_:)`` gives the same answer as comparing
 /// ``UpstreamHeaderPolicy/canonicalName(_:)`` with the canonical spelling, for every name;
 /// ``foldedEquals(_:_:)`` likewise for any canonical (lower case, `-`) spelling.
-public enum HeaderName: Sendable, Hashable {
+public enum HeaderName: UInt8, Sendable, Hashable {
     case host, contentLength, transferEncoding, connection, keepAlive, proxyConnection, te, trailer, upgrade, http2Settings
     case xForwardedFor, xForwardedProto, xForwardedHost, forwarded, xRealIP
     case cookie, xCSRFToken, xAPIKey, authorization, origin, secFetchSite, contentType, accept
     case secWebSocketKey, secWebSocketAccept, setCookie
+    case accessControlRequestMethod, accessControlRequestHeaders
     case other
+
+    /// This name's bit in a set of names (``RequestHead``'s index).
+    @inline(__always)
+    public var bit: UInt64 { 1 << UInt64(rawValue) }
 
     /// One byte of a name as compared: ASCII lower case, `_` as `-`.
     @inline(__always)
@@ -20,12 +25,15 @@ public enum HeaderName: Sendable, Hashable {
 
     /// Whether `name`, folded, is `canonical` (which must be lower case with `-`).
     @inline(__always)
-    public static func foldedEquals(_ name: String, _ canonical: StaticString) -> Bool {
-        let count = canonical.utf8CodeUnitCount
-        guard name.utf8.count == count else { return false }
+    public static func foldedEquals(_ name: String, _ canonical: StaticString) -> Bool { foldedEquals(bytes: name.utf8, canonical) }
+
+    /// Whether the bytes of a name, folded, are `canonical` (lower case with `-`).
+    @inline(__always)
+    public static func foldedEquals<C: Collection<UInt8>>(bytes name: C, _ canonical: StaticString) -> Bool {
+        guard name.count == canonical.utf8CodeUnitCount else { return false }
         return canonical.withUTF8Buffer { wanted in
             var i = 0
-            for b in name.utf8 {
+            for b in name {
                 if fold(b) != wanted[i] { return false }
                 i += 1
             }
@@ -35,10 +43,14 @@ public enum HeaderName: Sendable, Hashable {
 
     /// Whether `name`, folded, equals the folded bytes `canonical`.
     @inline(__always)
-    public static func foldedEquals(_ name: String, bytes canonical: [UInt8]) -> Bool {
-        guard name.utf8.count == canonical.count else { return false }
+    public static func foldedEquals(_ name: String, bytes canonical: [UInt8]) -> Bool { foldedEquals(bytes: name.utf8, folded: canonical) }
+
+    /// Whether the bytes of a name, folded, equal the folded bytes `canonical`.
+    @inline(__always)
+    public static func foldedEquals<C: Collection<UInt8>>(bytes name: C, folded canonical: [UInt8]) -> Bool {
+        guard name.count == canonical.count else { return false }
         var i = 0
-        for b in name.utf8 {
+        for b in name {
             if fold(b) != canonical[i] { return false }
             i += 1
         }
@@ -47,12 +59,16 @@ public enum HeaderName: Sendable, Hashable {
 
     /// Whether `name`, folded, starts with `prefix` (lower case, `-`).
     @inline(__always)
-    public static func foldedHasPrefix(_ name: String, _ prefix: StaticString) -> Bool {
+    public static func foldedHasPrefix(_ name: String, _ prefix: StaticString) -> Bool { foldedHasPrefix(bytes: name.utf8, prefix) }
+
+    /// Whether the bytes of a name, folded, start with `prefix` (lower case, `-`).
+    @inline(__always)
+    public static func foldedHasPrefix<C: Collection<UInt8>>(bytes name: C, _ prefix: StaticString) -> Bool {
         let count = prefix.utf8CodeUnitCount
-        guard name.utf8.count >= count else { return false }
+        guard name.count >= count else { return false }
         return prefix.withUTF8Buffer { wanted in
             var i = 0
-            for b in name.utf8 {
+            for b in name {
                 if i == count { return true }
                 if fold(b) != wanted[i] { return false }
                 i += 1
@@ -83,7 +99,7 @@ public enum HeaderName: Sendable, Hashable {
         }
     }
 
-    private static func classify<C: Collection>(utf8 name: C) -> HeaderName where C.Element == UInt8 {
+    static func classify<C: Collection>(utf8 name: C) -> HeaderName where C.Element == UInt8 {
         let n = name.count
         guard let first = name.first.map(fold) else { return .other }
         switch (n, first) {
@@ -112,6 +128,8 @@ public enum HeaderName: Sendable, Hashable {
         case (17, UInt8(ascii: "x")): return equals(name, "x-forwarded-proto") ? .xForwardedProto : .other
         case (17, UInt8(ascii: "s")): return equals(name, "sec-websocket-key") ? .secWebSocketKey : .other
         case (20, UInt8(ascii: "s")): return equals(name, "sec-websocket-accept") ? .secWebSocketAccept : .other
+        case (29, UInt8(ascii: "a")): return equals(name, "access-control-request-method") ? .accessControlRequestMethod : .other
+        case (30, UInt8(ascii: "a")): return equals(name, "access-control-request-headers") ? .accessControlRequestHeaders : .other
         default: return .other
         }
     }

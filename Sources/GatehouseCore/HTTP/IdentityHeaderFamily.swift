@@ -40,25 +40,28 @@ public enum IdentityHeaderFamily {
     private static let foldedNames: [[UInt8]] = names.map { Array($0.utf8) }
 
     /// The same as ``contains(canonical:)`` for a name as received, without allocating.
-    public static func contains(name: String) -> Bool {
-        guard let first = name.utf8.first.map(HeaderName.fold) else { return false }
+    public static func contains(name: String) -> Bool { contains(bytes: name.utf8) }
+
+    /// ``contains(name:)`` for the bytes of a name as received.
+    public static func contains<C: Collection<UInt8>>(bytes name: C) -> Bool {
+        guard let first = name.first.map(HeaderName.fold) else { return false }
         switch first {
         case UInt8(ascii: "x"):
-            if HeaderName.foldedHasPrefix(name, "x-remote-") || HeaderName.foldedHasPrefix(name, "x-auth-request-")
-                || HeaderName.foldedHasPrefix(name, "x-webauth-") || HeaderName.foldedHasPrefix(name, "x-authentik-")
-                || HeaderName.foldedHasPrefix(name, "x-pomerium-")
+            if HeaderName.foldedHasPrefix(bytes: name, "x-remote-") || HeaderName.foldedHasPrefix(bytes: name, "x-auth-request-")
+                || HeaderName.foldedHasPrefix(bytes: name, "x-webauth-") || HeaderName.foldedHasPrefix(bytes: name, "x-authentik-")
+                || HeaderName.foldedHasPrefix(bytes: name, "x-pomerium-")
             {
                 return true
             }
         case UInt8(ascii: "r"):
-            if HeaderName.foldedHasPrefix(name, "remote-") { return true }
+            if HeaderName.foldedHasPrefix(bytes: name, "remote-") { return true }
         case UInt8(ascii: "c"):
-            return HeaderName.foldedHasPrefix(name, "cf-access-")
+            return HeaderName.foldedHasPrefix(bytes: name, "cf-access-")
         case UInt8(ascii: "t"):
-            return HeaderName.foldedHasPrefix(name, "tailscale-user-")
+            return HeaderName.foldedHasPrefix(bytes: name, "tailscale-user-")
         default:
             return false
         }
-        return foldedNames.contains { HeaderName.foldedEquals(name, bytes: $0) }
+        return foldedNames.contains { HeaderName.foldedEquals(bytes: name, folded: $0) }
     }
 }

@@ -64,22 +64,22 @@ public struct Admission: Sendable {
 }
 
 /// Everything Gatehouse decides about a request from its head alone, in one fixed order, as a
-/// pure function — the one sequence that `serve` and `gatehouse explain` both run:
+/// pure function — the one sequence that `serve` and `gatehouse explain` both run. Framing
+/// (smuggling shapes, control bytes, `Host`, an origin-form target without `#`) was checked
+/// when the head was read (``RequestHeadScanner``: 400 and close); then:
 ///
 /// 1. The target's length (414).
-/// 2. Framing (``RequestFramingValidator``, 400 and close): smuggling shapes, control bytes,
-///    `Host`, an origin-form target without `#`.
-/// 3. The method (``MethodPolicy``): 405 with `Allow`.
-/// 4. The path (``PathNormalizer``): 400 and close, or the normal form everything after sees.
-/// 5. `Connection` naming a header the request needs or Gatehouse sets: 400 and close.
-/// 6. A WebSocket upgrade without exactly one `Sec-WebSocket-Key` of 16 bytes: 400.
-/// 7. CORS: a preflight on a CORS path is answered here.
-/// 8. A declared body over `limits.max_body_bytes`: 413 and close.
-/// 9. `/_gatehouse/…`: Gatehouse's own endpoints (an `Upgrade` to one is never honoured); a path
+/// 2. The method (``MethodPolicy``): 405 with `Allow`.
+/// 3. The path (``PathNormalizer``): 400 and close, or the normal form everything after sees.
+/// 4. `Connection` naming a header the request needs or Gatehouse sets: 400 and close.
+/// 5. A WebSocket upgrade without exactly one `Sec-WebSocket-Key` of 16 bytes: 400.
+/// 6. CORS: a preflight on a CORS path is answered here.
+/// 7. A declared body over `limits.max_body_bytes`: 413 and close.
+/// 8. `/_gatehouse/…`: Gatehouse's own endpoints (an `Upgrade` to one is never honoured); a path
 ///    that becomes one of them or a claimed device path only once its `;` parameters are cut is 400.
-/// 10. Device paths Gatehouse answers itself, unless a `deny` rule covers them (an `Upgrade`
-///     to one is 400).
-/// 11. Everything else goes to the gate, with ``RequestFacts`` built on the normalized target.
+/// 9. Device paths Gatehouse answers itself, unless a `deny` rule covers them (an `Upgrade`
+///    to one is 400).
+/// 10. Everything else goes to the gate, with ``RequestFacts`` built on the normalized target.
 public struct AdmissionPolicy: Sendable {
     public let limits: GatehouseConfig.Limits
     public let methods: MethodPolicy
@@ -111,19 +111,16 @@ public struct AdmissionPolicy: Sendable {
             headerPolicy: UpstreamHeaderPolicy(config: config), accessPolicy: config.accessPolicy, servesOwnEndpoints: storeBacked)
     }
 
-    /// - Parameters:
-    ///   - version: the request's HTTP version as (major, minor).
-    ///   - peer: the socket peer (nil for a unix-socket client).
-    public func admit(
-        method: String, uri: String, version: (major: Int, minor: Int), headers: [(name: String, value: String)], peer: IPAddress?
-    ) -> Admission {
+    /// The verdict on a head that ``RequestHeadScanner`` read (its framing, control bytes,
+    /// `Host` and target form were checked there).
+    /// - Parameter peer: the socket peer (nil for a unix-socket client).
+    public func admit(_ head: RequestHead, peer: IPAddress?) -> Admission {
         func refuse(_ status: Int, _ detail: String, headers: [HeaderField] = [], close: Bool, target: RequestTarget? = nil, cors: [HeaderField]? = nil) -> Admission {
             Admission(target: target, corsHeaders: cors, outcome: .refuse(AdmissionRefusal(status: status, detail: detail, headers: headers, close: close)))
         }
+        let method = head.method
+        let uri = head.uri
         if uri.utf8.count > limits.maxURIBytes { return refuse(414, "The request target is longer than allowed.", close: false) }
-        if let violation = RequestFramingValidator.validate(uri: uri, versionMajor: version.major, versionMinor: version.minor, headers: headers) {
-            return refuse(400, violation.detail, close: true)
-        }
         guard methods.allows(method) else {
             return refuse(405, "The method \(method.prefix(20)) is not allowed here.", headers: [HeaderField("Allow", methods.allowHeader)], close: false)
         }
@@ -133,27 +130,25 @@ public struct AdmissionPolicy: Sendable {
         case .success(let path): target = RequestTarget(path: path, query: received.query)
         case .failure(let refusal): return refuse(400, "The request path is refused: \(refusal).", close: true)
         }
-        if let named = headerPolicy.connectionViolation(in: headers) {
+        if let named = headerPolicy.connectionViolation(in: head) {
             return refuse(400, "The Connection header names \(named), which the request needs.", close: true, target: target)
         }
-        let asksUpgrade = headers.contains { $0.name.equalsCaseInsensitive("upgrade") }
-        let isWebSocket = method == "GET" && Self.isWebSocketUpgrade(headers)
-        if isWebSocket && WebSocketHandshake.key(in: headers) == nil {
+        let asksUpgrade = head.asksUpgrade
+        let isWebSocket = asksUpgrade && method == "GET" && Self.isWebSocketUpgrade(head)
+        if isWebSocket && WebSocketHandshake.key(in: head) == nil {
             return refuse(400, "A WebSocket upgrade needs exactly one Sec-WebSocket-Key of 16 base64-encoded bytes.", close: true, target: target)
         }
         var corsHeaders: [HeaderField]?
         if cors.applies(toPath: target.path) {
-            if CORSPolicy.isPreflight(method: method, headers: headers) {
-                guard let allowed = cors.preflightHeaders(headers: headers) else {
+            if CORSPolicy.isPreflight(method: method, head) {
+                guard let allowed = cors.preflightHeaders(head) else {
                     return refuse(403, "Calls from this origin are not allowed.", close: false, target: target)
                 }
                 return Admission(target: target, corsHeaders: nil, outcome: .preflight(allowed.map { HeaderField($0.name, $0.value) }))
             }
-            corsHeaders = cors.responseHeaders(origin: headers.first { $0.name.equalsCaseInsensitive("origin") }?.value)?.map { HeaderField($0.name, $0.value) }
+            corsHeaders = cors.responseHeaders(origin: head.value(.origin))?.map { HeaderField($0.name, $0.value) }
         }
-        if limits.maxBodyBytes > 0, let length = headers.first(where: { $0.name.equalsCaseInsensitive("content-length") }).flatMap({ Int64($0.value) }),
-            length > limits.maxBodyBytes
-        {
+        if limits.maxBodyBytes > 0, case .contentLength(let length) = head.framing, length > limits.maxBodyBytes {
             return refuse(413, "The request body is larger than allowed.", close: true, target: target, cors: corsHeaders)
         }
         // A path that only names Gatehouse's own or a claimed device path once its `;`
@@ -178,7 +173,7 @@ public struct AdmissionPolicy: Sendable {
             }
             return Admission(target: target, corsHeaders: corsHeaders, outcome: outcome)
         }
-        let host = headers.first { $0.name.equalsCaseInsensitive("host") }?.value
+        let host = head.value(.host)
         if devicePaths.claims(target.path) {
             // A device endpoint Gatehouse answers itself: the device never sees these requests —
             // not as an upgrade either. A `deny` rule still wins: the gate refuses it.
@@ -187,24 +182,17 @@ public struct AdmissionPolicy: Sendable {
                 return Admission(target: target, corsHeaders: corsHeaders, outcome: .deviceEndpoint)
             }
         }
-        let facts = RequestFacts(method: method, target: target, headers: headers, peer: peer, isWebSocketUpgrade: isWebSocket)
+        let facts = RequestFacts(head: head, target: target, peer: peer, isWebSocketUpgrade: isWebSocket)
         return Admission(target: target, corsHeaders: corsHeaders, outcome: .gate(facts))
     }
 
     /// `Connection` names `upgrade` and `Upgrade` names exactly `websocket` (one token, in one
     /// or several lines): a request that also asks for another protocol (`h2c`) is not one.
-    public static func isWebSocketUpgrade(_ headers: [(name: String, value: String)]) -> Bool {
-        var connectionUpgrade = false
-        var protocols: [String] = []
-        for (name, value) in headers {
-            if name.equalsCaseInsensitive("connection") {
-                if value.split(separator: ",").contains(where: { $0.trimmingASCIIWhitespace().equalsCaseInsensitive("upgrade") }) {
-                    connectionUpgrade = true
-                }
-            } else if name.equalsCaseInsensitive("upgrade") {
-                protocols += value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingASCIIWhitespace() }
-            }
+    public static func isWebSocketUpgrade(_ head: RequestHead) -> Bool {
+        let connectionUpgrade = head.values(.connection).contains { value in
+            value.split(separator: ",").contains(where: { $0.trimmingASCIIWhitespace().equalsCaseInsensitive("upgrade") })
         }
+        let protocols = head.values(.upgrade).flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingASCIIWhitespace() } }
         return connectionUpgrade && protocols.count == 1 && protocols[0].equalsCaseInsensitive("websocket")
     }
 }
@@ -234,17 +222,16 @@ public enum OwnEndpointGuard {
     }
 
     public static func refusal(
-        method: String, path: String, headers: [(name: String, value: String)], hasBody: Bool, peerIsTrustedProxy: Bool, cors: CORSPolicy
+        method: String, path: String, head: RequestHead, hasBody: Bool, peerIsTrustedProxy: Bool, cors: CORSPolicy
     ) -> Refusal? {
         guard method != "GET", method != "HEAD", method != "OPTIONS" else { return nil }
         let api = path.hasBytePrefix("/_gatehouse/api/")
-        let origin = headers.first { $0.name.equalsCaseInsensitive("origin") }?.value
-        if CrossSiteCheck.isCrossSite(headers: headers, peerIsTrustedProxy: peerIsTrustedProxy), !cors.namesExplicitly(origin: origin) {
+        if CrossSiteCheck.isCrossSite(head, peerIsTrustedProxy: peerIsTrustedProxy), !cors.namesExplicitly(origin: head.value(.origin)) {
             return Refusal(
                 status: 403, detail: api ? "Requests from another site are not accepted here." : "Requests from another site are not accepted.",
                 asPage: !api)
         }
-        if api, hasBody, !isJSON(headers.first { $0.name.equalsCaseInsensitive("content-type") }?.value) {
+        if api, hasBody, !isJSON(head.value(.contentType)) {
             return Refusal(status: 415, detail: "Content-Type: the body must be sent as application/json.", asPage: false)
         }
         return nil
@@ -255,14 +242,6 @@ public enum OwnEndpointGuard {
         guard let contentType else { return false }
         let type = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingASCIIWhitespace().asciiLowercased() }
         return type == "application/json"
-    }
-
-    /// Whether the request's head announces a body.
-    public static func announcesBody(_ headers: [(name: String, value: String)]) -> Bool {
-        headers.contains {
-            ($0.name.equalsCaseInsensitive("content-length") && $0.value.trimmingASCIIWhitespace() != "0")
-                || $0.name.equalsCaseInsensitive("transfer-encoding")
-        }
     }
 }
 
@@ -279,14 +258,12 @@ public enum DeviceCSRFPolicy {
 
 extension UpstreamHeaderPolicy {
     /// The framing header the request goes upstream with: its `Content-Length`, or
-    /// `Transfer-Encoding: chunked` (the body is re-chunked), or none.
-    public static func framing(of headers: [(name: String, value: String)]) -> HeaderField? {
-        if let length = headers.first(where: { $0.name.equalsCaseInsensitive("content-length") }) {
-            return HeaderField("Content-Length", length.value)
+    /// `Transfer-Encoding: chunked` (the chunks pass as they came), or none.
+    public static func framing(of head: RequestHead) -> HeaderField? {
+        switch head.framing {
+        case .none: return nil
+        case .contentLength(let n): return HeaderField("Content-Length", String(n))
+        case .chunked: return HeaderField("Transfer-Encoding", "chunked")
         }
-        if headers.contains(where: { $0.name.equalsCaseInsensitive("transfer-encoding") }) {
-            return HeaderField("Transfer-Encoding", "chunked")
-        }
-        return nil
     }
 }

@@ -19,8 +19,9 @@ public struct RequestExplanation: Sendable {
 
 /// `gatehouse explain`: the decision `serve` would take on one request, sent nowhere.
 ///
-/// Guarantees: it runs the very code `serve` runs — ``AdmissionPolicy/admit(method:uri:version:headers:peer:)``,
-/// ``RequestGate/decideFully(_:accounts:now:)``, ``LoginRedirect/redirects(_:method:headers:signInServed:)``
+/// Guarantees: it runs the very code `serve` runs — ``RequestHeadScanner`` (the head is written
+/// out as it would arrive and scanned), ``AdmissionPolicy/admit(_:peer:)``,
+/// ``RequestGate/decideFully(_:accounts:now:)``, ``LoginRedirect/redirects(_:method:_:signInServed:)``
 /// and ``UpstreamHeaderPolicy`` — so the two cannot disagree; the test suite runs the security
 /// suite's requests through both. Store lookups are read-only when the accounts given are
 /// (no `last_used`, no session touch). The one thing it cannot know is in-memory state of a
@@ -58,7 +59,14 @@ public struct RequestExplainer: Sendable {
         func done(_ verdict: RequestExplanation.Verdict, _ line: String) -> RequestExplanation {
             RequestExplanation(lines: lines + ["decision:   " + line], verdict: verdict)
         }
-        let admitted = admission.admit(method: method, uri: uri, version: version, headers: headers, peer: peer)
+        let head: RequestHead
+        do throws(RequestHeadError) {
+            guard version.major == 1 else { throw .unsupportedVersion }
+            head = try RequestHead(method: method, uri: uri, versionMinor: version.minor, headers: headers)
+        } catch {
+            return done(.refused(status: error.status, reason: error.detail), "\(error.status) from Gatehouse — \(error.detail)")
+        }
+        let admitted = admission.admit(head, peer: peer)
         if let target = admitted.target, target.path != RequestTarget(uri).path {
             lines.append("normalized: \(target.path)  (what the rules see and the device would receive)")
         }
@@ -71,7 +79,7 @@ public struct RequestExplainer: Sendable {
             return done(.answeredByGatehouse("own endpoint"), "answered by Gatehouse's own endpoint; never forwarded")
         case .ownEndpoint, .deviceEndpoint:
             if let refusal = OwnEndpointGuard.refusal(
-                method: method, path: admitted.target?.path ?? "", headers: headers, hasBody: OwnEndpointGuard.announcesBody(headers),
+                method: method, path: admitted.target?.path ?? "", head: head, hasBody: head.hasBody,
                 peerIsTrustedProxy: gate.clientAddresses.isTrustedProxy(peer), cors: config.cors)
             {
                 return done(.refused(status: refusal.status, reason: refusal.detail), "\(refusal.status) from Gatehouse — \(refusal.detail)")
@@ -88,7 +96,7 @@ public struct RequestExplainer: Sendable {
             case .refuse(.storeUnavailable) where accounts == nil:
                 return done(.refused(status: 503, reason: "store_unavailable"), "503 — the credential needs the store, which cannot be opened")
             case .refuse(let failure):
-                if LoginRedirect.redirects(failure, method: method, headers: headers, signInServed: storeBacked) {
+                if LoginRedirect.redirects(failure, method: method, head, signInServed: storeBacked) {
                     return done(.refused(status: 302, reason: failure.code), "302 to the sign-in page (\(failure.code) — \(failure.detail))")
                 }
                 return done(.refused(status: failure.status, reason: failure.code), "\(failure.status) \(failure.code) — \(failure.detail)")
@@ -105,8 +113,8 @@ public struct RequestExplainer: Sendable {
                 let scheme = config.tls == nil ? "http" : "https"
                 let csrf = config.octoPrintCSRF && DeviceCSRFPolicy.applies(to: plan, method: method) ? Self.deviceCSRFPlaceholder : nil
                 var sent = headerPolicy.headers(
-                    from: headers, plan: plan, isWebSocketUpgrade: facts.isWebSocketUpgrade, scheme: scheme, peer: peer, deviceCSRFToken: csrf)
-                if let framing = UpstreamHeaderPolicy.framing(of: headers) { sent.append((name: framing.name, value: framing.value)) }
+                    from: head, plan: plan, isWebSocketUpgrade: facts.isWebSocketUpgrade, scheme: scheme, peer: peer, deviceCSRFToken: csrf)
+                if let framing = UpstreamHeaderPolicy.framing(of: head) { sent.append((name: framing.name, value: framing.value)) }
                 for header in sent { lines.append("header:     \(header.name): \(header.value)") }
                 return done(
                     .forwarded(uri: target.uri, headers: sent.map { HeaderField($0.name, $0.value) }),
@@ -120,7 +128,7 @@ public struct RequestExplainer: Sendable {
 
     /// Which rule decides, and where it was written.
     private func ruleLine(_ facts: RequestFacts) -> String {
-        let host = facts.headers.first { $0.name.equalsCaseInsensitive("host") }?.value
+        let host = facts.head.value(.host)
         guard let (index, rule) = config.accessPolicy.rule(method: facts.method, host: host, path: facts.target.path) else {
             return "rule:       none matches → authenticated (the default)"
         }

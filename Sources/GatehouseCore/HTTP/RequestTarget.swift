@@ -40,6 +40,9 @@ public struct QueryString: Sendable, Hashable {
 
     public init(_ raw: String?) { self.raw = raw }
 
+    /// No parameters at all (no `?`, or nothing after it).
+    public var isEmpty: Bool { raw?.isEmpty ?? true }
+
     private var pairs: [Substring] {
         guard let raw else { return [] }
         return raw.split(separator: "&", omittingEmptySubsequences: false)

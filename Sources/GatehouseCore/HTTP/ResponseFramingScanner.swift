@@ -385,7 +385,7 @@ public struct ResponseFramingScanner: Sendable {
         if first == 0x20 || first == 0x09 { return .failure(.foldedHeader) }
         var colon = from
         while colon < to, bytes[colon] != UInt8(ascii: ":") {
-            guard RequestFramingValidator.isTokenByte(bytes[colon]) else { return .failure(.malformedHeader) }
+            guard HTTPSyntax.isTokenByte(bytes[colon]) else { return .failure(.malformedHeader) }
             colon += 1
         }
         guard colon < to, colon > from else { return .failure(.malformedHeader) }
@@ -393,7 +393,7 @@ public struct ResponseFramingScanner: Sendable {
         var valueEnd = to
         while valueStart < valueEnd, bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09 { valueStart += 1 }
         while valueEnd > valueStart, bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09 { valueEnd -= 1 }
-        for k in valueStart..<valueEnd where !RequestFramingValidator.isFieldValueByte(bytes[k]) { return .failure(.malformedHeader) }
+        for k in valueStart..<valueEnd where !HTTPSyntax.isFieldValueByte(bytes[k]) { return .failure(.malformedHeader) }
         return .success(ScannedResponseHead.Field(
             lineStart: from, nameEnd: colon, valueStart: valueStart, valueEnd: valueEnd, lineEnd: to,
             name: HeaderName.classify(bytes: UnsafeRawBufferPointer(rebasing: bytes[from..<colon]))))
@@ -414,70 +414,30 @@ public struct ResponseFramingScanner: Sendable {
 
     // MARK: Chunks
 
-    /// `1*HEXDIG [ ";" extension ] CRLF`; the last chunk (size 0) is followed by trailers.
+    /// A chunk-size line (``ChunkedFraming/sizeLine(_:)``), passed through with its extension;
+    /// the last chunk (size 0) is followed by trailers.
     private mutating func scanChunkSize(_ bytes: UnsafeRawBufferPointer) -> Step {
-        let maxLine = 1024
-        var i = 0
-        var size: Int64 = 0
-        var digits = 0
-        while i < bytes.count, let value = Self.hexValue(bytes[i]) {
-            guard digits < 15 else { return fail(.malformedChunk) }
-            size = size << 4 | Int64(value)
-            digits += 1
-            i += 1
+        switch ChunkedFraming.sizeLine(bytes) {
+        case .needMore: return .needMore
+        case .malformed: return fail(.malformedChunk)
+        case .line(let size, _, let consumed):
+            state = size == 0 ? .trailers(seen: 0) : .chunkData(remaining: size)
+            return .body(consumed: consumed, payloadOffset: 0, payloadCount: 0)
         }
-        if i == bytes.count { return bytes.count > maxLine ? fail(.malformedChunk) : .needMore }
-        guard digits > 0 else { return fail(.malformedChunk) }
-        if bytes[i] == UInt8(ascii: ";") {
-            // Extensions: token chars, `=`, `"`-quoted text without controls; up to the CR.
-            i += 1
-            while i < bytes.count, bytes[i] != UInt8(ascii: "\r") {
-                let b = bytes[i]
-                guard RequestFramingValidator.isTokenByte(b) || b == UInt8(ascii: "=") || b == UInt8(ascii: ";") || b == UInt8(ascii: "\"")
-                    || b == 0x20 || b == 0x09
-                else { return fail(.malformedChunk) }
-                i += 1
-                if i > maxLine { return fail(.malformedChunk) }
-            }
-            if i == bytes.count { return .needMore }
-        }
-        guard bytes[i] == UInt8(ascii: "\r") else { return fail(.malformedChunk) }
-        guard i + 1 < bytes.count else { return .needMore }
-        guard bytes[i + 1] == UInt8(ascii: "\n") else { return fail(.malformedChunk) }
-        let consumed = i + 2
-        state = size == 0 ? .trailers(seen: 0) : .chunkData(remaining: size)
-        return .body(consumed: consumed, payloadOffset: 0, payloadCount: 0)
     }
 
-    /// Trailer fields after the last chunk, then CRLF: the response ends.
+    /// Trailer fields after the last chunk, each passed through as it completes, then CRLF: the
+    /// response ends.
     private mutating func scanTrailers(_ bytes: UnsafeRawBufferPointer, seen: Int) -> Step {
-        // One line at a time; each is passed through as it completes.
-        var i = 0
-        while i < bytes.count, bytes[i] != UInt8(ascii: "\n") {
-            if i > 0, bytes[i - 1] == UInt8(ascii: "\r") { return fail(.malformedChunk) }
-            i += 1
-        }
-        if i == bytes.count {
-            return seen + bytes.count > limits.maxTrailerBytes ? fail(.malformedChunk) : .needMore
-        }
-        guard i > 0, bytes[i - 1] == UInt8(ascii: "\r") else { return fail(.malformedChunk) }
-        let consumed = i + 1
-        if consumed == 2 {
+        switch ChunkedFraming.trailerLine(bytes, seen: seen, limit: limits.maxTrailerBytes) {
+        case .needMore: return .needMore
+        case .malformed: return fail(.malformedChunk)
+        case .end:
             state = .idle
             return .end(consumed: 2)
-        }
-        guard seen + consumed <= limits.maxTrailerBytes else { return fail(.malformedChunk) }
-        if case .failure = Self.parseField(bytes, from: 0, to: consumed - 2) { return fail(.malformedChunk) }
-        state = .trailers(seen: seen + consumed)
-        return .body(consumed: consumed, payloadOffset: 0, payloadCount: 0)
-    }
-
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: return c - 0x30
-        case 0x41...0x46: return c - 0x41 + 10
-        case 0x61...0x66: return c - 0x61 + 10
-        default: return nil
+        case .field(let consumed):
+            state = .trailers(seen: seen + consumed)
+            return .body(consumed: consumed, payloadOffset: 0, payloadCount: 0)
         }
     }
 }

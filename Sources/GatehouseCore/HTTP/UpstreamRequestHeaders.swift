@@ -79,19 +79,25 @@ public struct UpstreamHeaderPolicy: Sendable {
 
     /// Whether a client's header named `name` (as received) is dropped because its name holds `_`
     /// and `forward_underscore_headers` does not name it.
-    public func dropsUnderscoreHeader(_ name: String) -> Bool {
-        guard name.utf8.contains(UInt8(ascii: "_")) else { return false }
+    public func dropsUnderscoreHeader(_ name: String) -> Bool { dropsUnderscoreHeader(bytes: name.utf8) }
+
+    /// ``dropsUnderscoreHeader(_:)`` for the bytes of a name.
+    public func dropsUnderscoreHeader<C: Collection<UInt8>>(bytes name: C) -> Bool {
+        guard name.contains(UInt8(ascii: "_")) else { return false }
         return !forwardedUnderscoreNames.contains { allowed in
-            allowed.count == name.utf8.count && zip(allowed, name.utf8).allSatisfy { $0 == (($1 >= 0x41 && $1 <= 0x5A) ? $1 | 0x20 : $1) }
+            allowed.count == name.count && zip(allowed, name).allSatisfy { $0 == (($1 >= 0x41 && $1 <= 0x5A) ? $1 | 0x20 : $1) }
         }
     }
 
     /// Whether the header (as received) is Gatehouse's to set: a configured identity header, one
     /// of the identity family (unless `forward_identity_family` lets it through), or a
     /// `strip_headers` entry.
-    public func isIdentityOrStripped(name: String) -> Bool {
-        if strippedNames.contains(where: { HeaderName.foldedEquals(name, bytes: $0) }) { return true }
-        return IdentityHeaderFamily.contains(name: name) && !allowedFamilyNames.contains { HeaderName.foldedEquals(name, bytes: $0) }
+    public func isIdentityOrStripped(name: String) -> Bool { isIdentityOrStripped(bytes: name.utf8) }
+
+    /// ``isIdentityOrStripped(name:)`` for the bytes of a name.
+    public func isIdentityOrStripped<C: Collection<UInt8>>(bytes name: C) -> Bool {
+        if strippedNames.contains(where: { HeaderName.foldedEquals(bytes: name, folded: $0) }) { return true }
+        return IdentityHeaderFamily.contains(bytes: name) && !allowedFamilyNames.contains { HeaderName.foldedEquals(bytes: name, folded: $0) }
     }
 
     /// ``isIdentityOrStripped(name:)`` for a name in canonical form.
@@ -100,47 +106,61 @@ public struct UpstreamHeaderPolicy: Sendable {
     /// A header the device needs from the client, or one Gatehouse sets, that a `Connection`
     /// header may not name (it would delete it on the way): `Host`, `Content-Length`,
     /// `Transfer-Encoding`, `X-Forwarded-*`, `Forwarded`, `X-Real-IP` and identity headers.
-    public func protectedFromConnection(_ name: String) -> Bool {
-        switch HeaderName.classify(name) {
+    public func protectedFromConnection<C: Collection<UInt8>>(bytes name: C) -> Bool {
+        switch HeaderName.classify(utf8: name) {
         case .host, .contentLength, .transferEncoding, .forwarded, .xRealIP: return true
         default: break
         }
-        return HeaderName.foldedHasPrefix(name, "x-forwarded-") || strippedNames.contains { HeaderName.foldedEquals(name, bytes: $0) }
-            || IdentityHeaderFamily.contains(name: name)
+        return HeaderName.foldedHasPrefix(bytes: name, "x-forwarded-") || strippedNames.contains { HeaderName.foldedEquals(bytes: name, folded: $0) }
+            || IdentityHeaderFamily.contains(bytes: name)
     }
 
+    public func protectedFromConnection(_ name: String) -> Bool { protectedFromConnection(bytes: name.utf8) }
+
     /// The first header a `Connection` header names that it may not (``protectedFromConnection(_:)``), if any.
-    public func connectionViolation(in incoming: [(name: String, value: String)]) -> String? {
-        for (name, value) in incoming where HeaderName.foldedEquals(name, "connection") {
+    public func connectionViolation(in head: RequestHead) -> String? {
+        guard head.has(.connection) else { return nil }
+        for value in head.values(.connection) {
             for token in value.split(separator: ",") {
                 let trimmed = token.trimmingASCIIWhitespace()
-                if protectedFromConnection(trimmed) { return String(trimmed.prefix(64)) }
+                if protectedFromConnection(bytes: trimmed.utf8) { return String(trimmed.prefix(64)) }
             }
         }
         return nil
     }
 
+    /// One header line of the head sent to the device.
+    public enum ForwardedField {
+        /// A field of the client's head, forwarded as it arrived.
+        case received(RequestHead.Field)
+        /// A field Gatehouse writes (or rewrote).
+        case set(name: String, value: String)
+    }
+
+    /// The header lines sent to the device, in order, handed to `emit` one by one (the server
+    /// writes them straight into the head it sends; nothing is collected).
+    ///
     /// - Parameters:
     ///   - scheme: how the client reached Gatehouse (`http`).
     ///   - peer: the socket peer's address (nil for a unix-socket client).
     ///   - peerText: `peer` as text, when the caller has it already (a connection computes it once).
     ///   - deviceCSRFToken: a CSRF pair for the device (OctoPrint's `csrf_token` cookie and
     ///     `X-CSRF-Token` header): the client's own are replaced by it.
-    public func headers(
-        from incoming: [(name: String, value: String)], plan: ForwardPlan, isWebSocketUpgrade: Bool,
-        scheme: String, peer: IPAddress?, peerText: String? = nil, deviceCSRFToken: String? = nil
-    ) -> [(name: String, value: String)] {
+    public func forEachField(
+        of head: RequestHead, plan: ForwardPlan, isWebSocketUpgrade: Bool, scheme: String, peer: IPAddress?, peerText: String? = nil,
+        deviceCSRFToken: String? = nil, _ emit: (ForwardedField) -> Void
+    ) {
         // Headers a `Connection` header names are dropped too (hop-by-hop by the client's word).
         var named: [[UInt8]] = []
-        for (name, value) in incoming where HeaderName.foldedEquals(name, "connection") {
-            for token in value.split(separator: ",") {
-                let folded = HeaderName.foldedBytes(token.trimmingASCIIWhitespace())
-                // `keep-alive` and `close` name no header that would pass anyway.
-                if folded != Array("keep-alive".utf8) && folded != Array("close".utf8) { named.append(folded) }
+        if head.has(.connection) {
+            for value in head.values(.connection) {
+                for token in value.split(separator: ",") {
+                    let folded = HeaderName.foldedBytes(token.trimmingASCIIWhitespace())
+                    // `keep-alive` and `close` name no header that would pass anyway.
+                    if folded != Array("keep-alive".utf8) && folded != Array("close".utf8) { named.append(folded) }
+                }
             }
         }
-        var out: [(name: String, value: String)] = []
-        out.reserveCapacity(incoming.count + 6)
         var forwardedFor: [String] = []
         var host: String?
         var proto: String?
@@ -148,21 +168,23 @@ public struct UpstreamHeaderPolicy: Sendable {
         var realIPSent = false
         var forwardedSent = false
         var deviceCookies: [String] = []
-        for header in incoming {
-            if dropsUnderscoreHeader(header.name) { continue }
-            let kind = HeaderName.classify(header.name)
-            if kind == .host { host = header.value }
-            if kind == .other, isIdentityOrStripped(name: header.name) { continue }
+        let bytes = head.bytes
+        for field in head.fields {
+            let name = bytes[field.nameRange]
+            if field.hasUnderscore, dropsUnderscoreHeader(bytes: name) { continue }
+            let kind = field.kind
+            if kind == .host { host = head.value(of: field) }
+            if kind == .other, isIdentityOrStripped(bytes: name) { continue }
             if kind.isHopByHop || kind == .contentLength { continue }
-            if !named.isEmpty, named.contains(where: { HeaderName.foldedEquals(header.name, bytes: $0) }) { continue }
+            if !named.isEmpty, named.contains(where: { HeaderName.foldedEquals(bytes: name, folded: $0) }) { continue }
             switch kind {
             case .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded, .xRealIP:
                 guard plan.peerIsTrustedProxy else { continue }
                 if !forwardClientAddress && (kind == .xForwardedFor || kind == .forwarded || kind == .xRealIP) { continue }
                 switch kind {
-                case .xForwardedFor: forwardedFor.append(header.value)
-                case .xForwardedProto: proto = proto ?? header.value
-                case .xForwardedHost: forwardedHost = forwardedHost ?? header.value
+                case .xForwardedFor: forwardedFor.append(head.value(of: field))
+                case .xForwardedProto: proto = proto ?? head.value(of: field)
+                case .xForwardedHost: forwardedHost = forwardedHost ?? head.value(of: field)
                 case .xRealIP: realIPSent = true
                 default: forwardedSent = true
                 }
@@ -177,13 +199,13 @@ public struct UpstreamHeaderPolicy: Sendable {
                 }
             case .cookie:
                 // Gatehouse's own cookie never reaches the device, whatever else is configured.
-                guard let rest = SessionCookie.removing(from: header.value) else { continue }
+                guard let rest = SessionCookie.removing(from: head.value(of: field)) else { continue }
                 if deviceCSRFToken != nil {
                     // Gathered into the one Cookie header written below (a WSGI device would join
                     // two with a comma, which no cookie parser splits on).
                     deviceCookies += rest.split(separator: ";").map { $0.trimmingASCIIWhitespace() }.filter { !$0.isEmpty && !$0.hasPrefix("csrf_token") }
                 } else {
-                    out.append((name: header.name, value: rest))
+                    emit(.set(name: head.name(of: field), value: rest))
                 }
                 continue
             case .xCSRFToken:
@@ -191,36 +213,54 @@ public struct UpstreamHeaderPolicy: Sendable {
             default:
                 break
             }
-            out.append(header)
+            emit(.received(field))
         }
         if let deviceCSRFToken {
-            out.append((name: "Cookie", value: (deviceCookies + ["csrf_token=" + deviceCSRFToken]).joined(separator: "; ")))
-            out.append((name: "X-CSRF-Token", value: deviceCSRFToken))
+            emit(.set(name: "Cookie", value: (deviceCookies + ["csrf_token=" + deviceCSRFToken]).joined(separator: "; ")))
+            emit(.set(name: "X-CSRF-Token", value: deviceCSRFToken))
         }
         if isWebSocketUpgrade {
-            out.append((name: "Upgrade", value: "websocket"))
-            out.append((name: "Connection", value: "Upgrade"))
+            emit(.set(name: "Upgrade", value: "websocket"))
+            emit(.set(name: "Connection", value: "Upgrade"))
         }
         if let peer, forwardClientAddress { forwardedFor.append(peerText ?? peer.description) }
         if !forwardedFor.isEmpty {
-            out.append((name: "X-Forwarded-For", value: forwardedFor.count == 1 ? forwardedFor[0] : forwardedFor.joined(separator: ", ")))
+            emit(.set(name: "X-Forwarded-For", value: forwardedFor.count == 1 ? forwardedFor[0] : forwardedFor.joined(separator: ", ")))
         }
         let clientProto = proto ?? scheme
-        out.append((name: "X-Forwarded-Proto", value: clientProto))
-        if let h = forwardedHost ?? host { out.append((name: "X-Forwarded-Host", value: h)) }
+        emit(.set(name: "X-Forwarded-Proto", value: clientProto))
+        if let h = forwardedHost ?? host { emit(.set(name: "X-Forwarded-Host", value: h)) }
         // From a trusted proxy these said who the client is; they now say what Gatehouse derived.
         if let client = plan.clientAddress, forwardClientAddress {
-            if realIPSent { out.append((name: "X-Real-IP", value: client.description)) }
+            if realIPSent { emit(.set(name: "X-Real-IP", value: client.description)) }
             if forwardedSent {
                 let node = !client.isIPv4 ? "\"[\(client.description)]\"" : client.description
-                let protoToken = clientProto.utf8.allSatisfy(RequestFramingValidator.isTokenByte) && !clientProto.isEmpty ? ";proto=" + clientProto : ""
-                out.append((name: "Forwarded", value: "for=" + node + protoToken))
+                let protoToken = clientProto.utf8.allSatisfy(HTTPSyntax.isTokenByte) && !clientProto.isEmpty ? ";proto=" + clientProto : ""
+                emit(.set(name: "Forwarded", value: "for=" + node + protoToken))
             }
         }
         if let identity = plan.identity {
-            out.append((name: identityHeaders.user, value: identity.user))
-            out.append((name: identityHeaders.roles, value: identity.roles.count == 1 ? identity.roles[0] : identity.roles.joined(separator: ",")))
-            out.append((name: identityHeaders.method, value: identity.method.rawValue))
+            emit(.set(name: identityHeaders.user, value: identity.user))
+            emit(.set(name: identityHeaders.roles, value: identity.roles.count == 1 ? identity.roles[0] : identity.roles.joined(separator: ",")))
+            emit(.set(name: identityHeaders.method, value: identity.method.rawValue))
+        }
+    }
+
+    /// ``forEachField(of:plan:isWebSocketUpgrade:scheme:peer:peerText:deviceCSRFToken:_:)`` as a
+    /// list of strings (`gatehouse explain`, tests).
+    public func headers(
+        from head: RequestHead, plan: ForwardPlan, isWebSocketUpgrade: Bool,
+        scheme: String, peer: IPAddress?, peerText: String? = nil, deviceCSRFToken: String? = nil
+    ) -> [(name: String, value: String)] {
+        var out: [(name: String, value: String)] = []
+        forEachField(
+            of: head, plan: plan, isWebSocketUpgrade: isWebSocketUpgrade, scheme: scheme, peer: peer, peerText: peerText,
+            deviceCSRFToken: deviceCSRFToken
+        ) { field in
+            switch field {
+            case .received(let received): out.append((name: head.name(of: received), value: head.value(of: received)))
+            case .set(let name, let value): out.append((name: name, value: value))
+            }
         }
         return out
     }

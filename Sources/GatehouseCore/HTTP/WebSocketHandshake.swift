@@ -11,10 +11,8 @@ public enum WebSocketHandshake {
     static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
     /// The request's `Sec-WebSocket-Key`, when there is exactly one and it is 16 bytes in base64.
-    public static func key(in headers: [(name: String, value: String)]) -> String? {
-        let keys = headers.filter { $0.name.equalsCaseInsensitive("sec-websocket-key") }
-        guard keys.count == 1 else { return nil }
-        let key = keys[0].value.trimmingASCIIWhitespace()
+    public static func key(in head: RequestHead) -> String? {
+        guard head.count(.secWebSocketKey) == 1, let key = head.value(.secWebSocketKey) else { return nil }
         guard key.utf8.count == 24, let decoded = Data(base64Encoded: key), decoded.count == 16 else { return nil }
         return key
     }

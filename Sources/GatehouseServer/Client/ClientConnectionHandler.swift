@@ -3,22 +3,23 @@ import GatehouseCore
 import NIOCore
 import NIOHTTP1
 
-/// The one handler of a client connection after NIO's request decoder: it carries out what
+/// The one handler of a client connection: it reads the client's bytes with Gatehouse's own
+/// parser (``RequestHeadScanner``, ``RequestBodyScanner``), carries out what
 /// ``ClientConnectionStateMachine`` decides, asks GatehouseCore about each request (the
 /// admission sequence, the gate, the header policy), and relays between the client and a device
 /// connection (``UpstreamConnectionHandler``) on the same event loop by direct calls. It writes
-/// `ByteBuffer`s itself: response heads serialized once, device bodies passed on as they arrived.
+/// `ByteBuffer`s itself: heads serialized once, bodies passed on as they arrived.
 ///
 /// Guarantees:
 /// - Nothing reaches the device before the gate said `forward`: no device connection is even
-///   taken for a refused request.
+///   taken for a refused request, and no byte of its body is parsed.
 /// - Bodies stream in both directions; reading from one side stops while the other side cannot
 ///   take more, so memory stays flat for any body size.
 /// - A response whose end did not arrive is never made to look complete: the client connection
 ///   is closed instead.
 /// - One flush per read cycle of the side that produced the bytes.
 final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamExchangeDelegate {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -33,23 +34,30 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// The settings of the current request, read when its head arrived.
     private var settings: ProxySettings
     private var exchange: ClientExchange?
-    /// Request parts held behind the current exchange (pipelined).
-    private var held: CircularBuffer<HTTPServerRequestPart> = CircularBuffer(initialCapacity: 2)
-    private var replaying = false
+    /// What the client sent that is not handled yet: a head still incomplete, a body waiting for
+    /// its exchange's decision or device connection, requests pipelined behind the current one.
+    private var inbound: ByteBuffer?
+    private var heads: RequestHeadScanner
+    /// The current request's body while it is read (nil between requests).
+    private var body: RequestBodyScanner?
+    private var processing = false
     private var timer: DeadlineTimer?
     private var armed: ClientConnectionStateMachine.Timer?
     private var pendingRead = false
-    private var sawPartsThisRead = false
     /// Inside a read cycle of the client: what is written to the device is flushed once, at its end.
     private var inReadCycle = false
     private var closing = false
 
-    init(loop: LoopContext, settingsSource: SettingsSource, peer: IPAddress?, idle: TimeAmount, clientHeader: TimeAmount, clientBody: TimeAmount) {
+    init(
+        loop: LoopContext, settingsSource: SettingsSource, peer: IPAddress?, headLimits: RequestHeadScanner.Limits, idle: TimeAmount,
+        clientHeader: TimeAmount, clientBody: TimeAmount
+    ) {
         self.loop = loop
         self.settingsSource = settingsSource
         self.settings = loop.settings
         self.peer = peer
         self.peerText = peer?.description
+        self.heads = RequestHeadScanner(limits: headLimits)
         self.timeouts = (idle, clientHeader, clientBody)
     }
 
@@ -75,43 +83,137 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        sawPartsThisRead = true
+        var bytes = unwrapInboundIn(data)
         inReadCycle = true
-        handle(unwrapInboundIn(data))
+        if inbound == nil || inbound!.readableBytes == 0 {
+            inbound = bytes
+        } else {
+            inbound!.writeBuffer(&bytes)
+        }
+        process()
     }
 
-    private func handle(_ part: HTTPServerRequestPart) {
-        switch part {
-        case .head(let head):
-            let hasBody = head.headers.contains { ($0.name.equalsCaseInsensitive("content-length") && $0.value != "0") || $0.name.equalsCaseInsensitive("transfer-encoding") }
-            switch machine.head(keepAlive: head.isKeepAlive, hasBody: hasBody, asksUpgrade: head.headers.contains(name: "upgrade")) {
-            case .decide: begin(head)
-            case .holdBehind: held.append(part)
-            default: break
+    /// Reads requests out of ``inbound`` as far as the exchange lets it: a head when no exchange
+    /// is under way; the current request's body once its route is known (and its device is
+    /// there). What cannot be handled yet stays in ``inbound``.
+    private func process() {
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
+        while context != nil, !closing {
+            if body != nil {
+                guard let exchange, readyForBody(exchange) else { break }
+                guard stepBody(exchange) else { break }
+                continue
             }
-        case .body(let body):
-            switch machine.body() {
-            case .holdBehind: held.append(part)
-            case .holdForExchange: holdBody(body)
-            case .forwardToDevice: forwardBody(body)
-            case .collect: collect(body)
-            default: exchange?.requestBytes += Int64(body.readableBytes)
+            guard machine.isIdle, let bytes = inbound, bytes.readableBytes > 0 else { break }
+            let step = bytes.withUnsafeReadableBytes { heads.scan($0) }
+            switch step {
+            case .needMore:
+                break
+            case .failure(let error):
+                return refuseUnreadable(status: error.status, detail: error.detail)
+            case .head(let head, let consumed):
+                inbound!.moveReaderIndex(forwardBy: consumed)
+                body = RequestBodyScanner(head.framing)
+                switch machine.head(keepAlive: head.keepAlive, hasBody: head.hasBody, asksUpgrade: head.asksUpgrade) {
+                case .decide: begin(head)
+                default: body = nil
+                }
+                continue
             }
-        case .end:
-            switch machine.end() {
-            case .holdBehind: held.append(part)
-            case .holdForExchange: exchange?.heldEnd = true
-            case .forwardEndToDevice: forwardEnd()
-            case .dispatchOwnEndpoint: if let exchange { dispatchOwnEndpoint(exchange) }
-            case .finishExchange(let after): if let exchange { finishExchange(exchange, after) }
-            default: break
-            }
+            break
+        }
+        if let bytes = inbound, bytes.readableBytes == 0 { inbound = nil }
+        machine.bytesLeft((inbound?.readableBytes ?? 0) > 0)
+        updateTimer()
+    }
+
+    /// Whether the current request's body may be read now: its exchange was decided, and a
+    /// device-bound body has its device connection.
+    private func readyForBody(_ exchange: ClientExchange) -> Bool {
+        switch currentRoute {
+        case .held, nil: return false
+        case .device: return exchange.upstream != nil
+        case .collect, .discard: return true
         }
     }
 
+    /// One step of the current body; false when nothing more can be done until more bytes come.
+    private func stepBody(_ exchange: ClientExchange) -> Bool {
+        let step: RequestBodyScanner.Step
+        if let bytes = inbound {
+            step = bytes.withUnsafeReadableBytes { body!.step($0) }
+        } else {
+            step = body!.step(UnsafeRawBufferPointer(start: nil, count: 0))
+        }
+        switch step {
+        case .needMore:
+            return false
+        case .failure:
+            refuseUnreadable(status: 400, detail: "The request body's chunked framing is malformed.")
+            return false
+        case .body(let consumed, let forward, let thenCRLF, let payload):
+            var piece = inbound!.readSlice(length: consumed)!
+            exchange.requestBytes += Int64(payload)
+            guard withinBodyLimit(exchange) else { return false }
+            switch machine.body() {
+            case .forwardToDevice:
+                guard let upstream = exchange.upstream else { return false }
+                if forward > 0 { upstream.sendBody(piece.getSlice(at: piece.readerIndex, length: forward)!) }
+                if thenCRLF { upstream.sendBody(crlf()) }
+            case .collect:
+                if payload > 0 { collect(piece.readSlice(length: payload)!) }
+            default:
+                break
+            }
+            return true
+        case .end(let consumed, let forward):
+            var last: ByteBuffer?
+            if consumed > 0, var piece = inbound!.readSlice(length: consumed) {
+                last = forward > 0 ? piece.readSlice(length: forward) : nil
+            }
+            body = nil
+            switch machine.end() {
+            case .forwardEndToDevice:
+                exchange.upstream?.sendEnd(last, flush: !inReadCycle)
+            case .dispatchOwnEndpoint:
+                dispatchOwnEndpoint(exchange)
+            case .finishExchange(let after):
+                finishExchange(exchange, after)
+            default:
+                break
+            }
+            return true
+        }
+    }
+
+    private func crlf() -> ByteBuffer {
+        var buffer = context?.channel.allocator.buffer(capacity: 2) ?? ByteBuffer()
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// Bytes that are not HTTP as Gatehouse reads it: answered (400, or 414/431 for a head over
+    /// its limits) while no response began, and the connection closed either way.
+    private func refuseUnreadable(status: Int, detail: String) {
+        guard let context else { return }
+        let action = machine.parserError(status: status)
+        if let exchange {
+            exchange.abandon()
+            log(exchange, note: "unreadable_request")
+            self.exchange = nil
+        }
+        inbound = nil
+        body = nil
+        if case .answerAndClose(let status) = action, context.channel.isActive {
+            let response = GatehouseResponse.json(HTTPResponseStatus(statusCode: status), detail: detail, allocator: context.channel.allocator)
+            context.write(wrapOutboundOut(response.serialized(versionMinor: 1, close: true, headRequest: false, allocator: context.channel.allocator)), promise: nil)
+        }
+        closeAfterFlush()
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
-        machine.readComplete(sawParts: sawPartsThisRead)
-        sawPartsThisRead = false
         inReadCycle = false
         exchange?.upstream?.flush()
         updateTimer()
@@ -123,24 +225,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             log(exchange, note: "client_closed")
         }
         exchange = nil
+        inbound = nil
         machine.closed()
         timer?.cancel()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let parserError = error as? HTTPParserError {
-            let action = machine.parserError(headTooLarge: parserError == .headerOverflow)
-            exchange?.abandon()
-            if case .answerAndClose(let status) = action, context.channel.isActive {
-                let response: GatehouseResponse = status == 431
-                    ? .json(.requestHeaderFieldsTooLarge, detail: "The request head is larger than allowed.", allocator: context.channel.allocator)
-                    : .json(.badRequest, detail: "The request is not valid HTTP/1.1.", allocator: context.channel.allocator)
-                context.write(wrapOutboundOut(response.serialized(versionMinor: 1, close: true, headRequest: false, allocator: context.channel.allocator)), promise: nil)
-            }
-            closeAfterFlush()
-            return
-        }
         exchange?.abandon()
         context.close(promise: nil)
     }
@@ -200,16 +291,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     // MARK: A request
 
-    private func begin(_ head: HTTPRequestHead) {
+    private func begin(_ head: RequestHead) {
         guard let context else { return }
         settings = loop.settings
-        let headers = head.headers.map { (name: $0.name, value: $0.value) }
-        let exchange = ClientExchange(head: head, headers: headers)
+        let exchange = ClientExchange(head: head)
         self.exchange = exchange
         updateTimer()
         // Everything decided from the head alone: the same sequence `gatehouse explain` runs.
-        let admission = settings.admission.admit(
-            method: head.method.rawValue, uri: head.uri, version: (head.version.major, head.version.minor), headers: headers, peer: peer)
+        let admission = settings.admission.admit(head, peer: peer)
         if let target = admission.target { exchange.target = target }
         exchange.corsHeaders = admission.corsHeaders?.map { (name: $0.name, value: $0.value) }
         let allocator = context.channel.allocator
@@ -219,16 +308,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .preflight(let allowed):
             answer(exchange, GatehouseResponse(status: .ok, headers: HTTPHeaders(allowed.map { ($0.name, $0.value) }), body: allocator.buffer(capacity: 0)), close: false)
         case .healthz:
-            let response: GatehouseResponse = head.method == .GET || head.method == .HEAD
+            let response: GatehouseResponse = head.method == "GET" || head.method == "HEAD"
                 ? .text(.ok, "ok\n", allocator: allocator) : .json(.methodNotAllowed, detail: "Use GET.", allocator: allocator)
             answer(exchange, response, close: false)
         case .readyz:
             exchange.isReadinessProbe = true
             machine.decided(.collect)
-            replayHeldParts(of: exchange)
+            process()
         case .ownEndpoint, .deviceEndpoint:
             machine.decided(.collect)
-            replayHeldParts(of: exchange)
+            process()
         case .gate(let facts):
             exchange.isWebSocketUpgrade = facts.isWebSocketUpgrade
             exchange.facts = facts
@@ -246,8 +335,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
-    /// Asks the store off the event loop (memory could not answer). Meanwhile body parts are
-    /// held and the client is not read.
+    /// Asks the store off the event loop (memory could not answer). Meanwhile the body stays
+    /// unparsed and the client is not read.
     private func lookUp(_ pending: PendingAuthentication, _ exchange: ClientExchange) {
         guard let accounts = settings.accounts, let context else { return refuse(exchange, .storeUnavailable) }
         let gate = settings.gate
@@ -265,7 +354,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         guard let context else { return }
         exchange.failure = failure
         let allocator = context.channel.allocator
-        guard LoginRedirect.redirects(failure, method: exchange.head.method.rawValue, headers: exchange.headers, signInServed: settings.endpoints != nil)
+        guard LoginRedirect.redirects(failure, method: exchange.head.method, exchange.head, signInServed: settings.endpoints != nil)
         else {
             return answer(exchange, .reply(ErrorReply(failure), allocator: allocator), close: false)
         }
@@ -285,16 +374,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         guard let context, self.exchange === exchange else { return }
         var response = response
         for (name, value) in exchange.corsHeaders ?? [] { response.headers.replaceOrAdd(name: name, value: value) }
-        exchange.heldBody.removeAll()
         exchange.status = Int(response.status.code)
         exchange.responseBytes = Int64(response.body.readableBytes)
         let after = machine.answeredByGatehouse(close: close)
         let closes = machine.closesAfterExchange
         context.write(
-            wrapOutboundOut(response.serialized(versionMinor: exchange.clientVersionMinor, close: closes, headRequest: exchange.head.method == .HEAD, allocator: context.channel.allocator)),
+            wrapOutboundOut(response.serialized(versionMinor: exchange.clientVersionMinor, close: closes, headRequest: exchange.isHEAD, allocator: context.channel.allocator)),
             promise: nil)
         context.flush()
-        if let after { finishExchange(exchange, after) }
+        if let after {
+            finishExchange(exchange, after)
+        } else {
+            // The request's end is still to be read (the answer may have come after a store lookup).
+            process()
+            resumeReading()
+        }
     }
 
     /// Runs one of Gatehouse's own endpoints once its body is complete.
@@ -317,8 +411,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             return answer(exchange, .json(.notFound, detail: "No such Gatehouse endpoint.", allocator: context.channel.allocator), close: false)
         }
         let request = OwnRequest(
-            method: exchange.head.method.rawValue, target: exchange.target, headers: exchange.headers,
-            body: exchange.ownBody, peer: peer, overTLS: settings.clientScheme == "https")
+            head: exchange.head, target: exchange.target, body: exchange.ownBody, peer: peer, overTLS: settings.clientScheme == "https")
         exchange.ownBody = []
         let promise = context.eventLoop.makePromise(of: OwnResponse.self)
         promise.completeWithTask { await endpoints.respond(request, now: endpoints.accounts.credentials.now()) }
@@ -338,7 +431,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     private func collect(_ body: ByteBuffer) {
         guard let exchange, let context else { return }
-        exchange.requestBytes += Int64(body.readableBytes)
         guard exchange.ownBody.count + body.readableBytes <= OwnEndpoints.maxBodyBytes else {
             machine.closeAfterExchange()
             return answer(exchange, .json(.payloadTooLarge, detail: "The request body is larger than this endpoint takes.", allocator: context.channel.allocator), close: true)
@@ -350,7 +442,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     private func forward(_ exchange: ClientExchange, plan: ForwardPlan) {
         guard let context else { return }
-        if let csrf = settings.octoPrintCSRF, DeviceCSRFPolicy.applies(to: plan, method: exchange.head.method.rawValue) {
+        if let csrf = settings.octoPrintCSRF, DeviceCSRFPolicy.applies(to: plan, method: exchange.head.method) {
             guard let token = csrf.value else {
                 // Fetched from the device in the background; the request waits for it (no longer
                 // than the device's own time to answer) rather than go without and be refused.
@@ -367,23 +459,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     private func forward(_ exchange: ClientExchange, plan: ForwardPlan, deviceCSRFToken: String?) {
         guard let context else { return }
-        let headers = exchange.headers
-        if headers.contains(where: { $0.name.utf8.contains(UInt8(ascii: "_")) }) {
-            let dropped = headers.filter { settings.headerPolicy.dropsUnderscoreHeader($0.name) }
-            if !dropped.isEmpty {
+        let head = exchange.head
+        if head.hasUnderscoreName {
+            let dropped = head.fields.filter { $0.hasUnderscore && settings.headerPolicy.dropsUnderscoreHeader(bytes: head.bytes[$0.nameRange]) }
+            if let first = dropped.first {
                 loop.metrics.droppedUnderscoreHeaders += dropped.count
                 if settings.metrics?.shouldLogDroppedHeader() ?? true {
-                    settings.logger.warning("dropped request header \(dropped[0].name.prefix(64)) (a _ in a header name; forward_underscore_headers lets named ones through); logged at most once a minute")
+                    settings.logger.warning("dropped request header \(head.name(of: first).prefix(64)) (a _ in a header name; forward_underscore_headers lets named ones through); logged at most once a minute")
                 }
             }
         }
         let target = settings.headerPolicy.target(exchange.target, plan: plan)
-        let upstreamHeaders = settings.headerPolicy.headers(
-            from: headers, plan: plan, isWebSocketUpgrade: exchange.isWebSocketUpgrade, scheme: settings.clientScheme, peer: peer,
-            peerText: peerText, deviceCSRFToken: deviceCSRFToken)
         exchange.upstreamHead = HeadWriter.request(
-            method: exchange.head.method.rawValue, target: target.uri, headers: upstreamHeaders,
-            framing: UpstreamHeaderPolicy.framing(of: headers), allocator: context.channel.allocator)
+            head, target: target.uri, policy: settings.headerPolicy, plan: plan, isWebSocketUpgrade: exchange.isWebSocketUpgrade,
+            scheme: settings.clientScheme, peer: peer, peerText: peerText, deviceCSRFToken: deviceCSRFToken, allocator: context.channel.allocator)
         exchange.forwardedAt = .now()
         acquireUpstream(for: exchange, fresh: false)
     }
@@ -411,27 +500,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         guard let head = exchange.upstreamHead else { return }
         exchange.upstream = connection
         connection.begin(
-            delegate: self, requestHead: head, requestWasHEAD: exchange.head.method == .HEAD,
-            responseTimeout: settings.upstreamResponseTimeout, reused: reused)
-        for part in exchange.heldBody { connection.sendBody(part) }
-        exchange.heldBody.removeAll()
+            delegate: self, requestHead: head, requestWasHEAD: exchange.isHEAD, responseTimeout: settings.upstreamResponseTimeout, reused: reused)
         machine.decided(.device)
-        if exchange.heldEnd || machine.requestEnded {
-            exchange.heldEnd = false
-            connection.sendEnd(exchange.chunkedRequest ? lastChunk() : nil, flush: !inReadCycle)
-        } else if !inReadCycle {
-            connection.flush()
-        }
-        replayHeldParts(of: exchange)
-        resumeReading()
-    }
-
-    /// Body parts of the current exchange that were held behind it while it was being decided.
-    private func replayHeldParts(of exchange: ClientExchange) {
-        if !exchange.heldBody.isEmpty && machine.isIdle { exchange.heldBody.removeAll() }
-        if exchange.heldEnd, case .collect = currentRoute {
-            exchange.heldEnd = false
-            dispatchOwnEndpoint(exchange)
+        if machine.requestEnded {
+            // A retry: the request (without a body byte sent) was complete already.
+            connection.sendEnd(nil, flush: !inReadCycle)
+        } else {
+            // The body, as far as it has come, goes now.
+            process()
+            if !inReadCycle, exchange.upstream === connection { connection.flush() }
         }
         resumeReading()
     }
@@ -439,52 +516,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var currentRoute: ClientConnectionStateMachine.Route? {
         if case .exchange(let e) = machine.state { return e.route }
         return nil
-    }
-
-    private func holdBody(_ body: ByteBuffer) {
-        guard let exchange, let context else { return }
-        exchange.requestBytes += Int64(body.readableBytes)
-        guard withinBodyLimit(exchange) else { return }
-        if case .collect = currentRoute { return collect(body) }
-        exchange.heldBody.append(contentsOf: frame(body, exchange, allocator: context.channel.allocator))
-    }
-
-    private func forwardBody(_ body: ByteBuffer) {
-        guard let exchange, let context else { return }
-        exchange.requestBytes += Int64(body.readableBytes)
-        guard withinBodyLimit(exchange) else { return }
-        guard let upstream = exchange.upstream else {
-            exchange.heldBody.append(contentsOf: frame(body, exchange, allocator: context.channel.allocator))
-            return
-        }
-        for piece in frame(body, exchange, allocator: context.channel.allocator) { upstream.sendBody(piece) }
-    }
-
-    private func forwardEnd() {
-        guard let exchange else { return }
-        guard let upstream = exchange.upstream else {
-            exchange.heldEnd = true
-            return
-        }
-        upstream.sendEnd(exchange.chunkedRequest ? lastChunk() : nil, flush: !inReadCycle)
-    }
-
-    /// A body part as it goes on the wire: as is for a `Content-Length` body, as one chunk for a
-    /// chunked one.
-    private func frame(_ body: ByteBuffer, _ exchange: ClientExchange, allocator: ByteBufferAllocator) -> [ByteBuffer] {
-        guard exchange.chunkedRequest else { return [body] }
-        guard body.readableBytes > 0 else { return [] }
-        var header = allocator.buffer(capacity: 20)
-        HeadWriter.chunkHeader(body.readableBytes, into: &header)
-        var trailer = allocator.buffer(capacity: 2)
-        trailer.writeStaticString("\r\n")
-        return [header, body, trailer]
-    }
-
-    private func lastChunk() -> ByteBuffer {
-        var buffer = context?.channel.allocator.buffer(capacity: 5) ?? ByteBuffer()
-        buffer.writeStaticString("0\r\n\r\n")
-        return buffer
     }
 
     /// The request body's size against `limits.max_body_bytes`: past it, 413 (or a close when
@@ -522,7 +553,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             loop.metrics.upstreamResponded(after: (NIODeadline.now() - forwardedAt).nanoseconds)
         }
         if head.status == 101 { return switchProtocols(exchange, head: head, bytes: bytes, leftover: leftover) }
-        var close = !exchange.head.isKeepAlive || machine.closesAfterExchange
+        var close = !exchange.head.keepAlive || machine.closesAfterExchange
         switch head.framing {
         case .none, .contentLength:
             exchange.responseFraming = head.framing == .none ? .none : .passThrough
@@ -622,7 +653,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         // As nginx: only a method that may be repeated, and only when nothing of the answer came
         // and no body byte went out. A POST (Moonraker's G-code commands are bodyless POSTs) is
         // never sent twice: the device may have acted on it before it closed.
-        if retriable, !exchange.retried, !machine.responseStarted, Self.retriableMethods.contains(exchange.head.method.rawValue),
+        if retriable, !exchange.retried, !machine.responseStarted, Self.retriableMethods.contains(exchange.head.method),
             case .closedEarly = failure
         {
             exchange.retried = true
@@ -667,32 +698,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         if self.exchange === exchange { self.exchange = nil }
         switch after {
         case .close:
-            held.removeAll()
+            inbound = nil
+            body = nil
             closeAfterFlush()
-        case .idle:
-            updateTimer()
+        case .next:
+            // A request pipelined behind this one may be waiting in `inbound`.
+            process()
             resumeReading()
-        case .serveHeld:
-            updateTimer()
-            serveHeld()
         }
-    }
-
-    /// Serves pipelined requests that were held, in order; stops at a head that starts an
-    /// exchange which is not over at once (the rest stay held).
-    private func serveHeld() {
-        guard !replaying else { return }
-        replaying = true
-        defer { replaying = false }
-        while let part = held.first {
-            if case .head = part, !machine.isIdle {
-                machine.stillHolding(held.count)
-                return
-            }
-            held.removeFirst()
-            handle(part)
-        }
-        resumeReading()
     }
 
     private func closeAfterFlush() {
@@ -712,7 +725,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         let (headers, reason) = bytes.withUnsafeReadableBytes { raw in (head.headers(in: raw), head.reasonText(in: raw)) }
         // Only a WebSocket that completes the handshake the client began becomes a tunnel: a
         // device that switched to anything else (h2c) would carry bytes past every rule.
-        guard exchange.isWebSocketUpgrade, let key = WebSocketHandshake.key(in: exchange.headers),
+        guard exchange.isWebSocketUpgrade, let key = WebSocketHandshake.key(in: exchange.head),
             WebSocketHandshake.accepts(response: headers, key: key)
         else {
             machine.closeAfterExchange()
@@ -741,13 +754,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             if let watch = credentialWatch(for: exchange) { try pipeline.addHandler(watch, position: .after(self)) }
             try pipeline.addHandler(clientSide)
             if let leftover { upstreamSide.forwardToPartner(leftover) }
+            // Bytes the client sent after its request head belong to the tunnel, and only to it.
+            if let early = inbound, early.readableBytes > 0 {
+                clientSide.forwardToPartner(early)
+                clientSide.flushPartner()
+            }
+            inbound = nil
+            body = nil
             context.flush()
             pipeline.removeHandler(context: context, promise: nil)
-            // The decoder goes last, after this handler: bytes the client sent after its request
-            // head are handed on as it leaves, and only the tunnel may receive them.
-            if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
-                clientSide.removeDecoder(decoder, from: pipeline)
-            }
         } catch {
             upstream.close()
             upstreamSide.closeChannel()
@@ -789,7 +804,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         let elapsed = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1_000_000
         let logged = DevicePaths.withoutTokens(exchange.target.path)
         let path = logged.utf8.count > 256 ? String(logged.prefix(256)) + "…" : logged
-        var line = "\(exchange.head.method.rawValue) \(path) \(exchange.status)"
+        var line = "\(exchange.head.method) \(path) \(exchange.status)"
         line += " user=\(exchange.identity?.user ?? "-") auth=\(exchange.identity?.method.rawValue ?? "-")"
         if let failure = exchange.failure { line += " reason=\(failure.code)" }
         line += " in=\(exchange.requestBytes) out=\(exchange.responseBytes)"

@@ -8,12 +8,12 @@ import NIOCore
 ///
 /// Guarantees (what NIO's pipelining helper, a protocol-error handler and a timeout handler each
 /// gave before, in one place):
-/// - One exchange at a time: a request head that arrives while one is under way is held, and
-///   reading stops until it can be served; after a response that closes the connection, held
-///   requests are dropped unanswered.
+/// - One exchange at a time: bytes of a next request that arrive while one is under way stay
+///   unread in the handler's buffer, and reading stops until they can be served; after a
+///   response that closes the connection, they are dropped unanswered.
 /// - A request body goes where its exchange decided — to the device, to an own endpoint, or
-///   nowhere — and is held while no decision or no device connection is there yet; reading stops
-///   while anything is held and while the device does not take more.
+///   nowhere — and stays unparsed while no decision or no device connection is there yet;
+///   reading stops while so and while the device does not take more.
 /// - Timers: `idle` between requests, `clientHeader` from a request's first byte to its head,
 ///   `clientBody` from each read Gatehouse asks for during a body to its bytes; none while
 ///   Gatehouse itself holds the client back, none in a tunnel.
@@ -50,6 +50,8 @@ struct ClientConnectionStateMachine {
         var close: Bool
         /// The device cannot take more of the body right now.
         var deviceBlocked = false
+        /// Bytes of a next request wait behind this exchange.
+        var holdingNext = false
     }
 
     enum State: Equatable {
@@ -64,9 +66,7 @@ struct ClientConnectionStateMachine {
     enum PartAction: Equatable {
         /// A new exchange: decide it (admission, the gate).
         case decide
-        /// Held behind the current exchange (pipelined); served when it is over.
-        case holdBehind
-        /// The current exchange's own part, held until it is decided or its device is there.
+        /// The current exchange's own part, left unparsed until it is decided or its device is there.
         case holdForExchange
         case forwardToDevice
         case collect
@@ -83,12 +83,10 @@ struct ClientConnectionStateMachine {
 
     /// What follows the end of an exchange.
     enum AfterExchange: Equatable {
-        /// Close the connection (held requests are dropped).
+        /// Close the connection (held bytes are dropped).
         case close
-        /// Serve the held requests next, in order.
-        case serveHeld
-        /// Wait for the next request.
-        case idle
+        /// Go on with the next request: the bytes held, then what comes.
+        case next
     }
 
     enum ParserErrorAction: Equatable {
@@ -98,8 +96,6 @@ struct ClientConnectionStateMachine {
     }
 
     private(set) var state = State.idle(headStarted: false)
-    /// Request parts held behind the current exchange (pipelined), counted; the handler keeps them.
-    private(set) var heldParts = 0
 
     init() {}
 
@@ -108,12 +104,14 @@ struct ClientConnectionStateMachine {
     /// Whether the handler should read from the client now.
     var shouldRead: Bool {
         switch state {
-        case .idle: return heldParts == 0
+        case .idle: return true
         case .exchange(let e):
-            if heldParts > 0 { return false }
+            if e.holdingNext { return false }
+            // The request is complete: reading finds the client's close or the next head (held).
+            if e.requestEnded { return true }
             switch e.route {
-            case .held: return e.requestEnded  // nothing more of this request: reading finds the next
-            case .device: return !e.deviceBlocked || e.requestEnded
+            case .held: return false
+            case .device: return !e.deviceBlocked
             case .collect, .discard: return true
             }
         case .tunnel: return true
@@ -137,10 +135,19 @@ struct ClientConnectionStateMachine {
 
     // MARK: Events
 
-    /// A read cycle ended; `sawParts` when it brought request parts, else only bytes of a head
-    /// still incomplete.
-    mutating func readComplete(sawParts: Bool) {
-        if case .idle(false) = state, !sawParts { state = .idle(headStarted: true) }
+    /// The handler went through what it had read: `bytesLeft` when some of it is not handled yet
+    /// (between requests: bytes of a head still incomplete; in an exchange: bytes of the next
+    /// request, or of this one's body while it waits for its decision or device).
+    mutating func bytesLeft(_ bytesLeft: Bool) {
+        switch state {
+        case .idle:
+            state = .idle(headStarted: bytesLeft)
+        case .exchange(var e):
+            e.holdingNext = bytesLeft && e.requestEnded
+            state = .exchange(e)
+        case .tunnel, .closed:
+            break
+        }
     }
 
     mutating func head(keepAlive: Bool, hasBody: Bool, asksUpgrade: Bool) -> PartAction {
@@ -149,15 +156,15 @@ struct ClientConnectionStateMachine {
             state = .exchange(Exchange(hasBody: hasBody, close: !keepAlive || asksUpgrade))
             return .decide
         case .exchange:
-            heldParts += 1
-            return .holdBehind
+            // The handler reads no head while an exchange is under way.
+            return .holdForExchange
         case .tunnel, .closed:
             return .discard
         }
     }
 
     mutating func body() -> PartAction {
-        guard case .exchange(let e) = state, heldParts == 0 else { return heldPart() }
+        guard case .exchange(let e) = state else { return .discard }
         switch e.route {
         case .held: return .holdForExchange
         case .device: return .forwardToDevice
@@ -167,7 +174,8 @@ struct ClientConnectionStateMachine {
     }
 
     mutating func end() -> PartAction {
-        guard case .exchange(var e) = state, heldParts == 0 else { return heldPart() }
+        guard case .exchange(var e) = state else { return .discard }
+        if e.route == .held { return .holdForExchange }
         e.requestEnded = true
         state = .exchange(e)
         switch e.route {
@@ -178,29 +186,13 @@ struct ClientConnectionStateMachine {
         }
     }
 
-    private mutating func heldPart() -> PartAction {
-        switch state {
-        case .exchange:
-            heldParts += 1
-            return .holdBehind
-        case .idle, .tunnel, .closed:
-            return .discard
-        }
-    }
-
-    /// Held parts the handler could not serve yet (a new exchange began while replaying them):
-    /// reading stays stopped until they are.
-    mutating func stillHolding(_ count: Int) {
-        heldParts = count
-    }
-
     /// Whether no exchange is under way (a held head may start one).
     var isIdle: Bool {
         if case .idle = state { return true }
         return false
     }
 
-    /// The exchange was decided: its body now goes `route` (held parts are handed on by the caller).
+    /// The exchange was decided: its body now goes `route` (the caller goes on reading it).
     mutating func decided(_ route: Route) {
         guard case .exchange(var e) = state else { return }
         e.route = route
@@ -245,7 +237,6 @@ struct ClientConnectionStateMachine {
     /// The exchange failed in a way that leaves the connection unusable (a truncated response).
     mutating func abort() {
         state = .closed
-        heldParts = 0
     }
 
     mutating func deviceWritability(_ writable: Bool) {
@@ -277,15 +268,10 @@ struct ClientConnectionStateMachine {
         guard case .exchange(let e) = state else { return .close }
         if e.close {
             state = .closed
-            heldParts = 0
             return .close
         }
         state = .idle(headStarted: false)
-        if heldParts > 0 {
-            heldParts = 0
-            return .serveHeld
-        }
-        return .idle
+        return .next
     }
 
     /// The server is shutting down: an idle connection closes now (true); one in an exchange
@@ -294,7 +280,6 @@ struct ClientConnectionStateMachine {
         switch state {
         case .idle:
             state = .closed
-            heldParts = 0
             return true
         case .exchange(var e):
             e.close = true
@@ -307,13 +292,14 @@ struct ClientConnectionStateMachine {
 
     mutating func becameTunnel() {
         state = .tunnel
-        heldParts = 0
     }
 
     /// A client timer ran out: the connection closes.
     mutating func timedOut() { state = .closed }
 
-    mutating func parserError(headTooLarge: Bool) -> ParserErrorAction {
+    /// The client's bytes are not HTTP as Gatehouse reads it (a head, or a chunked body):
+    /// answered with `status` while no response began, and closed.
+    mutating func parserError(status: Int) -> ParserErrorAction {
         let answerable: Bool
         switch state {
         case .idle: answerable = true
@@ -321,12 +307,10 @@ struct ClientConnectionStateMachine {
         case .tunnel, .closed: answerable = false
         }
         state = .closed
-        heldParts = 0
-        return answerable ? .answerAndClose(status: headTooLarge ? 431 : 400) : .close
+        return answerable ? .answerAndClose(status: status) : .close
     }
 
     mutating func closed() {
         state = .closed
-        heldParts = 0
     }
 }

@@ -4,23 +4,47 @@ import NIOCore
 /// Serializes heads straight into one `ByteBuffer`: no intermediate header objects, one write.
 ///
 /// Guarantees: every value written was validated before it got here (client header values by
-/// ``RequestFramingValidator``, device header values by ``ResponseFramingScanner``, Gatehouse's
-/// own from the validated config), so no CR or LF can end a line early.
+/// ``RequestHeadScanner``, device header values by ``ResponseFramingScanner``, Gatehouse's
+/// own from the validated config), so no CR or LF can end a line early; the framing line is the
+/// one the request was read by (``UpstreamHeaderPolicy/framing(of:)``).
 enum HeadWriter {
-    /// `METHOD target HTTP/1.1` and the headers, then the blank line.
+    /// The head sent to the device: `METHOD target HTTP/1.1`, the header lines the policy lets
+    /// through (a client's line copied from the bytes it arrived in), the framing, the blank line.
     static func request(
-        method: String, target: String, headers: [(name: String, value: String)], framing: HeaderField?, allocator: ByteBufferAllocator
+        _ head: RequestHead, target: String, policy: UpstreamHeaderPolicy, plan: ForwardPlan, isWebSocketUpgrade: Bool, scheme: String,
+        peer: IPAddress?, peerText: String?, deviceCSRFToken: String?, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
-        var size = method.utf8.count + target.utf8.count + 16
-        for (name, value) in headers { size += name.utf8.count + value.utf8.count + 4 }
-        if let framing { size += framing.name.utf8.count + framing.value.utf8.count + 4 }
-        var buffer = allocator.buffer(capacity: size + 2)
-        buffer.writeString(method)
+        // The received head bounds what is copied; Gatehouse's own lines fit in the slack.
+        var buffer = allocator.buffer(capacity: head.bytes.count + target.utf8.count + 256)
+        buffer.writeString(head.method)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(target)
         buffer.writeStaticString(" HTTP/1.1\r\n")
-        for (name, value) in headers { field(name, value, into: &buffer) }
-        if let framing { field(framing.name, framing.value, into: &buffer) }
+        head.bytes.withUnsafeBytes { raw in
+            policy.forEachField(
+                of: head, plan: plan, isWebSocketUpgrade: isWebSocketUpgrade, scheme: scheme, peer: peer, peerText: peerText,
+                deviceCSRFToken: deviceCSRFToken
+            ) { field in
+                switch field {
+                case .received(let received):
+                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[Int(received.nameStart)..<Int(received.nameEnd)]))
+                    buffer.writeStaticString(": ")
+                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[Int(received.valueStart)..<Int(received.valueEnd)]))
+                    buffer.writeStaticString("\r\n")
+                case .set(let name, let value):
+                    Self.field(name, value, into: &buffer)
+                }
+            }
+        }
+        switch head.framing {
+        case .none: break
+        case .contentLength(let n):
+            buffer.writeStaticString("Content-Length: ")
+            buffer.writeString(String(n))
+            buffer.writeStaticString("\r\n")
+        case .chunked:
+            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+        }
         buffer.writeStaticString("\r\n")
         return buffer
     }
@@ -38,12 +62,6 @@ enum HeadWriter {
         buffer.writeString(name)
         buffer.writeStaticString(": ")
         buffer.writeString(value)
-        buffer.writeStaticString("\r\n")
-    }
-
-    /// A chunk's size line.
-    static func chunkHeader(_ count: Int, into buffer: inout ByteBuffer) {
-        buffer.writeString(String(count, radix: 16))
         buffer.writeStaticString("\r\n")
     }
 

@@ -29,17 +29,22 @@ final class ClientConnectionHandlerTests: XCTestCase {
             metrics: LoopMetrics(), accessLog: LoopAccessLog(sink: .logger(Logger(label: "test")), eventLoop: channel.eventLoop))
         let handler = ClientConnectionHandler(
             loop: loop, settingsSource: SettingsSource(settings), peer: IPAddress("203.0.113.9"),
+            headLimits: RequestHeadScanner.Limits(maxHeadBytes: config.limits.maxHeadBytes, maxHeaders: config.limits.maxHeaders),
             idle: .seconds(75), clientHeader: .seconds(10), clientBody: .seconds(30))
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "203.0.113.9", port: 40000)).wait()
         return channel
     }
 
-    private func send(_ channel: EmbeddedChannel, method: HTTPMethod = .GET, _ uri: String, _ headers: [(String, String)], end: Bool = true) throws {
-        var all = HTTPHeaders([("Host", "device.test")])
-        all.add(contentsOf: headers)
-        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: all)))
-        if end { try channel.writeInbound(HTTPServerRequestPart.end(nil)) }
+    /// A request head as bytes on the wire (a body announced by the headers is not sent).
+    private func send(_ channel: EmbeddedChannel, method: HTTPMethod = .GET, _ uri: String, _ headers: [(String, String)]) throws {
+        var text = "\(method.rawValue) \(uri) HTTP/1.1\r\nHost: device.test\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        try sendRaw(channel, text + "\r\n")
+    }
+
+    private func sendRaw(_ channel: EmbeddedChannel, _ text: String) throws {
+        try channel.writeInbound(channel.allocator.buffer(string: text))
     }
 
     /// Everything the handler wrote, read back with SwiftNIO's response decoder.
@@ -91,7 +96,7 @@ final class ClientConnectionHandlerTests: XCTestCase {
 
     func testARefusedRequestWithABodyStillComingClosesTheConnection() throws {
         let channel = try makeChannel()
-        try send(channel, method: .POST, "/api/files", [("Content-Length", "1000000")], end: false)
+        try send(channel, method: .POST, "/api/files", [("Content-Length", "1000000")])
         let (head, _) = try readResponse(channel)
         XCTAssertEqual(head.status, .unauthorized)
         XCTAssertEqual(head.headers["connection"], ["close"])
@@ -100,7 +105,7 @@ final class ClientConnectionHandlerTests: XCTestCase {
 
     func testAmbiguousFramingIsAnswered400AndClosed() throws {
         let channel = try makeChannel()
-        try send(channel, method: .POST, "/api/files", [("X-Api-Key", Self.key), ("Content-Length", "5"), ("Transfer-Encoding", "chunked")], end: false)
+        try send(channel, method: .POST, "/api/files", [("X-Api-Key", Self.key), ("Content-Length", "5"), ("Transfer-Encoding", "chunked")])
         XCTAssertEqual(try readResponse(channel).0.status, .badRequest)
         XCTAssertFalse(channel.isActive)
     }
@@ -113,7 +118,7 @@ final class ClientConnectionHandlerTests: XCTestCase {
 
     func testDeclaredBodyOverTheLimitIsAnswered413() throws {
         let channel = try makeChannel { $0.limits.maxBodyBytes = 1000 }
-        try send(channel, method: .PUT, "/api/files", [("Content-Length", "1001")], end: false)
+        try send(channel, method: .PUT, "/api/files", [("Content-Length", "1001")])
         XCTAssertEqual(try readResponse(channel).0.status, .payloadTooLarge)
         XCTAssertFalse(channel.isActive)
     }
@@ -137,16 +142,33 @@ final class ClientConnectionHandlerTests: XCTestCase {
 
     func testAParserErrorIsAnswered400AndClosed() throws {
         let channel = try makeChannel()
-        channel.pipeline.fireErrorCaught(HTTPParserError.invalidHeaderToken)
+        try sendRaw(channel, "GET /api/printer HTTP/1.1\r\nHost: device.test\r\nX A: b\r\n\r\n")
         XCTAssertEqual(try readResponse(channel).0.status, .badRequest)
         XCTAssertFalse(channel.isActive)
     }
 
     func testAHeadOverTheLimitsIsAnswered431() throws {
-        let channel = try makeChannel()
-        channel.pipeline.fireErrorCaught(HTTPParserError.headerOverflow)
+        let channel = try makeChannel { $0.limits.maxHeadBytes = 1024 }
+        try sendRaw(channel, "GET /api/printer HTTP/1.1\r\nHost: device.test\r\nX-Big: \(String(repeating: "b", count: 1100))")
         XCTAssertEqual(try readResponse(channel).0.status, .requestHeaderFieldsTooLarge)
         XCTAssertFalse(channel.isActive)
+    }
+
+    func testABareLineFeedIsAnswered400AtOnce() throws {
+        let channel = try makeChannel()
+        try sendRaw(channel, "GET /api/printer HTTP/1.1\nHost: dev")
+        XCTAssertEqual(try readResponse(channel).0.status, .badRequest, "answered before the head could end")
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testRequestsSplitAtEveryByteAreReadAlike() throws {
+        let request = "GET /_gatehouse/healthz HTTP/1.1\r\nHost: device.test\r\n\r\nGET /api/printer HTTP/1.1\r\nHost: device.test\r\n\r\n"
+        let channel = try makeChannel()
+        for byte in request.utf8 { try channel.writeInbound(channel.allocator.buffer(bytes: [byte])) }
+        var bytes = channel.allocator.buffer(capacity: 0)
+        while var part = try channel.readOutbound(as: ByteBuffer.self) { bytes.writeBuffer(&part) }
+        let statuses = String(buffer: bytes).components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+        XCTAssertEqual(statuses, ["200", "401"])
     }
 
     func testPipelinedRequestsAreAnsweredInOrder() throws {

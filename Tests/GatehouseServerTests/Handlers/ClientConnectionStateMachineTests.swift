@@ -14,16 +14,19 @@ final class ClientConnectionStateMachineTests: XCTestCase {
         var m = Machine()
         XCTAssertEqual(m.timer, .idle)
         XCTAssertTrue(m.shouldRead)
-        m.readComplete(sawParts: false)
+        m.bytesLeft(true)
         XCTAssertEqual(m.timer, .header, "bytes of a head arrived")
-        m.readComplete(sawParts: false)
+        m.bytesLeft(true)
         XCTAssertEqual(m.timer, .header)
+        m.bytesLeft(false)
+        XCTAssertEqual(m.timer, .idle, "nothing of a next head is there")
     }
 
     func testAHeadStartsAnExchangeThatIsDecidedBeforeItsBodyMoves() {
         var m = Machine()
         exchange(&m, hasBody: true)
-        XCTAssertEqual(m.body(), .holdForExchange)
+        XCTAssertEqual(m.body(), .holdForExchange, "the body stays unparsed")
+        XCTAssertEqual(m.end(), .holdForExchange)
         XCTAssertFalse(m.shouldRead, "nothing more is read while the exchange is being decided")
         XCTAssertNil(m.timer, "no client timer while Gatehouse holds the client back")
         m.decided(.device)
@@ -33,7 +36,7 @@ final class ClientConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(m.end(), .forwardEndToDevice)
         XCTAssertNil(m.timer, "the request is complete: the device's time, not the client's")
         m.responseStarted(close: false)
-        XCTAssertEqual(m.responseEnded(), .idle)
+        XCTAssertEqual(m.responseEnded(), .next)
         XCTAssertEqual(m.timer, .idle)
     }
 
@@ -54,14 +57,14 @@ final class ClientConnectionStateMachineTests: XCTestCase {
         m.decided(.collect)
         XCTAssertEqual(m.body(), .collect)
         XCTAssertEqual(m.end(), .dispatchOwnEndpoint)
-        XCTAssertEqual(m.answeredByGatehouse(close: false), .idle)
+        XCTAssertEqual(m.answeredByGatehouse(close: false), .next)
     }
 
     func testGatehousesAnswerBeforeTheEndWaitsForTheEnd() {
         var m = Machine()
         exchange(&m)
         XCTAssertNil(m.answeredByGatehouse(close: false), "the request's end is still to come")
-        XCTAssertEqual(m.end(), .finishExchange(.idle))
+        XCTAssertEqual(m.end(), .finishExchange(.next))
         XCTAssertTrue(m.isIdle)
     }
 
@@ -81,26 +84,36 @@ final class ClientConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(m.state, .closed)
     }
 
-    func testPipelinedRequestsAreHeldAndServedInOrder() {
+    func testPipelinedBytesAreHeldAndReadingStopsUntilTheExchangeIsOver() {
         var m = Machine()
         exchange(&m)
-        XCTAssertEqual(m.end(), .holdForExchange)
-        XCTAssertEqual(m.head(keepAlive: true, hasBody: false, asksUpgrade: false), .holdBehind)
-        XCTAssertEqual(m.end(), .holdBehind)
-        XCTAssertFalse(m.shouldRead, "no more is read while requests are held")
         m.decided(.device)
+        XCTAssertEqual(m.end(), .forwardEndToDevice)
+        XCTAssertTrue(m.shouldRead, "the request is complete: reading finds the client's close or the next head")
+        m.bytesLeft(true)
+        XCTAssertFalse(m.shouldRead, "no more is read while a next request waits")
+        XCTAssertEqual(m.head(keepAlive: true, hasBody: false, asksUpgrade: false), .holdForExchange, "no second exchange begins")
         m.responseStarted(close: false)
-        XCTAssertEqual(m.responseEnded(), .serveHeld)
+        XCTAssertEqual(m.responseEnded(), .next)
         XCTAssertTrue(m.isIdle)
+        XCTAssertTrue(m.shouldRead)
         XCTAssertEqual(m.head(keepAlive: true, hasBody: false, asksUpgrade: false), .decide)
     }
 
-    func testHeldRequestsAreDroppedWhenTheConnectionCloses() {
+    func testBytesOfTheCurrentBodyWaitingForTheDecisionAreNotANextRequest() {
+        var m = Machine()
+        exchange(&m, hasBody: true)
+        m.bytesLeft(true)
+        m.decided(.device)
+        XCTAssertTrue(m.shouldRead)
+    }
+
+    func testNothingIsServedAfterAnExchangeThatCloses() {
         var m = Machine()
         exchange(&m, keepAlive: false)
-        _ = m.end()
-        XCTAssertEqual(m.head(keepAlive: true, hasBody: false, asksUpgrade: false), .holdBehind)
         m.decided(.device)
+        _ = m.end()
+        m.bytesLeft(true)
         m.responseStarted(close: false)
         XCTAssertEqual(m.responseEnded(), .close, "after Connection: close nothing more is served")
         XCTAssertEqual(m.head(keepAlive: true, hasBody: false, asksUpgrade: false), .discard)
@@ -134,21 +147,21 @@ final class ClientConnectionStateMachineTests: XCTestCase {
 
     func testParserErrorsAreAnsweredOnlyBeforeAResponseBegan() {
         var idle = Machine()
-        XCTAssertEqual(idle.parserError(headTooLarge: false), .answerAndClose(status: 400))
+        XCTAssertEqual(idle.parserError(status: 400), .answerAndClose(status: 400))
         var big = Machine()
-        XCTAssertEqual(big.parserError(headTooLarge: true), .answerAndClose(status: 431))
+        XCTAssertEqual(big.parserError(status: 431), .answerAndClose(status: 431))
         var midBody = Machine()
         exchange(&midBody, hasBody: true)
         midBody.decided(.device)
-        XCTAssertEqual(midBody.parserError(headTooLarge: false), .answerAndClose(status: 400))
+        XCTAssertEqual(midBody.parserError(status: 400), .answerAndClose(status: 400))
         var midResponse = Machine()
         exchange(&midResponse, hasBody: true)
         midResponse.decided(.device)
         midResponse.responseStarted(close: false)
-        XCTAssertEqual(midResponse.parserError(headTooLarge: false), .close, "a response under way cannot be replaced")
+        XCTAssertEqual(midResponse.parserError(status: 400), .close, "a response under way cannot be replaced")
         var tunnel = Machine()
         tunnel.becameTunnel()
-        XCTAssertEqual(tunnel.parserError(headTooLarge: false), .close)
+        XCTAssertEqual(tunnel.parserError(status: 400), .close)
     }
 
     func testATimeoutClosesTheConnection() {
@@ -170,10 +183,4 @@ final class ClientConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(busy.responseEnded(), .close)
     }
 
-    func testHeldPartsThatCouldNotBeServedYetKeepReadingStopped() {
-        var m = Machine()
-        exchange(&m)
-        m.stillHolding(2)
-        XCTAssertFalse(m.shouldRead)
-    }
 }

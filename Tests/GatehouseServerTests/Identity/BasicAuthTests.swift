@@ -157,9 +157,10 @@ final class BasicAuthTests: XCTestCase {
     private static func pending(_ fx: IdentityFixture, _ header: String) -> PendingAuthentication? {
         let gate = RequestGate(config: { var c = GatehouseConfig(); c.basicAuth = true; return c }(), storeBacked: true)
         let parts = header.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-        let facts = RequestFacts(
-            method: "GET", target: RequestTarget(path: "/api/printer", query: QueryString(nil)),
-            headers: [(name: parts[0], value: parts[1])], peer: IPAddress("127.0.0.1"))
+        guard let head = try? RequestHead(method: "GET", uri: "/api/printer", versionMinor: 0, headers: [(name: parts[0], value: parts[1])]) else {
+            return nil
+        }
+        let facts = RequestFacts(head: head, target: RequestTarget(path: "/api/printer", query: QueryString(nil)), peer: IPAddress("127.0.0.1"))
         guard case .lookUp(let pending) = gate.decide(facts, now: fx.clock.now()) else { return nil }
         return pending
     }
