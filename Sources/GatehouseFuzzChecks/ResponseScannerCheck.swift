@@ -56,6 +56,7 @@ extension FuzzChecks {
         var offset = 0
         var body: [UInt8] = []
         var closed = false
+        var keepAlive = true
         while true {
             let step: ResponseFramingScanner.Step = stream.withUnsafeBytes { raw in
                 if offset >= stream.count && !closed {
@@ -80,6 +81,7 @@ extension FuzzChecks {
             case .head(let head, let consumed):
                 offset += consumed
                 result.statuses.append(head.status)
+                if !head.isInterim { keepAlive = head.keepAlive }
                 if head.status == 101 {
                     result.switched = true
                     return result
@@ -92,7 +94,9 @@ extension FuzzChecks {
                 result.bodies.append(body)
                 body = []
                 request += 1
-                guard request < heads.count else { return result }
+                // Gatehouse closes a device connection after a response that does not keep it
+                // alive: whatever followed is never read (NIO stops there too).
+                guard keepAlive, request < heads.count else { return result }
                 scanner.expectResponse(requestWasHEAD: heads[request])
                 if offset >= stream.count { return result }
             case .failure:

@@ -109,6 +109,73 @@ enum TextStamp {
     }
 }
 
+/// One access-log line's message, written straight into the loop's batch: the handler appends
+/// its parts, and in the JSON format each is escaped on the way in (no intermediate strings).
+/// A control byte in a text line is written as `?`, so no request can add a line of its own.
+struct AccessLogLine {
+    fileprivate var bytes: [UInt8]
+    fileprivate let json: Bool
+
+    mutating func append(_ text: String) {
+        var text = text
+        text.withUTF8 { utf8 in
+            guard json || utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return bytes.append(contentsOf: utf8) }
+            var k = 0
+            while k < utf8.count {
+                let byte = utf8[k]
+                k += 1
+                if !json {
+                    bytes.append(byte < 0x20 || byte == 0x7F ? UInt8(ascii: "?") : byte)
+                } else if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                    bytes.append(UInt8(ascii: "\\"))
+                    bytes.append(byte)
+                } else if byte < 0x20 || byte == 0x7F {
+                    appendUnicodeEscape(UInt16(byte))
+                } else if byte == 0xE2, k + 1 < utf8.count, utf8[k] == 0x80, utf8[k + 1] == 0xA8 || utf8[k + 1] == 0xA9 {
+                    // U+2028 and U+2029 end a line for JavaScript readers of the log.
+                    appendUnicodeEscape(utf8[k + 1] == 0xA8 ? 0x2028 : 0x2029)
+                    k += 2
+                } else {
+                    bytes.append(byte)
+                }
+            }
+        }
+    }
+
+    mutating func append<Number: BinaryInteger>(_ number: Number) {
+        if number < 0 { bytes.append(UInt8(ascii: "-")) }
+        var value = number.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { out in
+            repeat {
+                out[19 - count] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+                count += 1
+            } while value > 0 && count < 20
+            bytes.append(contentsOf: out[(20 - count)...])
+        }
+    }
+
+    /// Milliseconds with two decimals (`12.34`).
+    mutating func appendMilliseconds(nanoseconds: Int64) {
+        let hundredths = max(0, nanoseconds) / 10_000
+        append(hundredths / 100)
+        bytes.append(UInt8(ascii: "."))
+        let rest = hundredths % 100
+        bytes.append(UInt8(ascii: "0") + UInt8(rest / 10))
+        bytes.append(UInt8(ascii: "0") + UInt8(rest % 10))
+    }
+
+    private mutating func appendUnicodeEscape(_ value: UInt16) {
+        let hex = Array("0123456789abcdef".utf8)
+        bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u")])
+        for shift in stride(from: 12, through: 0, by: -4) { bytes.append(hex[Int((value >> UInt16(shift)) & 0xF)]) }
+    }
+}
+
 /// One event loop's share of the access log: lines gathered, handed over in batches. Only ever
 /// touched on its loop.
 final class LoopAccessLog {
@@ -116,35 +183,45 @@ final class LoopAccessLog {
     private let eventLoop: EventLoop
     private var pending: [UInt8] = []
     private var flushScheduled = false
-    /// The formatted time of the current second (text lines), formatted once a second.
+    /// The formatted time of the current second, formatted once a second.
     private var stampSecond = -1
-    private var stamp = ""
+    private var stamp: [UInt8] = []
 
     init(sink: AccessLogSink, eventLoop: EventLoop) {
         self.sink = sink
         self.eventLoop = eventLoop
     }
 
-    func write(_ message: String) {
+    /// Writes one line whose message `build` appends.
+    func write(_ build: (inout AccessLogLine) -> Void) {
         switch sink {
         case .logger(let logger):
-            logger.info("\(message)")
+            var line = AccessLogLine(bytes: [], json: false)
+            build(&line)
+            logger.info("\(String(decoding: line.bytes, as: UTF8.self))")
         case .batched(let writer):
-            let now = Date()
-            switch writer.format {
-            case .text:
-                let second = Int(now.timeIntervalSince1970)
-                if second != stampSecond {
-                    stampSecond = second
-                    stamp = TextStamp.format(now)
-                }
-                pending.append(contentsOf: stamp.utf8)
-                pending.append(contentsOf: " info gatehouse : [GatehouseServer] ".utf8)
-                pending.append(contentsOf: message.utf8)
-                pending.append(UInt8(ascii: "\n"))
-            case .json:
-                pending.append(contentsOf: AccessLogWriter.line(message, format: .json, time: now).utf8)
+            let json = writer.format == .json
+            let second = time(nil)
+            if second != stampSecond {
+                stampSecond = second
+                let now = Date(timeIntervalSince1970: Double(second))
+                stamp = Array((json ? InternetDate.format(now) : TextStamp.format(now)).utf8)
             }
+            var line = AccessLogLine(bytes: pending, json: json)
+            pending = []
+            if json {
+                line.bytes.append(contentsOf: #"{"label":"gatehouse","level":"info","message":""#.utf8)
+                build(&line)
+                line.bytes.append(contentsOf: #"","time":""#.utf8)
+                line.bytes.append(contentsOf: stamp)
+                line.bytes.append(contentsOf: "\"}\n".utf8)
+            } else {
+                line.bytes.append(contentsOf: stamp)
+                line.bytes.append(contentsOf: " info gatehouse : [GatehouseServer] ".utf8)
+                build(&line)
+                line.bytes.append(UInt8(ascii: "\n"))
+            }
+            pending = line.bytes
             if pending.count >= AccessLogWriter.batchBytes {
                 hand(to: writer)
             } else if !flushScheduled {
@@ -157,6 +234,11 @@ final class LoopAccessLog {
                 }
             }
         }
+    }
+
+    /// Writes one line with `message` (tests, rare lines).
+    func write(_ message: String) {
+        write { $0.append(message) }
     }
 
     private func hand(to writer: AccessLogWriter) {

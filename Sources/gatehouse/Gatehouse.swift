@@ -103,14 +103,17 @@ final class SignalInbox {
 /// reads that file again: a valid config is applied to new requests (settings that need a
 /// restart are named in the log and kept); an invalid one is logged with its line and key, and
 /// the running config stays. `inbox` should be made before anything slow, so no signal is lost
-/// while starting.
+/// while starting. Access-log lines go to stdout in batches written off the event loops, in the
+/// format of the other log lines, and are all written before this returns.
 func runUntilSignalled(
     config: GatehouseConfig, logger: Logger, group: MultiThreadedEventLoopGroup, accounts: AccountService? = nil,
     configPath: String? = nil, inbox: SignalInbox? = nil
 ) async throws {
     let inbox = inbox ?? SignalInbox(reload: configPath != nil)
     defer { inbox.cancel() }
-    let server = try await GatehouseServer.start(config: config, group: group, logger: logger, accounts: accounts)
+    let accessLog = AccessLogWriter(format: config.logFormat == .json ? .json : .text)
+    defer { accessLog.drain() }
+    let server = try await GatehouseServer.start(config: config, group: group, logger: logger, accounts: accounts, accessLog: accessLog)
     var drain = config.timeouts.drain
     for await sig in inbox.signals {
         if sig == SIGHUP, let configPath {
@@ -138,13 +141,13 @@ func runUntilSignalled(
 /// creates `admin`.
 func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, logger: Logger) throws -> SQLiteStore {
     let store: SQLiteStore
-    store = try SlowWorkNotice().run("opening and checking the store \(config.storePath)") {
+    store = try SlowWorkNotice(logger: logger).run("opening and checking the store \(config.storePath)") {
         do { return try SQLiteStore(path: config.storePath) } catch { throw CommandFailure("\(error)") }
     }
     let given = ProcessInfo.processInfo.environment["GATEHOUSE_ADMIN_PASSWORD"]
     let outcome: AdminBootstrap.Outcome
     do {
-        outcome = try SlowWorkNotice().run("checking for users, making admin if there are none") {
+        outcome = try SlowWorkNotice(logger: logger).run("checking for users, making admin if there are none") {
             try AdminBootstrap.ensureAdmin(in: store, policy: config.passwordPolicy, givenPassword: given)
         }
     } catch {

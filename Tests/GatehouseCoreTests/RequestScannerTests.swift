@@ -222,7 +222,7 @@ final class RequestBodyScannerTests: XCTestCase {
     func testMalformedChunksFail() {
         for wire in ["5x\r\nhello\r\n0\r\n\r\n", "-5\r\nhello\r\n0\r\n\r\n", "3\r\nhello\r\n0\r\n\r\n", "ffffffffffffffffff1\r\nx\r\n",
                      "5\nhello\r\n0\r\n\r\n", "\r\n", "5;a\u{1}b\r\nhello\r\n0\r\n\r\n", "5;a b\r\nhello\r\n0\r\n\r\n", "5; a\r\nhello\r\n0\r\n\r\n",
-                     "5;a=\"b\"\r\nhello\r\n0\r\n\r\n", "5;=b\r\nhello\r\n0\r\n\r\n", "5;a=\r\nhello\r\n0\r\n\r\n", "0\r\nX A: b\r\n\r\n", "0\r\n folded: x\r\n\r\n"] {
+                     "5;a=\"b\"\r\nhello\r\n0\r\n\r\n", "5;=b\r\nhello\r\n0\r\n\r\n", "5;a=\r\nhello\r\n0\r\n\r\n", "0\r\nX A: b\r\n\r\n", "0\r\nTransfer-Encoding: chunked\r\n\r\n", "0\r\ncontent-length: 5\r\n\r\n", "0\r\n folded: x\r\n\r\n"] {
             XCTAssertTrue(run(.chunked, wire).failed, wire.debugDescription)
         }
         XCTAssertTrue(run(.chunked, "0\r\n" + String(repeating: "X-T: 1\r\n", count: 2000) + "\r\n").failed, "trailers over their limit")

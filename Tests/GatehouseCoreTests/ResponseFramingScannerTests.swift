@@ -90,6 +90,14 @@ final class ResponseFramingScannerTests: XCTestCase {
         assertScans("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nframes", Outcome(statuses: [101]))
     }
 
+    /// HTTP/1.0 has no 1xx: a device that sends one is refused (a fuzz find: NIO's decoder closed
+    /// the stream after it where a 1.1 reader would have waited for the final answer).
+    func testAnInterimAnswerFromHTTP10IsRefused() {
+        assertScans("HTTP/1.0 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", Outcome(error: .unsupportedVersion))
+        assertScans("HTTP/1.0 103 Early Hints\r\n\r\n", Outcome(error: .unsupportedVersion))
+        assertScans("HTTP/1.0 101 Switching Protocols\r\n\r\n", Outcome(error: .unsupportedVersion))
+    }
+
     func testABodyWithoutLengthEndsAtTheClose() {
         assertScans("HTTP/1.0 200 OK\r\n\r\nall of it", Outcome(statuses: [200], bodies: ["all of it"], wire: ["all of it"]))
         var scanner = ResponseFramingScanner()

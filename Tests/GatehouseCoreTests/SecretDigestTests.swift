@@ -99,3 +99,12 @@ final class APIKeyGeneratorTests: XCTestCase {
         XCTAssertEqual(digest.hex(digits: 99).count, 64)
     }
 }
+
+final class DigestMemoTests: XCTestCase {
+    func testTheMemoAlwaysAnswersTheDigestOfWhatItIsGiven() {
+        let memo = DigestMemo()
+        for secret in ["key-a", "key-a", "key-b", "key-a", "", "key-c-longer", "key-c-longer", "key-d-longer"] {
+            XCTAssertEqual(memo.digest(of: secret), SecretDigest.of(secret), secret)
+        }
+    }
+}

@@ -113,7 +113,8 @@ public struct RequestGate: Sendable {
         self.storeBacked = storeBacked
     }
 
-    public func decide(_ request: RequestFacts, now: Date) -> GateDecision {
+    /// - Parameter digests: the connection's memo of the last secret's digest (nil: hash every time).
+    public func decide(_ request: RequestFacts, now: Date, digests: DigestMemo? = nil) -> GateDecision {
         let peerIsTrustedProxy = clientAddresses.isTrustedProxy(request.peer)
         let client = clientAddresses.clientAddress(peer: request.peer, head: request.head)
         let host = request.head.value(.host)
@@ -138,7 +139,7 @@ public struct RequestGate: Sendable {
         case .success(let credentials) where !credentials.isEmpty:
             let consumed = CredentialSources(credentials.lazy.map(\.source))
             let credential = credentials[0]
-            let digest = SecretDigest.of(credential.secret)
+            let digest = digests?.digest(of: credential.secret) ?? SecretDigest.of(credential.secret)
             // Credentials a browser sends on its own are held to a same-site rule, and only for
             // what `authorize` treats as a state change.
             let safe = Self.isSafe(request.method, isWebSocketUpgrade: request.isWebSocketUpgrade)
@@ -265,8 +266,8 @@ extension RequestGate {
     /// ``decide(_:now:)`` and, for a credential the store knows, the lookup when memory (the
     /// credential cache, sessions, tokens) can answer it. `.lookUp` only when the store must be
     /// asked; without `accounts` such a credential is 503 (the store cannot be asked).
-    public func decideFromMemory(_ facts: RequestFacts, accounts: AccountService?, now: Date) -> GateDecision {
-        let decision = decide(facts, now: now)
+    public func decideFromMemory(_ facts: RequestFacts, accounts: AccountService?, now: Date, digests: DigestMemo? = nil) -> GateDecision {
+        let decision = decide(facts, now: now, digests: digests)
         guard case .lookUp(let pending) = decision else { return decision }
         guard let accounts else { return .refuse(.storeUnavailable) }
         guard let answer = accounts.identifyFromMemory(pending, now: now) else { return decision }

@@ -97,3 +97,31 @@ private func hexValue(_ c: UInt8) -> UInt8? {
     default: return nil
     }
 }
+
+/// The digest of the last secret one connection presented, so that a client sending the same
+/// key with every request (what API clients and slicers do) has it hashed once per connection.
+///
+/// Guarantees: the answer is always the SHA-256 of `secret`; the secret it is compared with was
+/// presented on the same connection, and the comparison's time depends only on the lengths (a
+/// proxy in front may carry several clients' requests on one connection). Use it on one thread.
+public final class DigestMemo {
+    private var secret: [UInt8] = []
+    private var digest: SecretDigest?
+
+    public init() {}
+
+    public func digest(of secret: String) -> SecretDigest {
+        var secret = secret
+        return secret.withUTF8 { bytes in
+            if let digest, bytes.count == self.secret.count {
+                var difference: UInt8 = 0
+                for i in 0..<bytes.count { difference |= bytes[i] ^ self.secret[i] }
+                if difference == 0 { return digest }
+            }
+            let fresh = SecretDigest(SHA256.hash(data: UnsafeRawBufferPointer(bytes)))
+            self.secret = Array(bytes)
+            digest = fresh
+            return fresh
+        }
+    }
+}

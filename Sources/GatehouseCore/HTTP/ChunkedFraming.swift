@@ -57,7 +57,9 @@ enum ChunkedFraming {
     }
 
     /// One line of the trailer section: a field as strict as a header field, or the empty line;
-    /// `seen` bytes of trailers came before, and the section may not pass `limit`.
+    /// `seen` bytes of trailers came before, and the section may not pass `limit`. A trailer
+    /// naming framing (`Transfer-Encoding`, `Content-Length`) is malformed: a parser that merges
+    /// trailers into the head would read the message differently.
     static func trailerLine(_ bytes: UnsafeRawBufferPointer, seen: Int, limit: Int) -> TrailerLine {
         var i = 0
         while i < bytes.count, bytes[i] != UInt8(ascii: "\n") {
@@ -72,7 +74,8 @@ enum ChunkedFraming {
         return .field(consumed: consumed)
     }
 
-    /// `token ":" value` with no control bytes in the value and no leading whitespace.
+    /// `token ":" value` with no control bytes in the value and no leading whitespace, and not
+    /// a framing field.
     static func isField(_ line: UnsafeRawBufferPointer) -> Bool {
         guard let first = line.first, first != 0x20, first != 0x09 else { return false }
         var colon = 0
@@ -81,6 +84,8 @@ enum ChunkedFraming {
             colon += 1
         }
         guard colon > 0, colon < line.count else { return false }
+        let name = line[0..<colon]
+        if name.equalsIgnoringASCIICase("transfer-encoding") || name.equalsIgnoringASCIICase("content-length") { return false }
         return line[(colon + 1)...].allSatisfy(HTTPSyntax.isFieldValueByte)
     }
 
@@ -90,6 +95,16 @@ enum ChunkedFraming {
         case 0x41...0x46: return c - 0x41 + 10
         case 0x61...0x66: return c - 0x61 + 10
         default: return nil
+        }
+    }
+}
+
+extension Collection<UInt8> {
+    /// ASCII case-insensitive equality with a lower-case `text` (no other folding).
+    func equalsIgnoringASCIICase(_ text: StaticString) -> Bool {
+        guard count == text.utf8CodeUnitCount else { return false }
+        return text.withUTF8Buffer { wanted in
+            zip(self, wanted).allSatisfy { (($0 >= 0x41 && $0 <= 0x5A) ? $0 | 0x20 : $0) == $1 }
         }
     }
 }

@@ -275,6 +275,9 @@ public struct ResponseFramingScanner: Sendable {
             code = code * 10 + Int(d - UInt8(ascii: "0"))
         }
         guard code >= 100, code <= 599 else { return .failure(.malformedStatusLine) }
+        // HTTP/1.0 has no 1xx: an interim answer that claims it is a device neither side can read
+        // the same way (NIO's decoder ends the connection after it, a 1.1 reader waits for more).
+        guard minor == 1 || code >= 200 else { return .failure(.unsupportedVersion) }
         var reason = 12..<12
         if statusEnd > 12 {
             guard head[12] == UInt8(ascii: " ") else { return .failure(.malformedStatusLine) }

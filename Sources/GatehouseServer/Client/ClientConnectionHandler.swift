@@ -41,6 +41,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// The current request's body while it is read (nil between requests).
     private var body: RequestBodyScanner?
     private var processing = false
+    /// The digest of the last secret this connection presented (hashed once, not per request).
+    private let digests = DigestMemo()
     private var timer: DeadlineTimer?
     private var armed: ClientConnectionStateMachine.Timer?
     private var pendingRead = false
@@ -321,7 +323,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .gate(let facts):
             exchange.isWebSocketUpgrade = facts.isWebSocketUpgrade
             exchange.facts = facts
-            act(on: settings.gate.decideFromMemory(facts, accounts: settings.accounts, now: settings.credentials?.now() ?? Date()), exchange)
+            act(on: settings.gate.decideFromMemory(facts, accounts: settings.accounts, now: settings.credentials?.now() ?? Date(), digests: digests), exchange)
         }
     }
 
@@ -801,15 +803,37 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         exchange.logged = true
         loop.metrics.request(status: exchange.status, auth: exchange.identity?.method, failure: exchange.failure)
         guard settings.accessLog else { return }
-        let elapsed = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1_000_000
-        let logged = DevicePaths.withoutTokens(exchange.target.path)
-        let path = logged.utf8.count > 256 ? String(logged.prefix(256)) + "…" : logged
-        var line = "\(exchange.head.method) \(path) \(exchange.status)"
-        line += " user=\(exchange.identity?.user ?? "-") auth=\(exchange.identity?.method.rawValue ?? "-")"
-        if let failure = exchange.failure { line += " reason=\(failure.code)" }
-        line += " in=\(exchange.requestBytes) out=\(exchange.responseBytes)"
-        line += " ms=\(String(format: "%.2f", elapsed))"
-        if let note { line += " note=\(note)" }
-        loop.accessLog.write(line)
+        let elapsed = (NIODeadline.now() - exchange.started).nanoseconds
+        loop.accessLog.write { line in
+            line.append(exchange.head.method)
+            line.append(" ")
+            let logged = DevicePaths.withoutTokens(exchange.target.path)
+            if logged.utf8.count > 256 {
+                line.append(String(logged.prefix(256)))
+                line.append("…")
+            } else {
+                line.append(logged)
+            }
+            line.append(" ")
+            line.append(exchange.status)
+            line.append(" user=")
+            line.append(exchange.identity?.user ?? "-")
+            line.append(" auth=")
+            line.append(exchange.identity?.method.rawValue ?? "-")
+            if let failure = exchange.failure {
+                line.append(" reason=")
+                line.append(failure.code)
+            }
+            line.append(" in=")
+            line.append(exchange.requestBytes)
+            line.append(" out=")
+            line.append(exchange.responseBytes)
+            line.append(" ms=")
+            line.appendMilliseconds(nanoseconds: elapsed)
+            if let note {
+                line.append(" note=")
+                line.append(note)
+            }
+        }
     }
 }
