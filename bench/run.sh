@@ -4,12 +4,20 @@
 # one core, wrk on the other). Needs nginx-light, haproxy, caddy, wrk, curl (Debian packages).
 #   bench/run.sh                 # defaults: 10 s per proxy, 64 connections
 #   DURATION=30 bench/run.sh
+#   ACCESS_LOG=on bench/run.sh   # Gatehouse with its default access log (to compare.sh's output file)
+#   GATEHOUSE_BIN=/path/to/gatehouse bench/run.sh   # a binary built before (no build)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 compare=${COMPARE:-$root/../shared/bench/compare.sh}
 cd "$root"
-swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
+[ -n "${GATEHOUSE_BIN:-}" ] || swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
+config=$here/gatehouse-bench.yml
+if [ "${ACCESS_LOG:-off}" = on ]; then
+  config=/tmp/gatehouse-bench/gatehouse-bench-access-log.yml
+  mkdir -p /tmp/gatehouse-bench
+  sed 's/^access_log: false.*/access_log: true/' "$here/gatehouse-bench.yml" >"$config"
+fi
 # One event loop thread: the proxy gets one core, as the peers do.
-GATEHOUSE_CMD="$root/.build-release/release/gatehouse serve --threads 1 --config $here/gatehouse-bench.yml" \
+GATEHOUSE_CMD="${GATEHOUSE_BIN:-$root/.build-release/release/gatehouse} serve --threads 1 --config $config" \
   bash "$compare"

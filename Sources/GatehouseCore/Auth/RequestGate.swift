@@ -91,7 +91,7 @@ public struct PendingAuthentication: Sendable {
 ///
 /// On a public path a bad credential does not block the request: it is forwarded anonymously
 /// (identity headers stripped, credential removed), because the path needs no credential at all.
-public struct RequestGate: Sendable {
+public final class RequestGate: Sendable {
     public let extractor: CredentialExtractor
     public let apiKeys: APIKeyAuthenticator
     public let trustedNetworks: TrustedNetworkAuthenticator

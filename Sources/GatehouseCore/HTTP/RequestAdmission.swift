@@ -80,7 +80,7 @@ public struct Admission: Sendable {
 /// 9. Device paths Gatehouse answers itself, unless a `deny` rule covers them (an `Upgrade`
 ///    to one is 400).
 /// 10. Everything else goes to the gate, with ``RequestFacts`` built on the normalized target.
-public struct AdmissionPolicy: Sendable {
+public final class AdmissionPolicy: Sendable {
     public let limits: GatehouseConfig.Limits
     public let methods: MethodPolicy
     public let cors: CORSPolicy
@@ -104,7 +104,7 @@ public struct AdmissionPolicy: Sendable {
     }
 
     /// The policy a config gives; `storeBacked`: a store stands behind Gatehouse.
-    public init(config: GatehouseConfig, storeBacked: Bool) {
+    public convenience init(config: GatehouseConfig, storeBacked: Bool) {
         self.init(
             limits: config.limits, methods: MethodPolicy(extra: config.methodsAllowed), cors: config.cors,
             devicePaths: DevicePaths(moonrakerOneshot: config.moonrakerOneshot, octoPrintAppKeys: config.octoPrintAppKeys),
@@ -199,7 +199,7 @@ public struct AdmissionPolicy: Sendable {
 
 extension UpstreamHeaderPolicy {
     /// The header policy a config gives.
-    public init(config: GatehouseConfig) {
+    public convenience init(config: GatehouseConfig) {
         self.init(
             identityHeaders: config.identityHeaders, stripHeaders: config.stripHeaders, forwardCredentials: config.forwardCredentials,
             forwardClientAddress: config.forwardClientAddress, forwardUnderscoreHeaders: config.forwardUnderscoreHeaders,

@@ -38,7 +38,7 @@ public struct IdentityHeaderNames: Sendable, Hashable {
 ///   (Tornado devices read `X-Real-IP` first), never passed on as sent.
 /// - Without `forwardClientAddress`, no `X-Forwarded-For`, `X-Real-IP` or `Forwarded` reaches the
 ///   device at all, from anyone (a device that trusts by address then sees only Gatehouse's).
-public struct UpstreamHeaderPolicy: Sendable {
+public final class UpstreamHeaderPolicy: Sendable {
     public let identityHeaders: IdentityHeaderNames
     public let forwardCredentials: Bool
     public let forwardClientAddress: Bool
@@ -135,6 +135,8 @@ public struct UpstreamHeaderPolicy: Sendable {
         case received(RequestHead.Field)
         /// A field Gatehouse writes (or rewrote).
         case set(name: String, value: String)
+        /// A field Gatehouse writes with the value of a field of the client's head.
+        case setReceivedValue(name: StaticString, of: RequestHead.Field)
     }
 
     /// The header lines sent to the device, in order, handed to `emit` one by one (the server
@@ -162,7 +164,7 @@ public struct UpstreamHeaderPolicy: Sendable {
             }
         }
         var forwardedFor: [String] = []
-        var host: String?
+        var host: RequestHead.Field?
         var proto: String?
         var forwardedHost: String?
         var realIPSent = false
@@ -173,7 +175,7 @@ public struct UpstreamHeaderPolicy: Sendable {
             let name = bytes[field.nameRange]
             if field.hasUnderscore, dropsUnderscoreHeader(bytes: name) { continue }
             let kind = field.kind
-            if kind == .host { host = head.value(of: field) }
+            if kind == .host { host = field }
             if kind == .other, isIdentityOrStripped(bytes: name) { continue }
             if kind.isHopByHop || kind == .contentLength { continue }
             if !named.isEmpty, named.contains(where: { HeaderName.foldedEquals(bytes: name, folded: $0) }) { continue }
@@ -223,13 +225,19 @@ public struct UpstreamHeaderPolicy: Sendable {
             emit(.set(name: "Upgrade", value: "websocket"))
             emit(.set(name: "Connection", value: "Upgrade"))
         }
-        if let peer, forwardClientAddress { forwardedFor.append(peerText ?? peer.description) }
-        if !forwardedFor.isEmpty {
-            emit(.set(name: "X-Forwarded-For", value: forwardedFor.count == 1 ? forwardedFor[0] : forwardedFor.joined(separator: ", ")))
+        if let peer, forwardClientAddress {
+            let client = peerText ?? peer.description
+            emit(.set(name: "X-Forwarded-For", value: forwardedFor.isEmpty ? client : (forwardedFor + [client]).joined(separator: ", ")))
+        } else if !forwardedFor.isEmpty {
+            emit(.set(name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", ")))
         }
         let clientProto = proto ?? scheme
         emit(.set(name: "X-Forwarded-Proto", value: clientProto))
-        if let h = forwardedHost ?? host { emit(.set(name: "X-Forwarded-Host", value: h)) }
+        if let forwardedHost {
+            emit(.set(name: "X-Forwarded-Host", value: forwardedHost))
+        } else if let host {
+            emit(.setReceivedValue(name: "X-Forwarded-Host", of: host))
+        }
         // From a trusted proxy these said who the client is; they now say what Gatehouse derived.
         if let client = plan.clientAddress, forwardClientAddress {
             if realIPSent { emit(.set(name: "X-Real-IP", value: client.description)) }
@@ -260,6 +268,7 @@ public struct UpstreamHeaderPolicy: Sendable {
             switch field {
             case .received(let received): out.append((name: head.name(of: received), value: head.value(of: received)))
             case .set(let name, let value): out.append((name: name, value: value))
+            case .setReceivedValue(let name, let received): out.append((name: name.description, value: head.value(of: received)))
             }
         }
         return out

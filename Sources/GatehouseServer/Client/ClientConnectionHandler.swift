@@ -34,6 +34,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// The settings of the current request, read when its head arrived.
     private var settings: ProxySettings
     private var exchange: ClientExchange?
+    /// A device's response head, written with the first body bytes when they come in the same read.
+    private var heldResponseHead: ByteBuffer?
     /// What the client sent that is not handled yet: a head still incomplete, a body waiting for
     /// its exchange's decision or device connection, requests pipelined behind the current one.
     private var inbound: ByteBuffer?
@@ -227,6 +229,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             log(exchange, note: "client_closed")
         }
         exchange = nil
+        heldResponseHead = nil
         inbound = nil
         machine.closed()
         timer?.cancel()
@@ -571,48 +574,54 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             close = true
         }
         machine.responseStarted(close: close)
-        // The device's head, a status line maybe longer by a few bytes, and Gatehouse's framing lines.
-        var buffer = context.channel.allocator.buffer(capacity: bytes.readableBytes + 96)
-        writeHead(head, from: bytes, versionMinor: exchange.clientVersionMinor, cors: exchange.corsHeaders, into: &buffer)
-        if head.framing == .chunked && exchange.responseFraming == .passThrough {
-            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+        let chunkedPassThrough = head.framing == .chunked && exchange.responseFraming == .passThrough
+        let extra = HeadWriter.responseFramingLines(
+            chunked: chunkedPassThrough, close: close, announceKeepAlive: exchange.clientVersionMinor == 0)
+        // Room for a small body that arrives in the same read: head and body go out as one write.
+        var reserve = 0
+        if case .contentLength(let length) = head.framing { reserve = Int(min(length, Self.coalescedBodyBytes)) }
+        var buffer = context.channel.allocator.buffer(capacity: bytes.readableBytes + extra.utf8CodeUnitCount + reserve)
+        if head.connectionNamesHeaders || exchange.corsHeaders != nil {
+            writeHead(head, from: bytes, versionMinor: exchange.clientVersionMinor, cors: exchange.corsHeaders, into: &buffer)
+            buffer.writeStaticString(extra)
+        } else {
+            bytes.withUnsafeReadableBytes { raw in
+                HeadWriter.passedOnResponseHead(
+                    head, raw: raw, versionMinor: exchange.clientVersionMinor, extra: extra, reserving: reserve, into: &buffer)
+            }
         }
-        if close {
-            buffer.writeStaticString("Connection: close\r\n")
-        } else if exchange.clientVersionMinor == 0 {
-            buffer.writeStaticString("Connection: keep-alive\r\n")
-        }
-        buffer.writeStaticString("\r\n")
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        heldResponseHead = buffer
     }
 
-    /// The device's status line and header lines, as they came, less the hop-by-hop ones (and
-    /// those its `Connection` names); on a CORS path, Gatehouse's CORS headers instead of the
-    /// device's. The blank line is the caller's.
+    /// A response body up to this size that arrives with its head is written with it.
+    private static let coalescedBodyBytes: Int64 = 16 * 1024
+
+    /// Writes the response head held back for its body, if any.
+    private func writeHeldResponseHead() {
+        guard let head = heldResponseHead else { return }
+        heldResponseHead = nil
+        context?.write(wrapOutboundOut(head), promise: nil)
+    }
+
+    /// The rare path of a passed-on head: the device named headers in `Connection` (those go too),
+    /// or a CORS path (Gatehouse's CORS headers instead of the device's). The caller adds the
+    /// framing lines and the blank line.
     private func writeHead(
         _ head: ScannedResponseHead, from bytes: ByteBuffer, versionMinor: Int, cors: [(name: String, value: String)]?,
         into buffer: inout ByteBuffer
     ) {
         bytes.withUnsafeReadableBytes { raw in
             HeadWriter.statusLine(versionMinor: versionMinor, status: head.status, reason: head.reasonText(in: raw), into: &buffer)
-            if head.connectionNamesHeaders || cors != nil {
-                // The rare path: the device named headers in `Connection`, or CORS rewrites.
-                var fields = DownstreamResponseHeaders.clean(head.headers(in: raw), isSwitchingProtocols: false)
-                if let cors {
-                    // On a CORS path Gatehouse's policy speaks, never the device's.
-                    fields.removeAll { field in
-                        HeaderName.foldedHasPrefix(field.name, "access-control-")
-                            || cors.contains { $0.name.asciiLowercased() == field.name.asciiLowercased() }
-                    }
-                    fields += cors
+            var fields = DownstreamResponseHeaders.clean(head.headers(in: raw), isSwitchingProtocols: false)
+            if let cors {
+                // On a CORS path Gatehouse's policy speaks, never the device's.
+                fields.removeAll { field in
+                    HeaderName.foldedHasPrefix(field.name, "access-control-")
+                        || cors.contains { $0.name.asciiLowercased() == field.name.asciiLowercased() }
                 }
-                for (name, value) in fields { HeadWriter.field(name, value, into: &buffer) }
-                return
+                fields += cors
             }
-            for field in head.fields where !field.name.isHopByHop {
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.lineStart..<field.lineEnd]))
-                buffer.writeStaticString("\r\n")
-            }
+            for (name, value) in fields { HeadWriter.field(name, value, into: &buffer) }
         }
     }
 
@@ -622,17 +631,31 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .none: return
         case .passThrough:
             exchange.responseBytes += Int64(wire.readableBytes)
-            context.write(wrapOutboundOut(wire), promise: nil)
+            write(wire, context: context)
         case .dechunked:
             guard payload.readableBytes > 0 else { return }
             exchange.responseBytes += Int64(payload.readableBytes)
-            context.write(wrapOutboundOut(payload), promise: nil)
+            write(payload, context: context)
         }
+    }
+
+    /// Writes response bytes: into the held head when they fit its room, else after it.
+    private func write(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        if heldResponseHead != nil {
+            if heldResponseHead!.writableBytes >= bytes.readableBytes {
+                var bytes = bytes
+                heldResponseHead!.writeBuffer(&bytes)
+                return
+            }
+            writeHeldResponseHead()
+        }
+        context.write(wrapOutboundOut(bytes), promise: nil)
     }
 
     func upstreamResponseEnd(wire: ByteBuffer?) {
         guard let context, let exchange, let upstream = exchange.upstream else { return }
-        if let wire, exchange.responseFraming == .passThrough { context.write(wrapOutboundOut(wire), promise: nil) }
+        if let wire, exchange.responseFraming == .passThrough { write(wire, context: context) }
+        writeHeldResponseHead()
         exchange.upstream = nil
         if machine.requestEnded {
             loop.pool.release(upstream)
@@ -645,7 +668,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         finishExchange(exchange, after)
     }
 
-    func upstreamReadComplete() { context?.flush() }
+    func upstreamReadComplete() {
+        writeHeldResponseHead()
+        context?.flush()
+    }
 
     func upstreamBecameWritable() { resumeReading() }
 
@@ -689,6 +715,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         log(exchange, note: note)
         machine.abort()
         self.exchange = nil
+        writeHeldResponseHead()
         context?.flush()
         context?.close(promise: nil)
     }

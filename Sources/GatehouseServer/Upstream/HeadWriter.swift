@@ -27,12 +27,13 @@ enum HeadWriter {
             ) { field in
                 switch field {
                 case .received(let received):
-                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[Int(received.nameStart)..<Int(received.nameEnd)]))
-                    buffer.writeStaticString(": ")
-                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[Int(received.valueStart)..<Int(received.valueEnd)]))
-                    buffer.writeStaticString("\r\n")
-                case .set(let name, let value):
-                    Self.field(name, value, into: &buffer)
+                    Self.line(
+                        UnsafeRawBufferPointer(rebasing: raw[Int(received.nameStart)..<Int(received.nameEnd)]),
+                        UnsafeRawBufferPointer(rebasing: raw[Int(received.valueStart)..<Int(received.valueEnd)]), into: &buffer)
+                case .setReceivedValue(let name, let received):
+                    Self.line(bytes(of: name), UnsafeRawBufferPointer(rebasing: raw[Int(received.valueStart)..<Int(received.valueEnd)]), into: &buffer)
+                case .set(var name, var value):
+                    name.withUTF8 { name in value.withUTF8 { value in Self.line(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value), into: &buffer) } }
                 }
             }
         }
@@ -47,6 +48,65 @@ enum HeadWriter {
         }
         buffer.writeStaticString("\r\n")
         return buffer
+    }
+
+    /// `name: value` CRLF, with one capacity check.
+    static func line(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        let length = name.count + value.count + 4
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { out in
+            var appender = ByteAppender(out)
+            appender.append(name)
+            appender.append(colonSpace)
+            appender.append(value)
+            appender.append(crlf)
+            return appender.count
+        }
+    }
+
+    /// The device's response head as it is passed on, written with one capacity check: the status
+    /// line (its version set to `versionMinor`, the rest as the device sent it), the device's
+    /// header lines less the hop-by-hop ones (runs between them copied whole), then `extra`
+    /// (Gatehouse's framing and connection lines, with the blank line). `raw` is the head's bytes.
+    static func passedOnResponseHead(
+        _ head: ScannedResponseHead, raw: UnsafeRawBufferPointer, versionMinor: Int, extra: StaticString, reserving: Int, into buffer: inout ByteBuffer
+    ) {
+        // Never longer than what came (the version is as long either way, lines only go) plus `extra`.
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: raw.count + extra.utf8CodeUnitCount + reserving) { out in
+            var appender = ByteAppender(out)
+            let statusLineEnd = head.reason.upperBound + 2
+            appender.append(versionMinor == 0 ? http10 : http11)
+            appender.append(UnsafeRawBufferPointer(rebasing: raw[8..<statusLineEnd]))
+            var runStart = statusLineEnd
+            for field in head.fields where field.name.isHopByHop {
+                appender.append(UnsafeRawBufferPointer(rebasing: raw[runStart..<field.lineStart]))
+                runStart = field.lineEnd + 2
+            }
+            // Up to the blank line, which `extra` ends with.
+            appender.append(UnsafeRawBufferPointer(rebasing: raw[runStart..<(raw.count - 2)]))
+            appender.append(bytes(of: extra))
+            return appender.count
+        }
+    }
+
+    private static var colonSpace: UnsafeRawBufferPointer { bytes(of: ": ") }
+    private static var crlf: UnsafeRawBufferPointer { bytes(of: "\r\n") }
+    private static var http10: UnsafeRawBufferPointer { bytes(of: "HTTP/1.0") }
+    private static var http11: UnsafeRawBufferPointer { bytes(of: "HTTP/1.1") }
+
+    private static func bytes(of text: StaticString) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+    }
+
+    /// The lines Gatehouse adds after a passed-on response head, with the blank line.
+    static func responseFramingLines(chunked: Bool, close: Bool, announceKeepAlive: Bool) -> StaticString {
+        switch (chunked, close, announceKeepAlive) {
+        case (true, true, _): return "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        case (true, false, true): return "Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+        case (true, false, false): return "Transfer-Encoding: chunked\r\n\r\n"
+        case (false, true, _): return "Connection: close\r\n\r\n"
+        case (false, false, true): return "Connection: keep-alive\r\n\r\n"
+        case (false, false, false): return "\r\n"
+        }
     }
 
     /// The status line for `status` (the device's reason phrase when given).
@@ -98,5 +158,25 @@ enum HeadWriter {
         case 504: return "Gateway Timeout"
         default: return "Status"
         }
+    }
+}
+
+/// Appends bytes into memory whose size was checked once for all of them. Appending past the end
+/// stops the process (a wrong size estimate must never write out of bounds).
+struct ByteAppender {
+    private let base: UnsafeMutableRawPointer?
+    private let capacity: Int
+    private(set) var count = 0
+
+    init(_ out: UnsafeMutableRawBufferPointer) {
+        base = out.baseAddress
+        capacity = out.count
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        precondition(count + bytes.count <= capacity, "head larger than reserved")
+        (base! + count).copyMemory(from: source, byteCount: bytes.count)
+        count += bytes.count
     }
 }
