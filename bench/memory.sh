@@ -2,6 +2,7 @@
 # Streams a 1 GiB upload and a 1 GiB download through Gatehouse and reports Gatehouse's peak
 # RSS (VmHWM), which must stay under 64 MiB: bodies are streamed, never buffered whole.
 # The upstream is nginx serving a sparse 1 GiB file and discarding uploads.
+#   GATEHOUSE_BIN=path bench/memory.sh   # a binary built before (no build)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -10,7 +11,8 @@ SIZE_MIB=${SIZE_MIB:-1024}
 mkdir -p "$work/files"
 truncate -s "${SIZE_MIB}M" "$work/files/big.bin"
 cd "$root"
-swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
+bin="${GATEHOUSE_BIN:-$root/.build-release/release/gatehouse}"
+[ -n "${GATEHOUSE_BIN:-}" ] || swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
 KEY=bench-key-0123456789abcdef0123456789abcdef
 rm -rf "$work/state"; mkdir -p "$work/state"
 sed -e "s#18080#18086#" -e "s#/tmp/gatehouse-bench/#$work/state/#" "$here/gatehouse-bench.yml" > "$work/gatehouse.yml"
@@ -18,7 +20,7 @@ sed -e "s#@WORK@#$work#g" "$here/upstream-files.conf" > "$work/nginx.conf"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
 nginx -c "$work/nginx.conf" & pids+=($!)
-GATEHOUSE_ADMIN_PASSWORD=bench-admin-password "$root/.build-release/release/gatehouse" serve --threads 1 --config "$work/gatehouse.yml" > "$work/gatehouse.out" 2>&1 & gh=$!; pids+=($gh)
+GATEHOUSE_ADMIN_PASSWORD=bench-admin-password "$bin" serve --threads 1 --config "$work/gatehouse.yml" > "$work/gatehouse.out" 2>&1 & gh=$!; pids+=($gh)
 for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:18084/ && break; sleep 0.1; done
 rss() { awk '/VmHWM/ {hwm=$2} /VmRSS/ {now=$2} END {printf "%.1f | %.1f", hwm/1024, now/1024}' /proc/$gh/status; }
 echo "| step | bytes through | seconds | Gatehouse peak RSS MiB | RSS now MiB |"

@@ -7,6 +7,7 @@
 # Needs nginx-light, wrk, openssl, curl (Debian packages).
 #   bench/tls.sh                  # 3 rounds of 10 s, 64 connections; median per cell
 #   DURATION=5 REPEAT=1 bench/tls.sh
+#   GATEHOUSE_BIN=path bench/tls.sh   # a binary built before (no build)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -15,9 +16,9 @@ CONNS=${CONNS:-64}
 REPEAT=${REPEAT:-3}
 KEY=bench-key-0123456789abcdef0123456789abcdef
 work=$(mktemp -d /tmp/gatehouse-tls-bench.XXXXXX)
-bin="$root/.build-release/release/gatehouse"
+bin="${GATEHOUSE_BIN:-$root/.build-release/release/gatehouse}"
 cd "$root"
-swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
+[ -n "${GATEHOUSE_BIN:-}" ] || swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null

@@ -7,7 +7,7 @@
 Opens BASE_URL/ as a browser would, expects to land on the sign-in page, saves screenshots of it
 (desktop 1280x800 and phone 390x844), signs in through the form and prints, as one JSON object,
 where the browser ended up and what the page said."""
-import base64, json, os, subprocess, sys, tempfile, time
+import base64, json, os, shutil, subprocess, sys, tempfile, time
 
 chromium, base, user, password, artifacts = sys.argv[1:6]
 os.makedirs(artifacts, exist_ok=True)
@@ -97,3 +97,5 @@ try:
 finally:
     proc.kill()
     proc.wait()
+    # The profile is Chromium's whole state for this run: nothing of it is kept.
+    shutil.rmtree(profile, ignore_errors=True)

@@ -16,10 +16,20 @@ enum HeadWriter {
     ) -> ByteBuffer {
         // The received head bounds what is copied; Gatehouse's own lines fit in the slack.
         var buffer = allocator.buffer(capacity: head.bytes.count + target.utf8.count + 256)
-        buffer.writeString(head.method)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(target)
-        buffer.writeStaticString(" HTTP/1.1\r\n")
+        var method = head.method
+        var target = target
+        _ = method.withUTF8 { method in
+            target.withUTF8 { target in
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: method.count + target.count + 12) { out in
+                    var appender = ByteAppender(out)
+                    appender.append(UnsafeRawBufferPointer(method))
+                    appender.append(space)
+                    appender.append(UnsafeRawBufferPointer(target))
+                    appender.append(http11RequestLineEnd)
+                    return appender.count
+                }
+            }
+        }
         head.bytes.withUnsafeBytes { raw in
             policy.forEachField(
                 of: head, plan: plan, isWebSocketUpgrade: isWebSocketUpgrade, scheme: scheme, peer: peer, peerText: peerText,
@@ -92,6 +102,8 @@ enum HeadWriter {
     private static var crlf: UnsafeRawBufferPointer { bytes(of: "\r\n") }
     private static var http10: UnsafeRawBufferPointer { bytes(of: "HTTP/1.0") }
     private static var http11: UnsafeRawBufferPointer { bytes(of: "HTTP/1.1") }
+    private static var space: UnsafeRawBufferPointer { bytes(of: " ") }
+    private static var http11RequestLineEnd: UnsafeRawBufferPointer { bytes(of: " HTTP/1.1\r\n") }
 
     private static func bytes(of text: StaticString) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
