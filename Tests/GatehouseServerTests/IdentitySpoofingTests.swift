@@ -115,6 +115,27 @@ final class IdentitySpoofingTests: XCTestCase {
         }
     }
 
+    /// The device's hop-by-hop headers stay between it and Gatehouse; every other line of its head
+    /// reaches the client in order, and the client's connection stays usable. With more of them
+    /// than the scanner keeps inline, the head is passed on field by field instead.
+    func testTheDevicesHopByHopHeadersAreNotPassedOn() async throws {
+        try await ProxyFixture.with { fx in
+            let c = try fx.client(timeout: 5)
+            for query in ["", "?many=1", ""] {
+                let response = try c.request("GET /hop-by-hop\(query) HTTP/1.1\r\nHost: gatehouse.test\r\n\(StreamTest.keyHeader)\r\n\r\n")
+                XCTAssertEqual(response.status, 200, query)
+                XCTAssertEqual(response.bodyText, "ok", query)
+                let names = response.headers.map { $0.name.lowercased() }
+                let expected = query.isEmpty ? ["x-before", "x-middle", "x-after"] : ["x-before", "x-middle", "x-between", "x-after"]
+                XCTAssertEqual(names.filter { $0.hasPrefix("x-") }, expected, query)
+                for name in ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"] {
+                    XCTAssertFalse(names.contains(name), "\(name) was passed on (\(query))")
+                }
+                XCTAssertEqual(response.headers.filter { $0.name.lowercased() == "connection" }.map(\.value), [], query)
+            }
+        }
+    }
+
     func testUpgradeOnNonWebSocketRequestIsNotForwarded() async throws {
         try await ProxyFixture.with { fx in
             let response = try AuthTest.send(fx, "GET", "/api/printer", [key, "Upgrade: h2c"])

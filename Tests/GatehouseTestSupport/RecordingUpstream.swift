@@ -240,6 +240,27 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
             streamDownload(remaining: total, context: context)
             return
+        case "/hop-by-hop":
+            // Hop-by-hop headers between ordinary ones: two of them, or (`many=1`) more than the
+            // response scanner keeps inline.
+            var headers = HTTPHeaders()
+            headers.add(name: "X-Before", value: "1")
+            headers.add(name: "Connection", value: "keep-alive")
+            headers.add(name: "X-Middle", value: "2")
+            headers.add(name: "Keep-Alive", value: "timeout=5")
+            if params["many"] == "1" {
+                headers.add(name: "Proxy-Connection", value: "keep-alive")
+                headers.add(name: "TE", value: "trailers")
+                headers.add(name: "X-Between", value: "3")
+                headers.add(name: "Trailer", value: "Expires")
+                headers.add(name: "Upgrade", value: "h2c")
+            }
+            headers.add(name: "X-After", value: "4")
+            headers.add(name: "Content-Length", value: "2")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: "ok")))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return
         case "/mjpeg":
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: "multipart/x-mixed-replace; boundary=frame")

@@ -11,39 +11,80 @@ public enum ResponseBodyFraming: Sendable, Hashable {
 /// A device's response head, parsed as far as forwarding needs it: where each part lies in the
 /// head's bytes (which the caller keeps), so that forwarding it copies bytes and makes no strings.
 public struct ScannedResponseHead: Sendable {
-    /// One header line: offsets from the head's first byte.
-    public struct Field: Sendable, Hashable {
-        public let lineStart: Int
-        public let nameEnd: Int
-        public let valueStart: Int
-        public let valueEnd: Int
+    /// One header line while it is scanned: offsets from the head's first byte.
+    struct Field {
+        let lineStart: Int
+        let nameEnd: Int
+        let valueStart: Int
+        let valueEnd: Int
         /// The line's end (before its CRLF).
-        public let lineEnd: Int
-        public let name: HeaderName
+        let lineEnd: Int
+        let name: HeaderName
+    }
+
+    /// The byte ranges of up to four hop-by-hop header lines (each with its CRLF), kept inline so
+    /// that scanning a head allocates nothing.
+    public struct HopByHopLines: Sendable {
+        private var starts: (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
+        private var ends: (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
+        public private(set) var count = 0
+        public static let capacity = 4
+
+        /// False when full (the caller then takes the slower path that reads every field).
+        mutating func append(_ line: Range<Int>) -> Bool {
+            guard count < Self.capacity else { return false }
+            withUnsafeMutableBytes(of: &starts) { $0.storeBytes(of: Int32(line.lowerBound), toByteOffset: count * 4, as: Int32.self) }
+            withUnsafeMutableBytes(of: &ends) { $0.storeBytes(of: Int32(line.upperBound), toByteOffset: count * 4, as: Int32.self) }
+            count += 1
+            return true
+        }
+
+        public subscript(index: Int) -> Range<Int> {
+            precondition(index >= 0 && index < count)
+            let start = withUnsafeBytes(of: starts) { $0.load(fromByteOffset: index * 4, as: Int32.self) }
+            let end = withUnsafeBytes(of: ends) { $0.load(fromByteOffset: index * 4, as: Int32.self) }
+            return Int(start)..<Int(end)
+        }
     }
 
     /// 0 or 1 (`HTTP/1.0`, `HTTP/1.1`).
     public let versionMinor: Int
     public let status: Int
-    /// Where the reason phrase lies (may be empty).
+    /// Where the reason phrase lies (may be empty); its end is the status line's CR.
     public let reason: Range<Int>
-    public let fields: [Field]
+    /// The hop-by-hop lines to leave out when the head is passed on, in order.
+    public let hopByHop: HopByHopLines
     public let framing: ResponseBodyFraming
     /// The device will keep the connection open after this response.
     public let keepAlive: Bool
-    /// A `Connection` header names a header besides `close` and `keep-alive` (to be dropped too).
-    public let connectionNamesHeaders: Bool
+    /// A `Connection` header names a header besides `close` and `keep-alive` (to be dropped too),
+    /// or there were more hop-by-hop lines than ``hopByHop`` holds: the head must be passed on
+    /// field by field (``headers(in:)``).
+    public let needsFieldByField: Bool
 
     /// An interim answer (`100 Continue`, `103 Early Hints`): the final response follows.
     public var isInterim: Bool { status >= 100 && status < 200 && status != 101 }
 
-    /// The headers as strings, from the head's bytes (for the rare uses that need them: a 101's
-    /// handshake, interim answers, CORS).
+    /// The headers as strings, from the head's bytes (the head was validated when scanned; for
+    /// the rare uses that need them: a 101's handshake, interim answers, CORS).
     public func headers(in bytes: UnsafeRawBufferPointer) -> [(name: String, value: String)] {
-        fields.map { field in
-            (name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.lineStart..<field.nameEnd]), as: UTF8.self),
-             value: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]), as: UTF8.self))
+        var out: [(name: String, value: String)] = []
+        var position = reason.upperBound + 2
+        while position < bytes.count - 2 {
+            var lineEnd = position
+            while bytes[lineEnd] != 0x0D { lineEnd += 1 }
+            var colon = position
+            while bytes[colon] != UInt8(ascii: ":") { colon += 1 }
+            var valueStart = colon + 1
+            var valueEnd = lineEnd
+            while valueStart < valueEnd, bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09 { valueStart += 1 }
+            while valueEnd > valueStart, bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+            out.append((
+                name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<colon]), as: UTF8.self),
+                value: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)))
+            position = lineEnd + 2
         }
+        return out
     }
 
     /// The reason phrase as text.
@@ -285,8 +326,9 @@ public struct ResponseFramingScanner: Sendable {
             reason = 13..<statusEnd
         }
         // Header lines, up to the empty one.
-        var fields: [ScannedResponseHead.Field] = []
-        fields.reserveCapacity(12)
+        var fieldCount = 0
+        var hopByHop = ScannedResponseHead.HopByHopLines()
+        var manyHopByHop = false
         var contentLengths = 0
         var length: Int64 = 0
         var transferEncodings = 0
@@ -298,11 +340,12 @@ public struct ResponseFramingScanner: Sendable {
         while true {
             guard let end = Self.lineEnd(head, from: position) else { return .failure(.malformedHeader) }
             if end == position { break }
-            guard fields.count < limits.maxHeaders else { return .failure(.tooManyHeaders) }
+            guard fieldCount < limits.maxHeaders else { return .failure(.tooManyHeaders) }
             switch Self.parseField(head, from: position, to: end) {
             case .failure(let error): return .failure(error)
             case .success(let field):
-                fields.append(field)
+                fieldCount += 1
+                if field.name.isHopByHop, !hopByHop.append(field.lineStart..<(field.lineEnd + 2)) { manyHopByHop = true }
                 let value = UnsafeRawBufferPointer(rebasing: head[field.valueStart..<field.valueEnd])
                 switch field.name {
                 case .contentLength:
@@ -361,8 +404,8 @@ public struct ResponseFramingScanner: Sendable {
             keepAlive = !close
         }
         return .success(ScannedResponseHead(
-            versionMinor: minor, status: code, reason: reason, fields: fields, framing: framing, keepAlive: keepAlive,
-            connectionNamesHeaders: namesHeaders))
+            versionMinor: minor, status: code, reason: reason, hopByHop: hopByHop, framing: framing, keepAlive: keepAlive,
+            needsFieldByField: namesHeaders || manyHopByHop))
     }
 
     /// The index of the CR of the line starting at `from`; nil when there is none or it is not

@@ -581,7 +581,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         var reserve = 0
         if case .contentLength(let length) = head.framing { reserve = Int(min(length, Self.coalescedBodyBytes)) }
         var buffer = context.channel.allocator.buffer(capacity: bytes.readableBytes + extra.utf8CodeUnitCount + reserve)
-        if head.connectionNamesHeaders || exchange.corsHeaders != nil {
+        if head.needsFieldByField || exchange.corsHeaders != nil {
             writeHead(head, from: bytes, versionMinor: exchange.clientVersionMinor, cors: exchange.corsHeaders, into: &buffer)
             buffer.writeStaticString(extra)
         } else {

@@ -87,9 +87,10 @@ enum HeadWriter {
             appender.append(versionMinor == 0 ? http10 : http11)
             appender.append(UnsafeRawBufferPointer(rebasing: raw[8..<statusLineEnd]))
             var runStart = statusLineEnd
-            for field in head.fields where field.name.isHopByHop {
-                appender.append(UnsafeRawBufferPointer(rebasing: raw[runStart..<field.lineStart]))
-                runStart = field.lineEnd + 2
+            for k in 0..<head.hopByHop.count {
+                let line = head.hopByHop[k]
+                appender.append(UnsafeRawBufferPointer(rebasing: raw[runStart..<line.lowerBound]))
+                runStart = line.upperBound
             }
             // Up to the blank line, which `extra` ends with.
             appender.append(UnsafeRawBufferPointer(rebasing: raw[runStart..<(raw.count - 2)]))
