@@ -463,7 +463,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func forward(_ exchange: ClientExchange, plan: ForwardPlan, deviceCSRFToken: String?) {
-        guard let context else { return }
+        guard context != nil else { return }
         let head = exchange.head
         if head.hasUnderscoreName {
             let dropped = head.fields.filter { $0.hasUnderscore && settings.headerPolicy.dropsUnderscoreHeader(bytes: head.bytes[$0.nameRange]) }
@@ -474,10 +474,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
                 }
             }
         }
-        let target = settings.headerPolicy.target(exchange.target, plan: plan)
-        exchange.upstreamHead = HeadWriter.request(
-            head, target: target.uri, policy: settings.headerPolicy, plan: plan, isWebSocketUpgrade: exchange.isWebSocketUpgrade,
-            scheme: settings.clientScheme, peer: peer, peerText: peerText, deviceCSRFToken: deviceCSRFToken, allocator: context.channel.allocator)
+        exchange.forwarding = ClientExchange.Forwarding(
+            plan: plan, deviceTarget: settings.headerPolicy.target(exchange.target, plan: plan).uri, deviceCSRFToken: deviceCSRFToken)
         exchange.forwardedAt = .now()
         acquireUpstream(for: exchange, fresh: false)
     }
@@ -502,10 +500,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func attach(_ connection: UpstreamConnectionHandler, to exchange: ClientExchange, reused: Bool) {
-        guard let head = exchange.upstreamHead else { return }
+        guard let forwarding = exchange.forwarding, let context else { return }
         exchange.upstream = connection
+        // Written when a connection is there (again for a retry): nothing holds it after the write.
+        var head = loop.headBuffer(
+            .toDevice, capacity: exchange.head.bytes.count + forwarding.deviceTarget.utf8.count + 256, allocator: context.channel.allocator)
+        HeadWriter.request(
+            exchange.head, target: forwarding.deviceTarget, policy: settings.headerPolicy, plan: forwarding.plan,
+            isWebSocketUpgrade: exchange.isWebSocketUpgrade, scheme: settings.clientScheme, peer: peer, peerText: peerText,
+            deviceCSRFToken: forwarding.deviceCSRFToken, into: &head)
         connection.begin(
             delegate: self, requestHead: head, requestWasHEAD: exchange.isHEAD, responseTimeout: settings.upstreamResponseTimeout, reused: reused)
+        loop.reuse(head, .toDevice)
         machine.decided(.device)
         if machine.requestEnded {
             // A retry: the request (without a body byte sent) was complete already.
@@ -580,7 +586,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         // Room for a small body that arrives in the same read: head and body go out as one write.
         var reserve = 0
         if case .contentLength(let length) = head.framing { reserve = Int(min(length, Self.coalescedBodyBytes)) }
-        var buffer = context.channel.allocator.buffer(capacity: bytes.readableBytes + extra.utf8CodeUnitCount + reserve)
+        var buffer = loop.headBuffer(.toClient, capacity: bytes.readableBytes + extra.utf8CodeUnitCount + reserve, allocator: context.channel.allocator)
         if head.needsFieldByField || exchange.corsHeaders != nil {
             writeHead(head, from: bytes, versionMinor: exchange.clientVersionMinor, cors: exchange.corsHeaders, into: &buffer)
             buffer.writeStaticString(extra)
@@ -598,9 +604,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// Writes the response head held back for its body, if any.
     private func writeHeldResponseHead() {
-        guard let head = heldResponseHead else { return }
+        guard let head = heldResponseHead, let context else { return }
         heldResponseHead = nil
-        context?.write(wrapOutboundOut(head), promise: nil)
+        context.write(wrapOutboundOut(head), promise: nil)
+        loop.reuse(head, .toClient)
     }
 
     /// The rare path of a passed-on head: the device named headers in `Connection` (those go too),

@@ -36,8 +36,14 @@ final class ClientExchange {
     var ownBody: [UInt8] = []
 
     var upstream: UpstreamConnectionHandler?
-    /// The serialized head sent upstream, kept for one retry on a fresh connection.
-    var upstreamHead: ByteBuffer?
+    /// What the device is sent: the gate's plan, the target, OctoPrint's CSRF token. Kept (rather
+    /// than the written head) for one retry on a fresh connection.
+    struct Forwarding {
+        let plan: ForwardPlan
+        let deviceTarget: String
+        let deviceCSRFToken: String?
+    }
+    var forwarding: Forwarding?
     var retried = false
     var abandoned = false
     var responseFraming = ClientResponseFraming.none

@@ -9,13 +9,13 @@ import NIOCore
 /// one the request was read by (``UpstreamHeaderPolicy/framing(of:)``).
 enum HeadWriter {
     /// The head sent to the device: `METHOD target HTTP/1.1`, the header lines the policy lets
-    /// through (a client's line copied from the bytes it arrived in), the framing, the blank line.
+    /// through (a client's line copied from the bytes it arrived in), the framing, the blank line;
+    /// appended to `buffer` (sized by the caller: the received head plus 256 bytes is enough for
+    /// the request line and Gatehouse's own lines; a longer one grows the buffer).
     static func request(
         _ head: RequestHead, target: String, policy: UpstreamHeaderPolicy, plan: ForwardPlan, isWebSocketUpgrade: Bool, scheme: String,
-        peer: IPAddress?, peerText: String?, deviceCSRFToken: String?, allocator: ByteBufferAllocator
-    ) -> ByteBuffer {
-        // The received head bounds what is copied; Gatehouse's own lines fit in the slack.
-        var buffer = allocator.buffer(capacity: head.bytes.count + target.utf8.count + 256)
+        peer: IPAddress?, peerText: String?, deviceCSRFToken: String?, into buffer: inout ByteBuffer
+    ) {
         var method = head.method
         var target = target
         _ = method.withUTF8 { method in
@@ -57,7 +57,6 @@ enum HeadWriter {
             buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
         }
         buffer.writeStaticString("\r\n")
-        return buffer
     }
 
     /// `name: value` CRLF, with one capacity check.
