@@ -11,11 +11,15 @@ seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(FuzzConfigLoader FuzzPathNormalizer FuzzCredentialParsers FuzzJSONWebToken FuzzResponseScanner FuzzRequestScanner)
 
+# SwiftPM's --sanitize instruments only this package's own modules; the code under test lives in
+# the parent package, so coverage instrumentation is asked for explicitly, for every module
+# (without it libFuzzer sees only the harness and mutates blindly).
+flags=(-c release --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address)
 # One product at a time: each needs only GatehouseFuzzChecks and what it imports.
 for target in "${targets[@]}"; do
-    swift build -c release --sanitize=fuzzer --sanitize=address --product "$target"
+    swift build "${flags[@]}" --product "$target"
 done
-bin=$(swift build -c release --sanitize=fuzzer --sanitize=address --show-bin-path)
+bin=$(swift build "${flags[@]}" --show-bin-path)
 mkdir -p .artifacts
 # Swift's own crash backtracer and AddressSanitizer's get in each other's way; ASan reports.
 export SWIFT_BACKTRACE=enable=no
