@@ -36,6 +36,34 @@ public enum FramingViolation: Error, Sendable, Hashable {
 /// The byte classes of HTTP/1.1's grammar (RFC 9110 §5.6.2, §5.5), shared by every parser
 /// and check in Gatehouse.
 public enum HTTPSyntax {
+    /// What a `Connection` value's comma-separated tokens say, read in place (both parsers use it).
+    public struct ConnectionTokens {
+        public var close = false
+        public var keepAlive = false
+        /// A token besides `close` and `keep-alive`: the value names a header.
+        public var namesHeaders = false
+
+        public init(_ value: UnsafeRawBufferPointer) {
+            var tokenStart = 0
+            for k in 0...value.count {
+                guard k == value.count || value[k] == UInt8(ascii: ",") else { continue }
+                var start = tokenStart
+                var end = k
+                while start < end, value[start] == 0x20 || value[start] == 0x09 { start += 1 }
+                while end > start, value[end - 1] == 0x20 || value[end - 1] == 0x09 { end -= 1 }
+                let token = value[start..<end]
+                if HeaderName.foldedEquals(bytes: token, "close") {
+                    close = true
+                } else if HeaderName.foldedEquals(bytes: token, "keep-alive") {
+                    keepAlive = true
+                } else if !token.isEmpty {
+                    namesHeaders = true
+                }
+                tokenStart = k + 1
+            }
+        }
+    }
+
     /// RFC 9110 token characters: letters, digits and ``!#$%&'*+-.^_`|~``.
     @inline(__always)
     public static func isTokenByte(_ b: UInt8) -> Bool {

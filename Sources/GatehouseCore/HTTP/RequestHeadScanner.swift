@@ -224,21 +224,13 @@ public struct RequestHeadScanner: Sendable {
                     length = value.reduce(0) { $0 * 10 + Int64($1 - 0x30) }
                 case .transferEncoding:
                     transferEncodings += 1
-                    if !foldedEquals(value, "chunked") { chunked = false }
+                    if !HeaderName.foldedEquals(bytes: value, "chunked") { chunked = false }
                 case .host:
                     hosts += 1
                 case .connection:
-                    var tokenStart = 0
-                    for k in 0...value.count {
-                        guard k == value.count || value[k] == UInt8(ascii: ",") else { continue }
-                        let token = trimmed(value[tokenStart..<k])
-                        if foldedEquals(token, "close") {
-                            close = true
-                        } else if foldedEquals(token, "keep-alive") {
-                            keepAliveToken = true
-                        }
-                        tokenStart = k + 1
-                    }
+                    let tokens = HTTPSyntax.ConnectionTokens(value)
+                    close = close || tokens.close
+                    keepAliveToken = keepAliveToken || tokens.keepAlive
                 default:
                     break
                 }
@@ -262,18 +254,5 @@ public struct RequestHeadScanner: Sendable {
     @inline(__always)
     private static func isMethodByte(_ b: UInt8) -> Bool {
         (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z")) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
-    }
-
-    private static func trimmed(_ bytes: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
-        var start = bytes.startIndex
-        var end = bytes.endIndex
-        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
-        while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
-        return bytes[start..<end]
-    }
-
-    private static func foldedEquals<C: Collection>(_ bytes: C, _ canonical: StaticString) -> Bool where C.Element == UInt8 {
-        guard bytes.count == canonical.utf8CodeUnitCount else { return false }
-        return canonical.withUTF8Buffer { wanted in zip(bytes, wanted).allSatisfy { HeaderName.fold($0) == $1 } }
     }
 }

@@ -356,22 +356,12 @@ public struct ResponseFramingScanner: Sendable {
                     length = value.reduce(0) { $0 * 10 + Int64($1 - 0x30) }
                 case .transferEncoding:
                     transferEncodings += 1
-                    chunked = Self.foldedEquals(value, "chunked")
+                    chunked = HeaderName.foldedEquals(bytes: value, "chunked")
                 case .connection:
-                    // Comma-separated tokens, walked in place.
-                    var tokenStart = 0
-                    for k in 0...value.count {
-                        guard k == value.count || value[k] == UInt8(ascii: ",") else { continue }
-                        let trimmed = Self.trimmed(value[tokenStart..<k])
-                        if Self.foldedEquals(trimmed, "close") {
-                            close = true
-                        } else if Self.foldedEquals(trimmed, "keep-alive") {
-                            keepAliveToken = true
-                        } else if !trimmed.isEmpty {
-                            namesHeaders = true
-                        }
-                        tokenStart = k + 1
-                    }
+                    let tokens = HTTPSyntax.ConnectionTokens(value)
+                    close = close || tokens.close
+                    keepAliveToken = keepAliveToken || tokens.keepAlive
+                    namesHeaders = namesHeaders || tokens.namesHeaders
                 default:
                     break
                 }
@@ -443,19 +433,6 @@ public struct ResponseFramingScanner: Sendable {
         return .success(ScannedResponseHead.Field(
             lineStart: from, nameEnd: colon, valueStart: valueStart, valueEnd: valueEnd, lineEnd: to,
             name: HeaderName.classify(bytes: UnsafeRawBufferPointer(rebasing: bytes[from..<colon]))))
-    }
-
-    private static func trimmed(_ bytes: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
-        var start = bytes.startIndex
-        var end = bytes.endIndex
-        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
-        while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
-        return bytes[start..<end]
-    }
-
-    private static func foldedEquals<C: Collection>(_ bytes: C, _ canonical: StaticString) -> Bool where C.Element == UInt8 {
-        guard bytes.count == canonical.utf8CodeUnitCount else { return false }
-        return canonical.withUTF8Buffer { wanted in zip(bytes, wanted).allSatisfy { HeaderName.fold($0) == $1 } }
     }
 
     // MARK: Chunks
