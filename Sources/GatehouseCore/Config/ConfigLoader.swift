@@ -44,7 +44,7 @@ public enum ConfigLoader {
     public static func parse(yaml: String, fileName: String = "config.yml") throws(ConfigError) -> GatehouseConfig {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: yaml)
+            root = try Yams.compose(yaml: yaml, .basic)
         } catch let error as YamlError {
             throw ConfigError(file: fileName, line: yamlErrorLine(error), keyPath: "", message: "not valid YAML: \(yamlProblem(error))")
         } catch {
