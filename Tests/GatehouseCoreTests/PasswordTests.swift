@@ -30,6 +30,19 @@ final class PasswordTests: XCTestCase {
         XCTAssertTrue(a.verify("same password twice") && b.verify("same password twice"))
     }
 
+    func testADecoyHasTheCostOfARealHashAndMatchesNoPassword() throws {
+        let decoy = try XCTUnwrap(PasswordHash.decoy(parameters: fast))
+        XCTAssertEqual(decoy.parameters, fast)
+        let other = try XCTUnwrap(PasswordHash.decoy(parameters: fast))
+        XCTAssertNotEqual(decoy.description, other.description, "each decoy is random")
+        for password in ["", "password", "correct horse battery staple", String(repeating: "a", count: 64)] {
+            XCTAssertFalse(decoy.verify(password), password)
+        }
+        // It round-trips like any stored hash, so the check it costs is the same code path.
+        XCTAssertEqual(PasswordHash(stored: decoy.description), decoy)
+        XCTAssertNil(PasswordHash.decoy(parameters: ScryptParameters(n: 15, r: 1, p: 1)))
+    }
+
     func testMalformedStoredFormsAreRejected() {
         for text in ["", "scrypt", "bcrypt$16$1$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA", "scrypt$15$1$1$AAAAAAAAAAAAAAAAAAAAAA==$" + String(repeating: "A", count: 44),
                      "scrypt$16$1$1$short$" + String(repeating: "A", count: 44), "scrypt$16$1$1$AAAAAAAAAAAAAAAAAAAAAA==$notbase64!"] {

@@ -103,7 +103,7 @@ public final class AccountService: Sendable {
         self.throttle = throttle
         self.passwordPolicy = passwordPolicy
         self.passwordParameters = passwordParameters
-        self.decoyHash = try? PasswordHash.make(RandomSecret.make(), parameters: passwordParameters)
+        self.decoyHash = PasswordHash.decoy(parameters: passwordParameters)
     }
 
     private var store: any CredentialStore { credentials.store }

@@ -42,6 +42,17 @@ public struct PasswordHash: Sendable, Hashable, CustomStringConvertible {
         return PasswordHash(parameters: parameters, salt: salt, hash: try derive(password, salt: salt, parameters: parameters))
     }
 
+    /// A hash with no password behind it, as costly to check as a real one with `parameters`:
+    /// a random salt and random hash bytes, so no password is known to match it. Checked when
+    /// the user named does not exist, so that a sign-in for an unknown name takes as long as a
+    /// wrong password. Made without running scrypt: building it at start costs neither time
+    /// nor scrypt's memory block (16 MiB at the default cost).
+    public static func decoy(parameters: ScryptParameters = .interactive) -> PasswordHash? {
+        guard parameters.isValid else { return nil }
+        var random = SystemRandomNumberGenerator()
+        return PasswordHash(parameters: parameters, salt: (0..<16).map { _ in random.next() }, hash: (0..<32).map { _ in random.next() })
+    }
+
     /// Parses the stored text form; nil when it is not one Gatehouse wrote.
     public init?(stored text: String) {
         let parts = text.split(separator: "$", omittingEmptySubsequences: false)
