@@ -20,9 +20,8 @@ ROTATING=${ROTATING:-20000}
 REPEAT=${REPEAT:-5}
 HOT_ONLY=${HOT_ONLY:-0}   # 1: only the four columns of repeated credentials (more rounds in the same time)
 work=$(mktemp -d /tmp/gatehouse-identity-bench.XXXXXX)
-bin="$root/.build-release/release/gatehouse"
 cd "$root"
-swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
+bin=$("$root/deploy/build-release.sh")
 
 config_key=bench-key-0123456789abcdef0123456789abcdef
 stored_key=stored-key-0123456789abcdef0123456789abcdef

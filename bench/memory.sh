@@ -11,8 +11,7 @@ SIZE_MIB=${SIZE_MIB:-1024}
 mkdir -p "$work/files"
 truncate -s "${SIZE_MIB}M" "$work/files/big.bin"
 cd "$root"
-bin="${GATEHOUSE_BIN:-$root/.build-release/release/gatehouse}"
-[ -n "${GATEHOUSE_BIN:-}" ] || swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
+bin="${GATEHOUSE_BIN:-$("$root/deploy/build-release.sh")}"
 KEY=bench-key-0123456789abcdef0123456789abcdef
 rm -rf "$work/state"; mkdir -p "$work/state"
 sed -e "s#18080#18086#" -e "s#/tmp/gatehouse-bench/#$work/state/#" "$here/gatehouse-bench.yml" > "$work/gatehouse.yml"

@@ -17,8 +17,7 @@ KEY=bench-key-0123456789abcdef0123456789abcdef
 work=/tmp/gh-bench-per-request
 mkdir -p "$work" /tmp/gh-bench /tmp/gatehouse-bench
 if [ -z "${GATEHOUSE_BIN:-}" ]; then
-  swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
-  GATEHOUSE_BIN="$root/.build-release/release/gatehouse"
+  GATEHOUSE_BIN=$("$root/deploy/build-release.sh")
 fi
 cc -O2 -shared -fPIC -o "$work/malloc-count.so" "$here/malloc-count.c"
 pids=()

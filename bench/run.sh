@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 compare=${COMPARE:-$root/../shared/bench/compare.sh}
 cd "$root"
-[ -n "${GATEHOUSE_BIN:-}" ] || swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
+GATEHOUSE_BIN=${GATEHOUSE_BIN:-$("$root/deploy/build-release.sh")}
 config=$here/gatehouse-bench.yml
 if [ "${ACCESS_LOG:-off}" = on ]; then
   config=/tmp/gatehouse-bench/gatehouse-bench-access-log.yml
@@ -19,5 +19,5 @@ if [ "${ACCESS_LOG:-off}" = on ]; then
   sed 's/^access_log: false.*/access_log: true/' "$here/gatehouse-bench.yml" >"$config"
 fi
 # One event loop thread: the proxy gets one core, as the peers do.
-GATEHOUSE_CMD="${GATEHOUSE_BIN:-$root/.build-release/release/gatehouse} serve --threads 1 --config $config" \
+GATEHOUSE_CMD="$GATEHOUSE_BIN serve --threads 1 --config $config" \
   bash "$compare"

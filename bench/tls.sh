@@ -16,9 +16,9 @@ CONNS=${CONNS:-64}
 REPEAT=${REPEAT:-3}
 KEY=bench-key-0123456789abcdef0123456789abcdef
 work=$(mktemp -d /tmp/gatehouse-tls-bench.XXXXXX)
-bin="${GATEHOUSE_BIN:-$root/.build-release/release/gatehouse}"
+bin="${GATEHOUSE_BIN:-}"
 cd "$root"
-[ -n "${GATEHOUSE_BIN:-}" ] || swift build -c release --product gatehouse --scratch-path "$root/.build-release" >&2
+[ -n "$bin" ] || bin=$("$root/deploy/build-release.sh")
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
