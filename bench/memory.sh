@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Streams a 1 GiB upload and a 1 GiB download through Gatehouse and reports Gatehouse's peak
+# Streams a 1 GiB upload, a 1 GiB download and a 1 GiB MJPEG stream through Gatehouse and reports Gatehouse's peak
 # RSS (VmHWM), which must stay under 64 MiB: bodies are streamed, never buffered whole.
 # The upstream is nginx serving a sparse 1 GiB file and discarding uploads.
 #   GATEHOUSE_BIN=path bench/memory.sh   # a binary built before (no build)
@@ -19,6 +19,7 @@ sed -e "s#@WORK@#$work#g" "$here/upstream-files.conf" > "$work/nginx.conf"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
 nginx -c "$work/nginx.conf" & pids+=($!)
+python3 "$here/mjpeg-source.py" 18089 "$SIZE_MIB" & pids+=($!)
 GATEHOUSE_ADMIN_PASSWORD=bench-admin-password "$bin" serve --threads 1 --config "$work/gatehouse.yml" > "$work/gatehouse.out" 2>&1 & gh=$!; pids+=($gh)
 for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:18084/ && break; sleep 0.1; done
 rss() { awk '/VmHWM/ {hwm=$2} /VmRSS/ {now=$2} END {printf "%.1f | %.1f", hwm/1024, now/1024}' /proc/$gh/status; }
@@ -37,6 +38,10 @@ start=$(date +%s.%N)
 up=$(head -c "$((SIZE_MIB * 1048576))" /dev/zero | curl -s -o /dev/null -w '%{size_upload}' -H "X-Api-Key: $KEY" -H 'Expect:' -T - http://127.0.0.1:18084/upload)
 t=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
 echo "| ${SIZE_MIB} MiB upload (chunked) | $up | $t | $(rss) |"
+start=$(date +%s.%N)
+down=$(curl -s -o /dev/null -w '%{size_download}' -H "X-Api-Key: $KEY" http://127.0.0.1:18084/stream)
+t=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
+echo "| ${SIZE_MIB} MiB MJPEG stream (multipart, no length) | $down | $t | $(rss) |"
 # Sign-ins: each checks a password with scrypt (a 16 MiB block); none of it may stay behind.
 start=$(date +%s.%N)
 for i in $(seq 1 20); do
