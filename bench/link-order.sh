@@ -24,7 +24,8 @@ mkdir -p "$work/www/api"; echo '{}' > "$work/www/api/printer"
 (cd "$work/www" && exec python3 -m http.server 18198 --bind 127.0.0.1 >/dev/null 2>&1) & pids+=($!)
 KEY=bench-key-0123456789abcdef0123456789abcdef
 run() {
-  # A script's background jobs start with SIGINT ignored; Gatehouse must get it to exit and let
+  # A script's background jobs start with SIGINT ignored, and under valgrind an ignored signal
+  # never reaches Gatehouse (seen: the recording never ended); Gatehouse must get it to exit and let
   # callgrind write its file.
   GATEHOUSE_ADMIN_PASSWORD=link-order-admin-password env --default-signal=INT valgrind --tool=callgrind --demangle=no \
     --callgrind-out-file="$work/$1.callgrind" "$work/gatehouse" serve --threads 1 --config "$work/gatehouse.yml" > "$work/$1.log" 2>&1 &
