@@ -5,7 +5,7 @@
 # by valgrind's callgrind. deploy/build-release.sh hands it to the linker, which places those
 # functions together at the front of the binary: the kernel reads executable pages in blocks
 # of 64-128 KiB around each one touched, so code that runs spread over the whole binary made
-# most of it resident (README, "Performance"). Rerun it after larger changes; a stale list
+# most of it resident (README, "Benchmarks"). Rerun it after larger changes; a stale list
 # only costs memory, never correctness. Needs valgrind (Debian package) and python3.
 #   bench/link-order.sh
 set -euo pipefail

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Streams a 1 GiB upload, a 1 GiB download and a 1 GiB MJPEG stream through Gatehouse and reports Gatehouse's peak
 # RSS (VmHWM), which must stay under 64 MiB: bodies are streamed, never buffered whole.
-# The upstream is nginx serving a sparse 1 GiB file and discarding uploads.
+# The upstream is nginx serving a sparse 1 GiB file and discarding uploads, and passing /stream
+# on to bench/mjpeg-source.py.
 #   GATEHOUSE_BIN=path bench/memory.sh   # a binary built before (no build)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -2,7 +2,7 @@
 # Builds the release binary the way it is deployed and measured (Dockerfile, bench/):
 #   deploy/build-release.sh            # prints the binary's path (in .build-release/)
 #   deploy/build-release.sh /gatehouse # and copies it there
-# Link options, each measured for resident memory after start (README, "Performance"):
+# Link options, each measured for resident memory after start (README, "Benchmarks"):
 #   --static-swift-stdlib     the Swift runtime, Foundation and ICU linked in: only what is used
 #                             is loaded, instead of every page a shared library's loader touches
 #   --gc-sections             drops functions nothing calls

@@ -37,7 +37,7 @@ public struct PasswordHash: Sendable, Hashable, CustomStringConvertible {
 
     /// Hashes `password` with a fresh 16-byte random salt.
     public static func make(_ password: String, parameters: ScryptParameters = .interactive) throws(PasswordError) -> PasswordHash {
-        let salt = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let salt = randomBytes(16)
         guard parameters.isValid else { throw .badParameters }
         return PasswordHash(parameters: parameters, salt: salt, hash: try derive(password, salt: salt, parameters: parameters))
     }
@@ -49,8 +49,13 @@ public struct PasswordHash: Sendable, Hashable, CustomStringConvertible {
     /// nor scrypt's memory block (16 MiB at the default cost).
     public static func decoy(parameters: ScryptParameters = .interactive) -> PasswordHash? {
         guard parameters.isValid else { return nil }
+        return PasswordHash(parameters: parameters, salt: randomBytes(16), hash: randomBytes(32))
+    }
+
+    /// `count` bytes from the system's random source.
+    private static func randomBytes(_ count: Int) -> [UInt8] {
         var random = SystemRandomNumberGenerator()
-        return PasswordHash(parameters: parameters, salt: (0..<16).map { _ in random.next() }, hash: (0..<32).map { _ in random.next() })
+        return (0..<count).map { _ in random.next() }
     }
 
     /// Parses the stored text form; nil when it is not one Gatehouse wrote.
