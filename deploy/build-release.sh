@@ -23,7 +23,10 @@ options=(-c release --product gatehouse --scratch-path "$scratch" --static-swift
   -Xswiftc -use-ld=lld
   -Xlinker --gc-sections -Xlinker --no-export-dynamic -Xlinker -z -Xlinker pack-relative-relocs
   -Xlinker "--symbol-ordering-file=$root/deploy/link-order.txt" -Xlinker --no-warn-symbol-ordering)
-swift build "${options[@]}" >&2
 bin="$(swift build "${options[@]}" --show-bin-path)/gatehouse"
+# SwiftPM does not count the order file as an input of the link: a binary older than the list
+# is removed, so that a list written by bench/link-order.sh is used by the next build.
+if [ -e "$bin" ] && [ "$root/deploy/link-order.txt" -nt "$bin" ]; then rm -f "$bin"; fi
+swift build "${options[@]}" >&2
 if [ $# -gt 0 ]; then cp "$bin" "$1"; bin=$1; fi
 echo "$bin"
