@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Pure logic: configuration, identities, credentials, authenticators, header policy.
@@ -54,6 +55,16 @@ let package = Package(
             dependencies: [
                 "GatehouseCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // The PostgreSQL store for several Gatehouses sharing one set of users (issue 17): so far
+        // its schema and the migrations that make it.
+        .target(
+            name: "GatehousePostgres",
+            dependencies: [
+                "GatehouseCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The SwiftNIO data plane: listener, request handler, upstream pool, tunnel, own endpoints.
@@ -119,6 +130,16 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
             ],
             path: "Tests/GatehouseTestSupport"
+        ),
+        .testTarget(
+            name: "GatehousePostgresTests",
+            dependencies: [
+                "GatehouseCore",
+                "GatehousePostgres",
+                "GatehouseTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "GatehouseSecurityTests",
