@@ -117,6 +117,40 @@ final class PostgresSchemaTests: XCTestCase {
         XCTAssertEqual(try server.psql(database, "SELECT count(*) FROM api_keys").trimmingCharacters(in: .whitespacesAndNewlines), "0")
     }
 
+    func testAChangeThatCanWithdrawAccessIsAnnouncedOnTheRevisionChannelAndBookkeepingIsNot() async throws {
+        let server = try PostgresTestServer.shared()
+        let database = try server.makeDatabase()
+        _ = try await migrate(database)
+        try server.psql(database, "INSERT INTO users (username, password_hash, roles, created) VALUES ('alice', 'x', '', 0)")
+        try server.psql(database, "INSERT INTO api_keys VALUES ('k1', 'kd1', 'alice', NULL, false, NULL, 0, NULL, '')")
+        let payloads: [String] = try await Self.withClient(database) { client in
+            try await client.withConnection { connection in
+                try await connection.listen(on: PostgresSchema.revisionChannel) { notifications in
+                    // Made by other connections (psql), in this order: bookkeeping (no
+                    // announcement), a marker, then a change that withdraws access in one
+                    // transaction of two rows (one announcement, folded).
+                    try server.psql(database, "UPDATE api_keys SET last_used = 5 WHERE name = 'k1'")
+                    try server.psql(database, "NOTIFY \(PostgresSchema.revisionChannel), 'marker'")
+                    try server.psql(database, "BEGIN; UPDATE api_keys SET read_only = true WHERE name = 'k1'; UPDATE users SET disabled = true WHERE username = 'alice'; COMMIT")
+                    // Should the announcement never come, this ends the wait instead of hanging.
+                    let watchdog = Task {
+                        try await Task.sleep(for: .seconds(10))
+                        try server.psql(database, "NOTIFY \(PostgresSchema.revisionChannel), 'timeout'")
+                    }
+                    defer { watchdog.cancel() }
+                    var seen: [String] = []
+                    for try await notification in notifications {
+                        seen.append(notification.payload)
+                        if seen.count == 2 { break }
+                    }
+                    return seen
+                }
+            }
+        }
+        XCTAssertEqual(payloads, ["marker", ""])
+        XCTAssertEqual(try server.psql(database, "SELECT value FROM revision").trimmingCharacters(in: .whitespacesAndNewlines), "2")
+    }
+
     func testMissingServerProgramsSayWhatToInstall() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("no-postgres-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
