@@ -30,16 +30,24 @@ final class PostgresSchemaTests: XCTestCase {
 
     private var allSteps: [String] { PostgresSchema.steps.map(\.id) }
 
+    /// The shared server and a new database of its own, migrated.
+    private func migratedDatabase() async throws -> (PostgresTestServer, String) {
+        let server = try PostgresTestServer.shared()
+        let database = try server.makeDatabase()
+        _ = try await migrate(database)
+        return (server, database)
+    }
+
     func testAFreshDatabaseGetsEveryStepOnceAndASecondRunNone() async throws {
         let server = try PostgresTestServer.shared()
         let database = try server.makeDatabase()
         let first = try await migrate(database)
         XCTAssertEqual(first, allSteps)
         let tables = try server.psql(database, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'")
-        XCTAssertEqual(tables.trimmingCharacters(in: .whitespacesAndNewlines), "api_keys,gatehouse_migrations,revision,sessions,tokens,users")
+        XCTAssertEqual(tables, "api_keys,gatehouse_migrations,revision,sessions,tokens,users")
         let second = try await migrate(database)
         XCTAssertEqual(second, [])
-        XCTAssertEqual(try server.psql(database, "SELECT count(*) FROM gatehouse_migrations").trimmingCharacters(in: .whitespacesAndNewlines), "\(allSteps.count)")
+        XCTAssertEqual(try server.psql(database, "SELECT count(*) FROM gatehouse_migrations"), "\(allSteps.count)")
     }
 
     func testReplicasStartingTogetherApplyEachStepOnce() async throws {
@@ -53,13 +61,11 @@ final class PostgresSchemaTests: XCTestCase {
             return all
         }
         XCTAssertEqual(applied.sorted(), allSteps.sorted(), "every step applied exactly once over all six")
-        XCTAssertEqual(try server.psql(database, "SELECT count(*) FROM gatehouse_migrations").trimmingCharacters(in: .whitespacesAndNewlines), "\(allSteps.count)")
+        XCTAssertEqual(try server.psql(database, "SELECT count(*) FROM gatehouse_migrations"), "\(allSteps.count)")
     }
 
     func testADatabaseFromANewerGatehouseIsRefusedAndLeftAsItIs() async throws {
-        let server = try PostgresTestServer.shared()
-        let database = try server.makeDatabase()
-        _ = try await migrate(database)
+        let (server, database) = try await migratedDatabase()
         try server.psql(database, "INSERT INTO gatehouse_migrations (id) VALUES ('v99-from-the-future')")
         do {
             _ = try await migrate(database)
@@ -69,7 +75,7 @@ final class PostgresSchemaTests: XCTestCase {
             XCTAssertTrue(error.description.contains("newer Gatehouse"), error.description)
         }
         XCTAssertEqual(
-            try server.psql(database, "SELECT count(*) FROM gatehouse_migrations").trimmingCharacters(in: .whitespacesAndNewlines), "\(allSteps.count + 1)")
+            try server.psql(database, "SELECT count(*) FROM gatehouse_migrations"), "\(allSteps.count + 1)")
     }
 
     func testAFailedStepUndoesTheWholeCallAndSaysWhichStep() async throws {
@@ -86,15 +92,13 @@ final class PostgresSchemaTests: XCTestCase {
         }
         // The first step and the bookkeeping table were undone with it.
         let tables = try server.psql(database, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'")
-        XCTAssertEqual(tables.trimmingCharacters(in: .whitespacesAndNewlines), "sessions")
+        XCTAssertEqual(tables, "sessions")
     }
 
     func testTheRevisionMovesOnlyForChangesThatCanWithdrawAccess() async throws {
-        let server = try PostgresTestServer.shared()
-        let database = try server.makeDatabase()
-        _ = try await migrate(database)
+        let (server, database) = try await migratedDatabase()
         func revision() throws -> String {
-            try server.psql(database, "SELECT value FROM revision").trimmingCharacters(in: .whitespacesAndNewlines)
+            try server.psql(database, "SELECT value FROM revision")
         }
         try server.psql(database, "INSERT INTO users (username, password_hash, roles, created) VALUES ('alice', 'x', '', 0)")
         try server.psql(database, "INSERT INTO sessions VALUES ('d1', 'alice', 0, 0, 100, false, 'password')")
@@ -114,13 +118,11 @@ final class PostgresSchemaTests: XCTestCase {
         // Deleting the user takes its key along (cascade): the user row and the key row both count.
         try server.psql(database, "DELETE FROM users WHERE username = 'alice'")
         XCTAssertEqual(try revision(), "5")
-        XCTAssertEqual(try server.psql(database, "SELECT count(*) FROM api_keys").trimmingCharacters(in: .whitespacesAndNewlines), "0")
+        XCTAssertEqual(try server.psql(database, "SELECT count(*) FROM api_keys"), "0")
     }
 
     func testAChangeThatCanWithdrawAccessIsAnnouncedOnTheRevisionChannelAndBookkeepingIsNot() async throws {
-        let server = try PostgresTestServer.shared()
-        let database = try server.makeDatabase()
-        _ = try await migrate(database)
+        let (server, database) = try await migratedDatabase()
         try server.psql(database, "INSERT INTO users (username, password_hash, roles, created) VALUES ('alice', 'x', '', 0)")
         try server.psql(database, "INSERT INTO api_keys VALUES ('k1', 'kd1', 'alice', NULL, false, NULL, 0, NULL, '')")
         let payloads: [String] = try await Self.withClient(database) { client in
@@ -148,7 +150,7 @@ final class PostgresSchemaTests: XCTestCase {
             }
         }
         XCTAssertEqual(payloads, ["marker", ""])
-        XCTAssertEqual(try server.psql(database, "SELECT value FROM revision").trimmingCharacters(in: .whitespacesAndNewlines), "2")
+        XCTAssertEqual(try server.psql(database, "SELECT value FROM revision"), "2")
     }
 
     func testMissingServerProgramsSayWhatToInstall() throws {

@@ -98,8 +98,8 @@ public final class PostgresTestServer: Sendable {
         }
         directory = made
         let data = directory.appendingPathComponent("data").path
-        try run("initdb", ["-D", data, "-U", username, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"])
         do {
+            try run("initdb", ["-D", data, "-U", username, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"])
             try run("pg_ctl", [
                 "-D", data, "-l", directory.appendingPathComponent("server.log").path, "-w", "-t", "60",
                 "-o", "-c listen_addresses=\(host) -p \(port) -k \(directory.path) -c fsync=off -c full_page_writes=off", "start",
@@ -107,7 +107,7 @@ public final class PostgresTestServer: Sendable {
         } catch {
             let log = (try? String(contentsOf: directory.appendingPathComponent("server.log"), encoding: .utf8)) ?? ""
             try? FileManager.default.removeItem(at: directory)
-            throw .failed(step: "pg_ctl start", output: "\(error)\n\(log)")
+            throw .failed(step: "starting the server", output: "\(error)\n\(log)")
         }
     }
 
@@ -118,12 +118,14 @@ public final class PostgresTestServer: Sendable {
         return name
     }
 
-    /// Runs SQL with `psql` (tests that set up or inspect a database beside the code under test).
+    /// Runs SQL with `psql` (tests that set up or inspect a database beside the code under test)
+    /// and returns what it printed, unaligned and without headers, trimmed of the final line break.
     @discardableResult
     public func psql(_ database: String, _ sql: String) throws(SetupError) -> String {
         let psql = FileManager.default.isExecutableFile(atPath: binaries.appendingPathComponent("psql").path)
             ? binaries.appendingPathComponent("psql").path : "/usr/bin/psql"
         return try execute(psql, ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", "\(port)", "-U", username, "-d", database, "-c", sql])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Stops the server (fast shutdown) and removes its folder.
