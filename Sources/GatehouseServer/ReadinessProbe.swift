@@ -76,9 +76,8 @@ struct ReadinessProbe: Sendable {
             failures.append("upstream \(upstream.address) does not accept connections (\(Self.reason(error)))")
         }
         if let credentials {
-            let store = credentials.store
             do {
-                _ = try await credentials.executor.run { try store.refreshRevision() }
+                _ = try await credentials.store.refreshRevision()
             } catch {
                 failures.append("the store does not answer (\(error))")
             }

@@ -20,7 +20,7 @@ import Glibc
 ///   nothing that was committed and never leaves half a change.
 /// - Several processes may use the file at once (the server and the CLI): writers wait for
 ///   each other for up to five seconds.
-public final class SQLiteStore: CredentialStore {
+public final class SQLiteStore: SynchronousCredentialStore {
     public let path: String
     private let pool: DatabasePool
     /// The highest ``knownRevision`` this process has read.

@@ -103,7 +103,7 @@ struct TokenCommand: AsyncParsableCommand {
             let cfg = try loadConfig(config)
             let db: SQLiteStore
             do { db = try SQLiteStore(path: cfg.storePath) } catch { throw CommandFailure(error.description) }
-            let accounts = try makeAccounts(cfg, store: db, executor: InlineStoreExecutor())
+            let accounts = try makeAccounts(cfg, store: db)
             do {
                 let signed = try await accounts.issueLongLivedToken(for: user, lifetime: lifetime, description: description, now: Date())
                 print("Token \(signed.record.jti.prefix(8)) for \(user), expires \(CommandDates.show(signed.record.expires)) (shown once):\n\(signed.token)")

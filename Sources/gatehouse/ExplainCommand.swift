@@ -52,6 +52,6 @@ struct Explain: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: cfg.storePath), FileManager.default.fileExists(atPath: cfg.jwt.secretFile) else {
             return nil
         }
-        return try makeAccounts(cfg, store: try SQLiteStore(path: cfg.storePath), executor: InlineStoreExecutor(), recordUse: false)
+        return try makeAccounts(cfg, store: try SQLiteStore(path: cfg.storePath), recordUse: false)
     }
 }

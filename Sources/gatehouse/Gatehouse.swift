@@ -139,7 +139,7 @@ func runUntilSignalled(
 
 /// Opens the store (a lost, damaged or newer store stops the start) and, when it has no users,
 /// creates `admin`.
-func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, logger: Logger) throws -> SQLiteStore {
+func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, logger: Logger) async throws -> SQLiteStore {
     let store: SQLiteStore
     store = try SlowWorkNotice(logger: logger).run("opening and checking the store \(config.storePath)") {
         do { return try SQLiteStore(path: config.storePath) } catch { throw CommandFailure("\(error)") }
@@ -147,8 +147,8 @@ func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, l
     let given = ProcessInfo.processInfo.environment["GATEHOUSE_ADMIN_PASSWORD"]
     let outcome: AdminBootstrap.Outcome
     do {
-        outcome = try SlowWorkNotice(logger: logger).run("checking for users, making admin if there are none") {
-            try AdminBootstrap.ensureAdmin(in: store, policy: config.passwordPolicy, givenPassword: given)
+        outcome = try await SlowWorkNotice(logger: logger).run("checking for users, making admin if there are none") {
+            try await AdminBootstrap.ensureAdmin(in: store, policy: config.passwordPolicy, givenPassword: given)
         }
     } catch {
         throw CommandFailure("\(error)")
@@ -169,7 +169,7 @@ func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, l
 /// commands). With `recordUse` false (read-only tools) neither a key's `last_used` nor a
 /// session's last use is ever written.
 func makeAccounts(
-    _ config: GatehouseConfig, store: SQLiteStore, executor: any StoreExecutor, recordUse: Bool = true
+    _ config: GatehouseConfig, store: any CredentialStore, blockingWork: any BlockingExecutor = InlineExecutor(), recordUse: Bool = true
 ) throws -> AccountService {
     // Read-only tools (explain) change nothing worth an audit line.
     let audit = recordUse ? try openAuditLog(config) : nil
@@ -178,11 +178,12 @@ func makeAccounts(
     var sessions = config.sessions
     if !recordUse { sessions.touchInterval = .infinity }
     let credentials = StoredCredentialAuthenticator(
-        store: store, executor: executor, tokens: TokenAuthority(secret: secret, settings: config.jwt),
+        store: store, tokens: TokenAuthority(secret: secret, settings: config.jwt),
         sessions: sessions, oneShotTokens: OneShotTokens(),
         keyTouchInterval: recordUse ? StoredCredentialAuthenticator.defaultKeyTouchInterval : .infinity)
     return AccountService(
-        credentials: credentials, throttle: LoginThrottle(policy: config.loginThrottle), passwordPolicy: config.passwordPolicy, audit: audit)
+        credentials: credentials, throttle: LoginThrottle(policy: config.loginThrottle), passwordPolicy: config.passwordPolicy,
+        passwordWork: blockingWork, audit: audit)
 }
 
 struct Serve: AsyncParsableCommand {
@@ -202,11 +203,12 @@ struct Serve: AsyncParsableCommand {
         let cfg = try loadConfig(config)
         let logger = makeLogger(format: cfg.logFormat)
         for line in ShadowedRuleReport(config: cfg).lines { logger.warning("\(line)") }
-        let store = try openStoreAndBootstrapAdmin(cfg, configPath: config, logger: logger)
+        let store = try await openStoreAndBootstrapAdmin(cfg, configPath: config, logger: logger)
         // Store calls and scrypt run here, never on an event loop.
         let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
         threadPool.start()
-        let accounts = try makeAccounts(cfg, store: store, executor: ThreadPoolStoreExecutor(pool: threadPool))
+        let work = ThreadPoolExecutor(pool: threadPool)
+        let accounts = try makeAccounts(cfg, store: OffloadedCredentialStore(store, on: work), blockingWork: work)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         try await runUntilSignalled(config: cfg, logger: logger, group: group, accounts: accounts, configPath: config, inbox: inbox)
         try await group.shutdownGracefully()

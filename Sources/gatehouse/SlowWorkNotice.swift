@@ -20,6 +20,20 @@ struct SlowWorkNotice {
     }
 
     func run<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        let end = begin(what)
+        defer { end() }
+        return try body()
+    }
+
+    func run<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        let end = begin(what)
+        defer { end() }
+        return try await body()
+    }
+
+    /// Starts watching `what`; the returned closure ends the watch (and prints the "done" line
+    /// when the notice was shown).
+    private func begin(_ what: String) -> () -> Void {
         // One state under one lock: the notice is shown only while the work still runs, and
         // the "done" line follows exactly when the notice was shown.
         let state = Mutex(NoticeState.working)
@@ -46,7 +60,7 @@ struct SlowWorkNotice {
             }
         }
         watcher.start()
-        defer {
+        return {
             let wasShown = state.withLock { current -> Bool in
                 defer { current = .finished }
                 return current == .shown
@@ -58,7 +72,6 @@ struct SlowWorkNotice {
                 Self.write(terminal ? "\r\(what): done in \(seconds) s\n" : "\(what): done in \(seconds) s\n", logger: logger)
             }
         }
-        return try body()
     }
 
     private enum NoticeState { case working, shown, finished }

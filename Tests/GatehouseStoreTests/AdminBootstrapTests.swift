@@ -14,28 +14,35 @@ final class AdminBootstrapTests: XCTestCase {
 
     private func store() throws -> SQLiteStore { try SQLiteStore(path: directory.appendingPathComponent("g.db").path) }
 
-    func testAnEmptyStoreGetsAnAdminWithARandomPasswordShownOnce() throws {
+    func testAnEmptyStoreGetsAnAdminWithARandomPasswordShownOnce() async throws {
         let db = try store()
-        guard case .createdWithRandomPassword(let password) = try AdminBootstrap.ensureAdmin(in: db, policy: PasswordPolicy(), givenPassword: nil) else {
+        guard case .createdWithRandomPassword(let password) = try await AdminBootstrap.ensureAdmin(in: db, policy: PasswordPolicy(), givenPassword: nil) else {
             return XCTFail("no random password")
         }
         XCTAssertGreaterThanOrEqual(password.count, 43)
         let admin = try XCTUnwrap(try db.user(named: "admin"))
         XCTAssertEqual(admin.roles, ["admin"])
         XCTAssertTrue(admin.passwordHash.verify(password))
-        XCTAssertEqual(try AdminBootstrap.ensureAdmin(in: db, policy: PasswordPolicy(), givenPassword: nil), .usersExist)
+        let second = try await AdminBootstrap.ensureAdmin(in: db, policy: PasswordPolicy(), givenPassword: nil)
+        XCTAssertEqual(second, .usersExist)
         XCTAssertTrue(try XCTUnwrap(try db.user(named: "admin")).passwordHash.verify(password), "a second start must not reset the password")
     }
 
-    func testTheGivenPasswordIsUsedWhenItPassesThePolicy() throws {
+    func testTheGivenPasswordIsUsedWhenItPassesThePolicy() async throws {
         let db = try store()
-        XCTAssertEqual(try AdminBootstrap.ensureAdmin(in: db, policy: PasswordPolicy(), givenPassword: "from the environment"), .createdWithGivenPassword)
+        let outcome = try await AdminBootstrap.ensureAdmin(in: db, policy: PasswordPolicy(), givenPassword: "from the environment")
+        XCTAssertEqual(outcome, .createdWithGivenPassword)
         XCTAssertTrue(try XCTUnwrap(try db.user(named: "admin")).passwordHash.verify("from the environment"))
     }
 
-    func testATooShortGivenPasswordCreatesNothing() throws {
+    func testATooShortGivenPasswordCreatesNothing() async throws {
         let db = try store()
-        XCTAssertThrowsError(try AdminBootstrap.ensureAdmin(in: db, policy: PasswordPolicy(), givenPassword: "short"))
+        do {
+            _ = try await AdminBootstrap.ensureAdmin(in: db, policy: PasswordPolicy(), givenPassword: "short")
+            XCTFail("a password the policy refuses was accepted")
+        } catch {
+            guard case .password = error else { return XCTFail("wrong failure: \(error)") }
+        }
         XCTAssertEqual(try db.userCount(), 0)
     }
 }

@@ -35,7 +35,7 @@ final class CredentialCacheTests: XCTestCase {
     private func authenticator(over store: SQLiteStore? = nil, cache: CredentialCache = CredentialCache()) -> StoredCredentialAuthenticator {
         let fixedNow = clock
         return StoredCredentialAuthenticator(
-            store: store ?? self.store, executor: InlineStoreExecutor(),
+            store: store ?? self.store,
             tokens: TokenAuthority(secret: Array(repeating: 7, count: 32), settings: JWTSettings()),
             sessions: SessionPolicy(), oneShotTokens: OneShotTokens(), cache: cache, now: { fixedNow })
     }

@@ -39,7 +39,7 @@ extension IdentityFixture: AttackTarget {
         sessions.touchInterval = .infinity
         let clock = self.clock
         let credentials = StoredCredentialAuthenticator(
-            store: store, executor: InlineStoreExecutor(), tokens: TokenAuthority(secret: secret, settings: proxy.config.jwt),
+            store: store, tokens: TokenAuthority(secret: secret, settings: proxy.config.jwt),
             sessions: sessions, oneShotTokens: OneShotTokens(), keyTouchInterval: .infinity, now: { clock.now() })
         return AccountService(
             credentials: credentials, throttle: LoginThrottle(policy: proxy.config.loginThrottle), passwordPolicy: proxy.config.passwordPolicy,

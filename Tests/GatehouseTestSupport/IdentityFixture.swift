@@ -50,12 +50,12 @@ public final class IdentityFixture {
         let clock = TestClock()
         self.clock = clock
         let credentials = StoredCredentialAuthenticator(
-            store: store, executor: ThreadPoolStoreExecutor(pool: threadPool),
+            store: OffloadedCredentialStore(store, on: ThreadPoolExecutor(pool: threadPool)),
             tokens: TokenAuthority(secret: secret, settings: config.jwt), sessions: config.sessions,
             oneShotTokens: OneShotTokens(), now: { clock.now() })
         accounts = AccountService(
             credentials: credentials, throttle: LoginThrottle(policy: config.loginThrottle), passwordPolicy: config.passwordPolicy,
-            passwordParameters: Self.scrypt, audit: audit)
+            passwordParameters: Self.scrypt, passwordWork: ThreadPoolExecutor(pool: threadPool), audit: audit)
         proxy = try await ProxyFixture(accounts: accounts, log: log) { proxyConfig in
             proxyConfig.sessions = config.sessions
             proxyConfig.jwt = config.jwt

@@ -93,12 +93,15 @@ public final class AccountService: Sendable {
     private let decoyHash: PasswordHash?
     /// Where sign-ins, lockouts, logouts and account changes are recorded; nil records nothing.
     public let audit: AuditLog?
+    /// Where scrypt runs (a thread pool in the server: a check takes tens of milliseconds).
+    public let passwordWork: any BlockingExecutor
 
     public init(
         credentials: StoredCredentialAuthenticator, throttle: LoginThrottle, passwordPolicy: PasswordPolicy,
-        passwordParameters: ScryptParameters = .interactive, audit: AuditLog? = nil
+        passwordParameters: ScryptParameters = .interactive, passwordWork: any BlockingExecutor = InlineExecutor(), audit: AuditLog? = nil
     ) {
         self.audit = audit
+        self.passwordWork = passwordWork
         self.credentials = credentials
         self.throttle = throttle
         self.passwordPolicy = passwordPolicy
@@ -107,17 +110,24 @@ public final class AccountService: Sendable {
     }
 
     private var store: any CredentialStore { credentials.store }
-    private var executor: any StoreExecutor { credentials.executor }
 
-    private func run<T: Sendable>(_ body: @escaping @Sendable (any CredentialStore) throws -> T) async throws(AccountError) -> T {
-        let store = self.store
+    /// The store's answer, with its failures as ``AccountError``s.
+    private func stored<T>(_ body: () async throws -> T) async throws(AccountError) -> T {
         do {
-            return try await executor.run { try body(store) }
-        } catch let error as StoreError {
-            switch error {
-            case .conflict(let what): throw .conflict(what)
-            default: throw .unavailable
-            }
+            return try await body()
+        } catch StoreError.conflict(let what) {
+            throw .conflict(what)
+        } catch {
+            throw .unavailable
+        }
+    }
+
+    /// Whether `password` is `user`'s (or, with no user, the same work against the decoy hash, so
+    /// that an unknown name takes as long as a known one), checked on ``passwordWork``.
+    private func verify(_ password: String, against user: UserRecord?) async throws(AccountError) -> Bool {
+        let hash = user?.passwordHash ?? decoyHash
+        do {
+            return try await passwordWork.run { hash?.verify(password) ?? false } && user != nil
         } catch {
             throw .unavailable
         }
@@ -139,18 +149,13 @@ public final class AccountService: Sendable {
         // Refused before any check (and not audited: a flood of refused attempts must not flood
         // the audit log; the lockout itself was recorded when it began).
         if let seconds = throttle.reserve(username: username, client: client, now: now) { throw .lockedOut(retryAfter: seconds) }
-        let decoy = decoyHash
         let checked: (user: UserRecord?, known: Bool, revision: Int64)
         do {
-            checked = try await run { store -> (UserRecord?, Bool, Int64) in
-                let revision = try store.refreshRevision()
-                let user = Identity.isValidName(username) ? try store.user(named: username) : nil
-                guard let user else {
-                    _ = decoy?.verify(password)
-                    return (nil, false, revision)
-                }
-                return (user.passwordHash.verify(password) ? user : nil, true, revision)
+            let store = self.store
+            let (revision, found) = try await stored { () async throws in
+                (try await store.refreshRevision(), Identity.isValidName(username) ? try await store.user(named: username) : nil)
             }
+            checked = (try await verify(password, against: found) ? found : nil, found != nil, revision)
         } catch {
             throttle.release(username: username, client: client)
             throw error
@@ -169,7 +174,7 @@ public final class AccountService: Sendable {
         throttle.recordSuccess(username: username, client: client)
         if via != "basic" { audit?.record(.login, user: user.username, client: client, via: via, at: now) }
         if user.passwordHash.needsRehash(current: passwordParameters), let hash = try? PasswordHash.make(password, parameters: passwordParameters) {
-            _ = try? await run { store in try store.setPassword(hash, forUser: username) }
+            _ = try? await store.setPassword(hash, forUser: username)
         }
         return (user, revision)
     }
@@ -217,7 +222,7 @@ public final class AccountService: Sendable {
             digest: SecretDigest.of(secret), username: user.username, created: now, lastSeen: now,
             expires: now.addingTimeInterval(credentials.sessions.lifetime(remember: remember)), remember: remember,
             origin: client?.description ?? "local")
-        try await run { store in try store.addSession(record) }
+        try await stored { try await store.addSession(record) }
         return OpenedSession(secret: secret, record: record)
     }
 
@@ -225,9 +230,10 @@ public final class AccountService: Sendable {
     @discardableResult
     public func closeSession(secret: String, client: IPAddress? = nil, now: Date = Date()) async throws(AccountError) -> Bool {
         let digest = SecretDigest.of(secret)
-        let user = try await run { store -> String? in
-            let owner = try store.session(digest: digest)?.1.username
-            return try store.deleteSession(digest: digest) ? owner : nil
+        let store = self.store
+        let user = try await stored { () async throws -> String? in
+            let owner = try await store.session(digest: digest)?.1.username
+            return try await store.deleteSession(digest: digest) ? owner : nil
         }
         if let user { audit?.record(.logout, user: user, client: client, via: "session", at: now) }
         return user != nil
@@ -236,8 +242,9 @@ public final class AccountService: Sendable {
     /// A new access and refresh token of a new family (at sign-in).
     public func issueTokens(for user: UserRecord, now: Date) async throws(AccountError) -> TokenPair {
         let (pair, records) = try await signTokens(username: user.username, roles: user.roles, family: RandomSecret.make(), now: now)
-        try await run { store in
-            for record in records { try store.addToken(record) }
+        let store = self.store
+        try await stored { () async throws in
+            for record in records { try await store.addToken(record) }
         }
         return pair
     }
@@ -258,7 +265,7 @@ public final class AccountService: Sendable {
 
     /// A long-lived access token (`gatehouse token issue`); `lifetime` nil never expires.
     public func issueLongLivedToken(for username: String, lifetime: TimeInterval?, description: String, now: Date) async throws(AccountError) -> SignedToken {
-        guard let user = try await run({ store in try store.user(named: username) }) else {
+        guard let user = try await stored({ try await store.user(named: username) }) else {
             throw .notFound("There is no user named '\(username)'.")
         }
         let signed: SignedToken
@@ -269,7 +276,7 @@ public final class AccountService: Sendable {
         } catch {
             throw .unavailable
         }
-        try await run { store in try store.addToken(signed.record) }
+        try await stored { try await store.addToken(signed.record) }
         audit?.record(.tokenIssued, user: user.username, actor: "command line", name: String(signed.record.jti.prefix(8)), at: now)
         return signed
     }
@@ -297,7 +304,7 @@ public final class AccountService: Sendable {
         // A token without a family (an older store's) starts one named after itself, so a reuse
         // still reaches what it was exchanged for.
         let (pair, replacements) = try await signTokens(username: user.username, roles: user.roles, family: record.family ?? record.jti, now: now)
-        switch try await run({ store in try store.exchangeRefreshToken(jti: jti, issuing: replacements) }) {
+        switch try await stored({ try await store.exchangeRefreshToken(jti: jti, issuing: replacements) }) {
         case .accepted:
             return (user, pair)
         case .reused:
@@ -311,10 +318,10 @@ public final class AccountService: Sendable {
     public func revokeTokenFamily(_ token: String, now: Date) async throws(AccountError) {
         guard case .success(let (_, record, _))? = try? await credentials.honouredToken(token, now: now) else { return }
         if let family = record.family {
-            _ = try await run { store in try store.revokeTokens(family: family) }
+            _ = try await stored { try await store.revokeTokens(family: family) }
         } else {
             let jti = record.jti
-            _ = try await run { store in try store.revokeToken(jti: jti) }
+            _ = try await stored { try await store.revokeToken(jti: jti) }
         }
         audit?.record(.logout, user: record.username, via: "token", at: now)
     }
@@ -342,11 +349,11 @@ public final class AccountService: Sendable {
     // MARK: Users
 
     public func user(named username: String) async throws(AccountError) -> UserRecord? {
-        try await run { store in try store.user(named: username) }
+        try await stored { try await store.user(named: username) }
     }
 
     public func users() async throws(AccountError) -> [UserRecord] {
-        try await run { store in try store.users() }
+        try await stored { try await store.users() }
     }
 
     public func createUser(username: String, password: String, roles: [String], actor: String? = nil, now: Date) async throws(AccountError) -> UserRecord {
@@ -356,13 +363,13 @@ public final class AccountService: Sendable {
         guard roles.allSatisfy(Identity.isValidName) else { throw .badRequest("roles: each must be 1-64 characters of A-Z a-z 0-9 . _ @ -") }
         let hash = try makeHash(password, field: "password")
         let record = UserRecord(username: username, passwordHash: hash, roles: roles, created: now)
-        try await run { store in try store.addUser(record) }
+        try await stored { try await store.addUser(record) }
         audit?.record(.userCreated, user: username, actor: actor, reason: "roles: " + roles.joined(separator: ","), at: now)
         return record
     }
 
     public func deleteUser(named username: String, actor: String? = nil, now: Date = Date()) async throws(AccountError) {
-        guard try await run({ store in try store.deleteUser(named: username) }) else {
+        guard try await stored({ try await store.deleteUser(named: username) }) else {
             throw .notFound("There is no user named '\(username)'.")
         }
         audit?.record(.userDeleted, user: username, actor: actor, at: now)
@@ -372,9 +379,10 @@ public final class AccountService: Sendable {
     public func changePassword(username: String, current: String, new: String, client: IPAddress?, now: Date) async throws(AccountError) {
         _ = try await checkPassword(username: username, password: current, client: client, via: "password_change", now: now)
         let hash = try makeHash(new, field: "new_password")
-        try await run { store in
-            _ = try store.setPassword(hash, forUser: username)
-            _ = try store.deleteSessions(ofUser: username)
+        let store = self.store
+        try await stored { () async throws in
+            _ = try await store.setPassword(hash, forUser: username)
+            _ = try await store.deleteSessions(ofUser: username)
         }
         audit?.record(.passwordChanged, user: username, actor: username, client: client, at: now)
     }
@@ -402,21 +410,22 @@ public final class AccountService: Sendable {
         let record = StoredAPIKey(
             name: keyName, username: owner, roles: roles, digest: SecretDigest.of(key), readOnly: readOnly,
             expires: expires, created: now, description: description)
-        try await run { store in try store.addAPIKey(record) }
+        try await stored { try await store.addAPIKey(record) }
         audit?.record(.keyCreated, user: owner, actor: actor ?? owner, name: keyName, reason: readOnly ? "read-only" : nil, at: now)
         return CreatedKey(key: key, record: record)
     }
 
     public func keys(ofUser username: String?) async throws(AccountError) -> [StoredAPIKey] {
-        try await run { store in try store.apiKeys(ofUser: username) }
+        try await stored { try await store.apiKeys(ofUser: username) }
     }
 
     /// Revokes a key; only its owner or an admin may.
     public func revokeKey(named name: String, by caller: Identity, now: Date = Date()) async throws(AccountError) {
         let isAdmin = caller.roles.contains("admin")
-        let owner = try await run { store -> String? in
-            guard let key = try store.apiKey(named: name), isAdmin || key.username == caller.user else { return nil }
-            return try store.deleteAPIKey(named: key.name) ? key.username : nil
+        let store = self.store
+        let owner = try await stored { () async throws -> String? in
+            guard let key = try await store.apiKey(named: name), isAdmin || key.username == caller.user else { return nil }
+            return try await store.deleteAPIKey(named: key.name) ? key.username : nil
         }
         guard let owner else { throw .notFound("There is no key named '\(name)' that you may revoke.") }
         audit?.record(.keyRevoked, user: owner, actor: caller.user, name: name, at: now)

@@ -1,17 +1,5 @@
 import Foundation
 
-/// Runs blocking store calls somewhere that is not an event loop (a thread pool in the server;
-/// inline in tests).
-public protocol StoreExecutor: Sendable {
-    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T
-}
-
-/// Runs store calls on the calling task (tests and the command line).
-public struct InlineStoreExecutor: StoreExecutor {
-    public init() {}
-    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T { try body() }
-}
-
 /// Turns a credential the store knows into an identity: session cookies, JSON Web Tokens,
 /// run-time API keys, one-shot tokens.
 ///
@@ -27,7 +15,6 @@ public struct InlineStoreExecutor: StoreExecutor {
 ///   minute per credential, and a failure to write it never fails the request.
 public final class StoredCredentialAuthenticator: Sendable {
     public let store: any CredentialStore
-    public let executor: any StoreExecutor
     public let tokens: TokenAuthority
     public let sessions: SessionPolicy
     public let oneShotTokens: OneShotTokens
@@ -40,13 +27,12 @@ public final class StoredCredentialAuthenticator: Sendable {
     public let now: @Sendable () -> Date
 
     public init(
-        store: any CredentialStore, executor: any StoreExecutor, tokens: TokenAuthority, sessions: SessionPolicy,
+        store: any CredentialStore, tokens: TokenAuthority, sessions: SessionPolicy,
         oneShotTokens: OneShotTokens, cache: CredentialCache = CredentialCache(), keyTouchInterval: TimeInterval = defaultKeyTouchInterval,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.now = now
         self.store = store
-        self.executor = executor
         self.tokens = tokens
         self.sessions = sessions
         self.oneShotTokens = oneShotTokens
@@ -121,8 +107,7 @@ public final class StoredCredentialAuthenticator: Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             let instant = ContinuousClock.now
-            let store = self.store
-            if let revision = try? await executor.run({ try store.refreshRevision() }) {
+            if let revision = try? await store.refreshRevision() {
                 cache.confirm(revision: revision, at: instant)
             }
         }
@@ -130,17 +115,14 @@ public final class StoredCredentialAuthenticator: Sendable {
 
     /// Asks the store, keeps its answer in ``cache``, and judges it like a cached one.
     private func lookUp(_ query: StoreQuery, now: Date) async throws -> Result<Identity, AuthenticationFailure> {
-        let store = self.store
         let instant = ContinuousClock.now
-        let (found, revision): ((any CachedCredential)?, Int64) = try await executor.run {
-            let revision = try store.refreshRevision()
-            return (try query.fetch(store), revision)
-        }
+        let revision = try await store.refreshRevision()
+        let found = try await query.fetch(store)
         cache.confirm(revision: revision, at: instant)
         guard var entry = found else { return .failure(query.unknown) }
         let verdict = entry.judge(now: now, by: rules)
         if verdict.bookkeepingDue, case .success = verdict.result,
-            let touched = await entry.recordingUse(in: store, executor: executor, now: now)
+            let touched = await entry.recordingUse(in: store, now: now)
         {
             entry = touched
         }
@@ -150,9 +132,8 @@ public final class StoredCredentialAuthenticator: Sendable {
 
     /// The live session a cookie value names, and its user (always from the store).
     public func liveSession(_ secret: String, now: Date) async throws -> (SessionRecord, UserRecord)? {
-        let store = self.store
         let digest = SecretDigest.of(secret)
-        guard let (session, user) = try await executor.run({ try store.session(digest: digest) }),
+        guard let (session, user) = try await store.session(digest: digest),
             session.digest.constantTimeEquals(digest), sessions.isAlive(session, now: now)
         else { return nil }
         return (session, user)
@@ -166,9 +147,7 @@ public final class StoredCredentialAuthenticator: Sendable {
         case .success(let v): verified = v
         case .failure(let failure): return .failure(failure)
         }
-        let store = self.store
-        let jti = verified.jti
-        guard let (record, user) = try await executor.run({ try store.token(jti: jti) }), record.username == verified.username else {
+        guard let (record, user) = try await store.token(jti: verified.jti), record.username == verified.username else {
             return .failure(.invalidToken(reason: "it was not issued by this Gatehouse or its user is gone"))
         }
         if record.revoked { return .failure(.invalidToken(reason: "it has been revoked")) }
@@ -180,9 +159,8 @@ public final class StoredCredentialAuthenticator: Sendable {
     /// `mustExist` false (identities from config-file keys and trusted networks, which have no
     /// user in the store) also a name the store does not know. False when the store cannot be read.
     public func userIsActive(_ username: String, mustExist: Bool) async -> Bool {
-        let store = self.store
         do {
-            guard let user = try await executor.run({ try store.user(named: username) }) else { return !mustExist }
+            guard let user = try await store.user(named: username) else { return !mustExist }
             return !user.disabled
         } catch {
             return false
@@ -191,11 +169,10 @@ public final class StoredCredentialAuthenticator: Sendable {
 
     private func oneShot(_ token: String, now: Date) async throws -> Result<Identity, AuthenticationFailure> {
         guard let identity = oneShotTokens.redeem(token, now: now) else { return .failure(.invalidOneShotToken) }
-        let store = self.store
-        let name = identity.user
+
         // The user may have been deleted or disabled in the seconds since the token was made.
         // Identities from the config file (its keys, trusted networks) have no user in the store.
-        let user = try await executor.run({ try store.user(named: name) })
+        let user = try await store.user(named: identity.user)
         if user?.disabled == true { return .failure(.disabledUser) }
         if user == nil && (identity.method == .session || identity.method == .jwt) { return .failure(.invalidOneShotToken) }
         return .success(

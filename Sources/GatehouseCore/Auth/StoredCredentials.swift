@@ -31,11 +31,11 @@ public protocol CachedCredential: Sendable {
     func judge(now: Date, by rules: CredentialRules) -> CredentialVerdict
     /// Writes this credential's last use to the store and returns the answer as it now stands;
     /// nil when there is nothing to write or the write failed (the request passes regardless).
-    func recordingUse(in store: any CredentialStore, executor: any StoreExecutor, now: Date) async -> (any CachedCredential)?
+    func recordingUse(in store: any CredentialStore, now: Date) async -> (any CachedCredential)?
 }
 
 extension CachedCredential {
-    public func recordingUse(in store: any CredentialStore, executor: any StoreExecutor, now: Date) async -> (any CachedCredential)? { nil }
+    public func recordingUse(in store: any CredentialStore, now: Date) async -> (any CachedCredential)? { nil }
 }
 
 /// A session cookie's session and its user.
@@ -55,9 +55,9 @@ public struct CachedSession: CachedCredential {
         return CredentialVerdict(result: .success(identity), bookkeepingDue: rules.sessions.needsTouch(session, now: now))
     }
 
-    public func recordingUse(in store: any CredentialStore, executor: any StoreExecutor, now: Date) async -> (any CachedCredential)? {
+    public func recordingUse(in store: any CredentialStore, now: Date) async -> (any CachedCredential)? {
         let digest = session.digest
-        guard (try? await executor.run({ try store.touchSession(digest: digest, at: now) })) != nil else { return nil }
+        guard (try? await store.touchSession(digest: digest, at: now)) != nil else { return nil }
         var touched = self
         touched.session.lastSeen = now
         return touched
@@ -85,9 +85,9 @@ public struct CachedAPIKey: CachedCredential {
         return CredentialVerdict(result: .success(identity), bookkeepingDue: due)
     }
 
-    public func recordingUse(in store: any CredentialStore, executor: any StoreExecutor, now: Date) async -> (any CachedCredential)? {
+    public func recordingUse(in store: any CredentialStore, now: Date) async -> (any CachedCredential)? {
         let name = key.name
-        guard (try? await executor.run({ try store.touchAPIKey(named: name, at: now) })) != nil else { return nil }
+        guard (try? await store.touchAPIKey(named: name, at: now)) != nil else { return nil }
         var touched = self
         touched.key.lastUsed = now
         return touched
@@ -141,26 +141,26 @@ public struct VerifiedPassword: CachedCredential {
 struct StoreQuery: Sendable {
     let key: CredentialCacheKey
     let unknown: AuthenticationFailure
-    let fetch: @Sendable (any CredentialStore) throws -> (any CachedCredential)?
+    let fetch: @Sendable (any CredentialStore) async throws -> (any CachedCredential)?
 
     static let unknownToken = AuthenticationFailure.invalidToken(reason: "it was not issued by this Gatehouse or its user is gone")
 
     static func session(_ digest: SecretDigest) -> StoreQuery {
         StoreQuery(key: .session(digest), unknown: .invalidSession) { store in
-            try store.session(digest: digest).map { CachedSession($0, $1) }
+            try await store.session(digest: digest).map { CachedSession($0, $1) }
         }
     }
 
     static func apiKey(_ digest: SecretDigest) -> StoreQuery {
         StoreQuery(key: .apiKey(digest), unknown: .unknownAPIKey) { store in
-            try store.apiKey(digest: digest).map { CachedAPIKey($0, $1) }
+            try await store.apiKey(digest: digest).map { CachedAPIKey($0, $1) }
         }
     }
 
     /// `digest`: of the whole token text, which carries the same verified signature every time.
     static func accessToken(_ token: VerifiedToken, digest: SecretDigest) -> StoreQuery {
         StoreQuery(key: .accessToken(digest), unknown: unknownToken) { store in
-            try store.token(jti: token.jti).map { CachedAccessToken(token: token, record: $0, user: $1) }
+            try await store.token(jti: token.jti).map { CachedAccessToken(token: token, record: $0, user: $1) }
         }
     }
 }

@@ -30,9 +30,9 @@ public enum AdminBootstrap {
 
     public static func ensureAdmin(
         in store: some UserStore, policy: PasswordPolicy, givenPassword: String?, now: Date = Date()
-    ) throws(Failure) -> Outcome {
+    ) async throws(Failure) -> Outcome {
         do {
-            guard try store.userCount() == 0 else { return .usersExist }
+            guard try await store.userCount() == 0 else { return .usersExist }
         } catch {
             throw .store(error)
         }
@@ -49,7 +49,7 @@ public enum AdminBootstrap {
         let hash: PasswordHash
         do { hash = try PasswordHash.make(password) } catch { throw .password(error) }
         do {
-            try store.addUser(UserRecord(username: username, passwordHash: hash, roles: ["admin"], created: now))
+            try await store.addUser(UserRecord(username: username, passwordHash: hash, roles: ["admin"], created: now))
         } catch .conflict {
             // Another process created users in the meantime: theirs stand.
             return .usersExist

@@ -128,40 +128,66 @@ public protocol CredentialStore: UserStore {
     var knownRevision: Int64 { get }
     /// Reads the revision from the store (seeing other processes' writes) and returns the new
     /// ``knownRevision``.
-    func refreshRevision() throws(StoreError) -> Int64
+    func refreshRevision() async throws(StoreError) -> Int64
 
-    func addSession(_ session: SessionRecord) throws(StoreError)
+    func addSession(_ session: SessionRecord) async throws(StoreError)
     /// The session and its user (nil when either is gone).
-    func session(digest: SecretDigest) throws(StoreError) -> (SessionRecord, UserRecord)?
-    func touchSession(digest: SecretDigest, at: Date) throws(StoreError)
+    func session(digest: SecretDigest) async throws(StoreError) -> (SessionRecord, UserRecord)?
+    func touchSession(digest: SecretDigest, at: Date) async throws(StoreError)
     /// False when there was no such session.
-    func deleteSession(digest: SecretDigest) throws(StoreError) -> Bool
+    func deleteSession(digest: SecretDigest) async throws(StoreError) -> Bool
     /// Sessions whose ``SessionRecord/publicID`` starts with `prefix`.
-    func sessions(publicIDPrefix prefix: String) throws(StoreError) -> [SessionRecord]
+    func sessions(publicIDPrefix prefix: String) async throws(StoreError) -> [SessionRecord]
     /// All sessions (of one user when given), newest first.
-    func sessions(ofUser username: String?) throws(StoreError) -> [SessionRecord]
-    func deleteSessions(ofUser username: String) throws(StoreError) -> Int
+    func sessions(ofUser username: String?) async throws(StoreError) -> [SessionRecord]
+    func deleteSessions(ofUser username: String) async throws(StoreError) -> Int
 
     /// ``StoreError/conflict(_:)`` when the name or the digest is taken.
+    func addAPIKey(_ key: StoredAPIKey) async throws(StoreError)
+    func apiKey(digest: SecretDigest) async throws(StoreError) -> (StoredAPIKey, UserRecord)?
+    func apiKey(named name: String) async throws(StoreError) -> StoredAPIKey?
+    func apiKeys(ofUser username: String?) async throws(StoreError) -> [StoredAPIKey]
+    func deleteAPIKey(named name: String) async throws(StoreError) -> Bool
+    func touchAPIKey(named name: String, at: Date) async throws(StoreError)
+
+    func addToken(_ token: IssuedToken) async throws(StoreError)
+    /// The token and its user (nil when either is gone).
+    func token(jti: String) async throws(StoreError) -> (IssuedToken, UserRecord)?
+    func tokens(ofUser username: String?) async throws(StoreError) -> [IssuedToken]
+    func revokeToken(jti: String) async throws(StoreError) -> Bool
+    /// Revokes every token of a family; returns how many were live.
+    func revokeTokens(family: String) async throws(StoreError) -> Int
+    /// Spends a refresh token and, when it was not spent before, stores `issuing` (its
+    /// replacements) in the same transaction. A second use revokes the whole family — anything
+    /// stored with the first use included.
+    func exchangeRefreshToken(jti: String, issuing: [IssuedToken]) async throws(StoreError) -> RefreshExchange
+
+    /// Drops sessions and tokens whose end has passed; returns how many.
+    func purgeExpired(now: Date) async throws(StoreError) -> Int
+}
+
+/// A ``CredentialStore`` whose calls block (SQLite), with the same guarantees; see
+/// ``SynchronousUserStore``.
+public protocol SynchronousCredentialStore: CredentialStore, SynchronousUserStore {
+    func refreshRevision() throws(StoreError) -> Int64
+    func addSession(_ session: SessionRecord) throws(StoreError)
+    func session(digest: SecretDigest) throws(StoreError) -> (SessionRecord, UserRecord)?
+    func touchSession(digest: SecretDigest, at: Date) throws(StoreError)
+    func deleteSession(digest: SecretDigest) throws(StoreError) -> Bool
+    func sessions(publicIDPrefix prefix: String) throws(StoreError) -> [SessionRecord]
+    func sessions(ofUser username: String?) throws(StoreError) -> [SessionRecord]
+    func deleteSessions(ofUser username: String) throws(StoreError) -> Int
     func addAPIKey(_ key: StoredAPIKey) throws(StoreError)
     func apiKey(digest: SecretDigest) throws(StoreError) -> (StoredAPIKey, UserRecord)?
     func apiKey(named name: String) throws(StoreError) -> StoredAPIKey?
     func apiKeys(ofUser username: String?) throws(StoreError) -> [StoredAPIKey]
     func deleteAPIKey(named name: String) throws(StoreError) -> Bool
     func touchAPIKey(named name: String, at: Date) throws(StoreError)
-
     func addToken(_ token: IssuedToken) throws(StoreError)
-    /// The token and its user (nil when either is gone).
     func token(jti: String) throws(StoreError) -> (IssuedToken, UserRecord)?
     func tokens(ofUser username: String?) throws(StoreError) -> [IssuedToken]
     func revokeToken(jti: String) throws(StoreError) -> Bool
-    /// Revokes every token of a family; returns how many were live.
     func revokeTokens(family: String) throws(StoreError) -> Int
-    /// Spends a refresh token and, when it was not spent before, stores `issuing` (its
-    /// replacements) in the same transaction. A second use revokes the whole family — anything
-    /// stored with the first use included.
     func exchangeRefreshToken(jti: String, issuing: [IssuedToken]) throws(StoreError) -> RefreshExchange
-
-    /// Drops sessions and tokens whose end has passed; returns how many.
     func purgeExpired(now: Date) throws(StoreError) -> Int
 }

@@ -17,25 +17,40 @@ public struct UserRecord: Sendable, Hashable {
     }
 }
 
-/// Where users live. Implementations: `SQLiteStore` (GatehouseStore).
+/// Where users live. Implementations: `SQLiteStore` (GatehouseStore; its calls block, so the server
+/// runs them through ``OffloadedCredentialStore``) and `PostgresStore` (GatehousePostgres).
 ///
 /// Guarantees every implementation gives: each call is atomic (it happens whole or not at all,
 /// also when the process is killed halfway); a failed call leaves what was stored untouched;
 /// user names are compared exactly (case-sensitive, as Moonraker and OctoPrint do).
 public protocol UserStore: Sendable {
     /// Adds a user; ``StoreError/conflict(_:)`` when the name is taken.
+    func addUser(_ user: UserRecord) async throws(StoreError)
+    func user(named username: String) async throws(StoreError) -> UserRecord?
+    /// All users, ordered by name.
+    func users() async throws(StoreError) -> [UserRecord]
+    func userCount() async throws(StoreError) -> Int
+    /// Removes a user and everything issued to them; false when there was no such user.
+    func deleteUser(named username: String) async throws(StoreError) -> Bool
+    /// False when there is no such user.
+    func setPassword(_ hash: PasswordHash, forUser username: String) async throws(StoreError) -> Bool
+    /// False when there is no such user.
+    func setDisabled(_ disabled: Bool, forUser username: String) async throws(StoreError) -> Bool
+    /// False when there is no such user. The user's keys never carry a role the user lost.
+    func setRoles(_ roles: [String], forUser username: String) async throws(StoreError) -> Bool
+}
+
+/// A ``UserStore`` whose calls block the calling thread until they are done (SQLite), with the
+/// same guarantees. Its methods answer the asynchronous requirements as they are (inline: the
+/// command line, tests); the server runs them on a thread pool (``OffloadedCredentialStore``).
+public protocol SynchronousUserStore: UserStore {
     func addUser(_ user: UserRecord) throws(StoreError)
     func user(named username: String) throws(StoreError) -> UserRecord?
-    /// All users, ordered by name.
     func users() throws(StoreError) -> [UserRecord]
     func userCount() throws(StoreError) -> Int
-    /// Removes a user and everything issued to them; false when there was no such user.
     func deleteUser(named username: String) throws(StoreError) -> Bool
-    /// False when there is no such user.
     func setPassword(_ hash: PasswordHash, forUser username: String) throws(StoreError) -> Bool
-    /// False when there is no such user.
     func setDisabled(_ disabled: Bool, forUser username: String) throws(StoreError) -> Bool
-    /// False when there is no such user. The user's keys never carry a role the user lost.
     func setRoles(_ roles: [String], forUser username: String) throws(StoreError) -> Bool
 }
 

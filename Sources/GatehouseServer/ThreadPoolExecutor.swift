@@ -1,9 +1,9 @@
 import GatehouseCore
 import NIOPosix
 
-/// Runs store calls on a `NIOThreadPool`, so SQLite's blocking reads and writes never hold up an
-/// event loop.
-public struct ThreadPoolStoreExecutor: StoreExecutor {
+/// Runs blocking work (SQLite's reads and writes, scrypt) on a `NIOThreadPool`, so it never holds
+/// up an event loop or Swift's cooperative pool.
+public struct ThreadPoolExecutor: BlockingExecutor {
     public let pool: NIOThreadPool
 
     public init(pool: NIOThreadPool) { self.pool = pool }
