@@ -57,14 +57,14 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
-        // The PostgreSQL store for several Gatehouses sharing one set of users (issue 17): so far
-        // its schema and the migrations that make it.
+        // The PostgreSQL store for several Gatehouses sharing one set of users (issue 17).
         .target(
             name: "GatehousePostgres",
             dependencies: [
                 "GatehouseCore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // The SwiftNIO data plane: listener, request handler, upstream pool, tunnel, own endpoints.
@@ -136,6 +136,7 @@ let package = Package(
             dependencies: [
                 "GatehouseCore",
                 "GatehousePostgres",
+                "GatehouseStore",
                 "GatehouseTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

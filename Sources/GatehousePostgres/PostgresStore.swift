@@ -1,0 +1,577 @@
+import Foundation
+import GatehouseCore
+import Logging
+import NIOSSL
+import PostgresNIO
+import Synchronization
+
+/// Gatehouse's shared store: one PostgreSQL database that any number of Gatehouses (and the
+/// command line) use at once, through postgres-nio's connection pool.
+///
+/// Guarantees, beyond ``CredentialStore``'s:
+/// - Every write is one transaction; a failure (a constraint, a lost connection) is reported as
+///   such and leaves nothing half done. Two writes racing for the same name or the same refresh
+///   token are decided by the database (a unique index, a row lock), never by this process.
+/// - No call waits longer than ``Settings/callTimeout``: a database that is down or saturated
+///   is ``StoreError/failed(_:)`` (503 for a request), never a request that hangs. The pool
+///   reconnects on its own when the database is back.
+/// - A change another replica makes is seen within milliseconds: a dedicated connection listens
+///   on ``PostgresSchema/revisionChannel`` and re-reads the revision at each notification (the
+///   authenticator's periodic read stays as the fallback while that connection is down).
+/// - Messages name the database as `host:port/database`, never the password.
+public final class PostgresStore: CredentialStore {
+    /// Where the database is and how to reach it.
+    public struct Settings: Sendable, Equatable {
+        public enum TLSMode: String, Sendable, Equatable, CaseIterable {
+            /// Plain TCP (a database on the same host or a private network).
+            case disable
+            /// TLS, without checking the server's certificate.
+            case require
+            /// TLS, with the certificate checked against `caFile` (or the system's roots) and the host name.
+            case verifyFull = "verify-full"
+        }
+
+        public var host: String
+        public var port: Int
+        public var username: String
+        public var password: String?
+        public var database: String
+        public var tls: TLSMode
+        public var caFile: String?
+        /// At most this many connections per process (plus one for listening).
+        public var poolSize: Int
+        /// The longest a store call may take, waiting for a connection included.
+        public var callTimeout: Duration
+
+        public init(
+            host: String, port: Int = 5432, username: String, password: String? = nil, database: String,
+            tls: TLSMode = .disable, caFile: String? = nil, poolSize: Int = 8, callTimeout: Duration = .seconds(3)
+        ) {
+            self.host = host
+            self.port = port
+            self.username = username
+            self.password = password
+            self.database = database
+            self.tls = tls
+            self.caFile = caFile
+            self.poolSize = poolSize
+            self.callTimeout = callTimeout
+        }
+
+        /// `host:port/database`: how messages name it (no user, no password).
+        public var name: String { "\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)" }
+    }
+
+    public let settings: Settings
+    private let client: PostgresClient
+    private let logger: Logger
+    private let seenRevision = Atomic<Int64>(0)
+    private let background: Mutex<Task<Void, Never>?> = Mutex(nil)
+
+    /// Connects, brings the schema up to date (``PostgresSchema/migrate(_:database:logger:)``)
+    /// and reads the revision. Fails with the reason when the database cannot be reached, refuses
+    /// the credentials, or was written by a newer Gatehouse.
+    public static func open(_ settings: Settings, logger: Logger) async throws(StoreError) -> PostgresStore {
+        let store = try PostgresStore(settings: settings, logger: logger)
+        do {
+            _ = try await store.call("connecting") { client in
+                try await PostgresSchema.migrate(client, database: settings.name, logger: logger)
+            }
+            _ = try await store.refreshRevision()
+        } catch {
+            store.close()
+            throw error
+        }
+        store.startListening()
+        return store
+    }
+
+    private init(settings: Settings, logger: Logger) throws(StoreError) {
+        self.settings = settings
+        self.logger = logger
+        let tls: PostgresClient.Configuration.TLS
+        switch settings.tls {
+        case .disable:
+            tls = .disable
+        case .require:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            tls = .require(configuration)
+        case .verifyFull:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let caFile = settings.caFile {
+                do {
+                    configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+                } catch {
+                    throw .cannotOpen(path: caFile, reason: "not a PEM certificate file (\(error))")
+                }
+            }
+            tls = .require(configuration)
+        }
+        var configuration = PostgresClient.Configuration(
+            host: settings.host, port: settings.port, username: settings.username, password: settings.password,
+            database: settings.database, tls: tls)
+        configuration.options.maximumConnections = max(1, settings.poolSize)
+        configuration.options.connectTimeout = settings.callTimeout
+        configuration.options.additionalStartupParameters = [("application_name", "gatehouse")]
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let client = self.client
+        background.withLock { $0 = Task { await client.run() } }
+    }
+
+    /// Stops the pool and the listener; later calls fail.
+    public func close() {
+        background.withLock { task in
+            task?.cancel()
+            task = nil
+        }
+    }
+
+    deinit { close() }
+
+    // MARK: Calls
+
+    /// Runs `body` against the pool within ``Settings/callTimeout``, with every failure as a
+    /// ``StoreError`` that names the database.
+    private func call<T: Sendable>(
+        _ what: String, _ body: @escaping @Sendable (PostgresClient) async throws -> T
+    ) async throws(StoreError) -> T {
+        let client = self.client
+        let timeout = settings.callTimeout
+        let name = settings.name
+        do {
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await body(client) }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let answer = first else {
+                    throw StoreError.failed("\(name) did not answer within \(timeout) (\(what))")
+                }
+                return answer
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch let error as PostgresTransactionError {
+            if let inner = error.closureError as? StoreError { throw inner }
+            throw Self.mapped(error.closureError ?? error.commitError ?? error.beginError ?? error, database: name, what: what)
+        } catch {
+            throw Self.mapped(error, database: name, what: what)
+        }
+    }
+
+    private static func mapped(_ error: any Error, database: String, what: String) -> StoreError {
+        if let error = error as? StoreError { return error }
+        if let error = error as? PSQLError, error.serverInfo?[.sqlState] == "23505" {
+            return .conflict("it exists already (\(PostgresFailure.reason(error)))")
+        }
+        return .failed("\(database): \(what): \(PostgresFailure.reason(error))")
+    }
+
+    /// One write transaction; the revision it leaves behind is noted before this returns, so a
+    /// cache consulting ``knownRevision`` never serves what this write withdrew.
+    private func write<T: Sendable>(
+        _ what: String, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
+    ) async throws(StoreError) -> T {
+        let logger = self.logger
+        let (answer, revision) = try await call(what) { client in
+            try await client.withTransaction(logger: logger) { connection in
+                let answer = try await body(connection, logger)
+                let revision = try await Self.single(Int64.self, connection.query("SELECT value FROM revision WHERE id = 1", logger: logger)) ?? 0
+                return (answer, revision)
+            }
+        }
+        seenRevision.max(revision, ordering: .sequentiallyConsistent)
+        return answer
+    }
+
+    /// One statement outside a transaction (reads, and the bookkeeping writes that withdraw nothing).
+    private func statement(_ what: String, _ query: PostgresQuery) async throws(StoreError) -> [PostgresRow] {
+        let logger = self.logger
+        return try await call(what) { client in try await client.query(query, logger: logger).collect() }
+    }
+
+    private static func single<T: PostgresDecodable>(_ type: T.Type, _ rows: PostgresRowSequence) async throws -> T? {
+        for try await row in rows { return try row.decode(T.self) }
+        return nil
+    }
+
+    private static func count(_ rows: PostgresRowSequence) async throws -> Int {
+        var n = 0
+        for try await _ in rows { n += 1 }
+        return n
+    }
+
+    // MARK: Revision
+
+    public var knownRevision: Int64 { seenRevision.load(ordering: .sequentiallyConsistent) }
+
+    public func refreshRevision() async throws(StoreError) -> Int64 {
+        let rows = try await statement("reading the revision", "SELECT value FROM revision WHERE id = 1")
+        let revision = try decoded { try rows.first?.decode(Int64.self) } ?? 0
+        return seenRevision.max(revision, ordering: .sequentiallyConsistent).newValue
+    }
+
+    /// Listens for revision changes on a connection of its own, reconnecting after a failure,
+    /// until ``close()``.
+    private func startListening() {
+        let client = self.client
+        let logger = self.logger
+        let name = settings.name
+        let listener = Task { [weak self] in
+            while !Task.isCancelled {
+                do {
+                    try await client.withConnection { connection in
+                        try await connection.listen(on: PostgresSchema.revisionChannel) { notifications in
+                            // A change may have happened while no one listened: read once now.
+                            _ = try? await self?.refreshRevision()
+                            for try await _ in notifications { _ = try? await self?.refreshRevision() }
+                        }
+                    }
+                } catch {
+                    if Task.isCancelled { return }
+                    logger.debug("listening for revision changes on \(name) stopped: \(PostgresFailure.reason(error)); retrying")
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        background.withLock { task in
+            let pool = task
+            task = Task {
+                await withTaskCancellationHandler {
+                    await pool?.value
+                } onCancel: {
+                    pool?.cancel()
+                    listener.cancel()
+                }
+            }
+        }
+    }
+
+    private func decoded<T>(_ body: () throws -> T) throws(StoreError) -> T {
+        do { return try body() } catch let error as StoreError { throw error } catch {
+            throw .corrupt(path: settings.name, reason: "a stored value has an unexpected type (\(error))")
+        }
+    }
+
+    // MARK: Rows
+
+    private static let userColumns = "username, password_hash, roles, created, disabled"
+    private static let joinedUserColumns = "u.username, u.password_hash, u.roles, u.created, u.disabled"
+    private static let sessionColumns = "s.digest, s.username, s.created, s.last_seen, s.expires, s.remember, s.origin"
+    private static let keyColumns = "k.name, k.digest, k.username, k.roles, k.read_only, k.expires, k.created, k.last_used, k.description"
+    private static let tokenColumns = "t.jti, t.username, t.kind, t.family, t.created, t.expires, t.revoked, t.used, t.description"
+
+    private typealias UserRow = (String, String, String, Double, Bool)
+    private typealias SessionRow = (String, String, Double, Double, Double, Bool, String)
+    private typealias KeyRow = (String, String, String, String?, Bool, Double?, Double, Double?, String)
+    private typealias TokenRow = (String, String, String, String?, Double, Double?, Bool, Bool, String)
+
+    private func user(_ r: UserRow) throws(StoreError) -> UserRecord {
+        guard let hash = PasswordHash(stored: r.1) else {
+            throw .corrupt(path: settings.name, reason: "the password hash of user '\(r.0)' is not in a known format")
+        }
+        return UserRecord(
+            username: r.0, passwordHash: hash, roles: r.2.split(separator: ",").map(String.init),
+            created: Date(timeIntervalSince1970: r.3), disabled: r.4)
+    }
+
+    private func digest(_ text: String) throws(StoreError) -> SecretDigest {
+        guard let digest = SecretDigest(parsing: text) else {
+            throw .corrupt(path: settings.name, reason: "a stored digest is not in the sha256:<hex> form")
+        }
+        return digest
+    }
+
+    private func session(_ r: SessionRow) throws(StoreError) -> SessionRecord {
+        SessionRecord(
+            digest: try digest(r.0), username: r.1, created: Date(timeIntervalSince1970: r.2), lastSeen: Date(timeIntervalSince1970: r.3),
+            expires: Date(timeIntervalSince1970: r.4), remember: r.5, origin: r.6)
+    }
+
+    private func key(_ r: KeyRow) throws(StoreError) -> StoredAPIKey {
+        StoredAPIKey(
+            name: r.0, username: r.2, roles: r.3.map { $0.split(separator: ",").map(String.init) }, digest: try digest(r.1), readOnly: r.4,
+            expires: r.5.map(Date.init(timeIntervalSince1970:)), created: Date(timeIntervalSince1970: r.6),
+            lastUsed: r.7.map(Date.init(timeIntervalSince1970:)), description: r.8)
+    }
+
+    private func token(_ r: TokenRow) throws(StoreError) -> IssuedToken {
+        guard let kind = IssuedTokenKind(rawValue: r.2) else {
+            throw .corrupt(path: settings.name, reason: "a token has the unknown kind '\(r.2)'")
+        }
+        return IssuedToken(
+            jti: r.0, username: r.1, kind: kind, family: r.3, created: Date(timeIntervalSince1970: r.4),
+            expires: r.5.map(Date.init(timeIntervalSince1970:)), revoked: r.6, used: r.7, description: r.8)
+    }
+
+    // MARK: UserStore
+
+    public func addUser(_ user: UserRecord) async throws(StoreError) {
+        let inserted = try await write("adding a user") { connection, logger in
+            try await Self.count(connection.query(
+                """
+                INSERT INTO users (username, password_hash, roles, created, disabled)
+                VALUES (\(user.username), \(user.passwordHash.description), \(user.roles.joined(separator: ",")),
+                        \(user.created.timeIntervalSince1970), \(user.disabled))
+                ON CONFLICT (username) DO NOTHING RETURNING 1
+                """, logger: logger))
+        }
+        guard inserted == 1 else { throw .conflict("a user named '\(user.username)' exists already") }
+    }
+
+    public func user(named username: String) async throws(StoreError) -> UserRecord? {
+        let rows = try await statement("reading a user", "SELECT \(unescaped: Self.userColumns) FROM users WHERE username = \(username)")
+        guard let row = rows.first else { return nil }
+        return try user(decoded { try row.decode(UserRow.self) })
+    }
+
+    public func users() async throws(StoreError) -> [UserRecord] {
+        let rows = try await statement("listing users", "SELECT \(unescaped: Self.userColumns) FROM users ORDER BY username")
+        var users: [UserRecord] = []
+        for row in rows { users.append(try user(decoded { try row.decode(UserRow.self) })) }
+        return users
+    }
+
+    public func userCount() async throws(StoreError) -> Int {
+        let rows = try await statement("counting users", "SELECT count(*) FROM users")
+        return try decoded { try rows.first.map { Int(try $0.decode(Int64.self)) } ?? 0 }
+    }
+
+    public func deleteUser(named username: String) async throws(StoreError) -> Bool {
+        try await changed("deleting a user", "DELETE FROM users WHERE username = \(username) RETURNING 1") > 0
+    }
+
+    public func setPassword(_ hash: PasswordHash, forUser username: String) async throws(StoreError) -> Bool {
+        try await changed("changing a password", "UPDATE users SET password_hash = \(hash.description) WHERE username = \(username) RETURNING 1") > 0
+    }
+
+    public func setDisabled(_ disabled: Bool, forUser username: String) async throws(StoreError) -> Bool {
+        try await changed("disabling or enabling a user", "UPDATE users SET disabled = \(disabled) WHERE username = \(username) RETURNING 1") > 0
+    }
+
+    public func setRoles(_ roles: [String], forUser username: String) async throws(StoreError) -> Bool {
+        try await changed(
+            "setting roles", "UPDATE users SET roles = \(roles.joined(separator: ",")) WHERE username = \(username) RETURNING 1") > 0
+    }
+
+    /// One statement that may withdraw access, in a write transaction; returns how many rows it returned.
+    private func changed(_ what: String, _ query: PostgresQuery) async throws(StoreError) -> Int {
+        try await write(what) { connection, logger in try await Self.count(connection.query(query, logger: logger)) }
+    }
+
+    // MARK: Sessions
+
+    public func addSession(_ session: SessionRecord) async throws(StoreError) {
+        _ = try await write("adding a session") { connection, logger in
+            try await connection.query(
+                """
+                INSERT INTO sessions (digest, username, created, last_seen, expires, remember, origin)
+                VALUES (\(session.digest.description), \(session.username), \(session.created.timeIntervalSince1970),
+                        \(session.lastSeen.timeIntervalSince1970), \(session.expires.timeIntervalSince1970), \(session.remember), \(session.origin))
+                """, logger: logger)
+        }
+    }
+
+    public func session(digest: SecretDigest) async throws(StoreError) -> (SessionRecord, UserRecord)? {
+        let rows = try await statement(
+            "reading a session",
+            """
+            SELECT \(unescaped: Self.sessionColumns), \(unescaped: Self.joinedUserColumns)
+            FROM sessions s JOIN users u ON u.username = s.username WHERE s.digest = \(digest.description)
+            """)
+        guard let row = rows.first else { return nil }
+        let (s0, s1, s2, s3, s4, s5, s6, u0, u1, u2, u3, u4) = try decoded {
+            try row.decode((String, String, Double, Double, Double, Bool, String, String, String, String, Double, Bool).self)
+        }
+        return (try session((s0, s1, s2, s3, s4, s5, s6)), try user((u0, u1, u2, u3, u4)))
+    }
+
+    public func touchSession(digest: SecretDigest, at: Date) async throws(StoreError) {
+        _ = try await statement(
+            "noting a session's use", "UPDATE sessions SET last_seen = \(at.timeIntervalSince1970) WHERE digest = \(digest.description)")
+    }
+
+    public func deleteSession(digest: SecretDigest) async throws(StoreError) -> Bool {
+        try await changed("ending a session", "DELETE FROM sessions WHERE digest = \(digest.description) RETURNING 1") > 0
+    }
+
+    public func sessions(publicIDPrefix prefix: String) async throws(StoreError) -> [SessionRecord] {
+        guard !prefix.isEmpty, prefix.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else { return [] }
+        return try await sessions(
+            "SELECT \(unescaped: Self.sessionColumns) FROM sessions s WHERE s.digest LIKE \("sha256:\(prefix)%") ORDER BY s.created DESC")
+    }
+
+    public func sessions(ofUser username: String?) async throws(StoreError) -> [SessionRecord] {
+        try await sessions(
+            """
+            SELECT \(unescaped: Self.sessionColumns) FROM sessions s
+            WHERE \(username)::text IS NULL OR s.username = \(username) ORDER BY s.created DESC
+            """)
+    }
+
+    private func sessions(_ query: PostgresQuery) async throws(StoreError) -> [SessionRecord] {
+        let rows = try await statement("listing sessions", query)
+        var records: [SessionRecord] = []
+        for row in rows { records.append(try session(decoded { try row.decode(SessionRow.self) })) }
+        return records
+    }
+
+    public func deleteSessions(ofUser username: String) async throws(StoreError) -> Int {
+        try await changed("ending a user's sessions", "DELETE FROM sessions WHERE username = \(username) RETURNING 1")
+    }
+
+    // MARK: API keys
+
+    public func addAPIKey(_ key: StoredAPIKey) async throws(StoreError) {
+        try await write("adding an API key") { connection, logger in
+            // The user row is locked, so a concurrent delete of the user waits for this key (and
+            // then removes it with the user), never leaving a key without its user.
+            guard try await Self.count(connection.query("SELECT 1 FROM users WHERE username = \(key.username) FOR SHARE", logger: logger)) == 1 else {
+                throw StoreError.conflict("there is no user named '\(key.username)'")
+            }
+            let inserted = try await Self.count(connection.query(
+                """
+                INSERT INTO api_keys (name, digest, username, roles, read_only, expires, created, last_used, description)
+                VALUES (\(key.name), \(key.digest.description), \(key.username), \(key.roles?.joined(separator: ",")), \(key.readOnly),
+                        \(key.expires?.timeIntervalSince1970), \(key.created.timeIntervalSince1970), \(key.lastUsed?.timeIntervalSince1970),
+                        \(key.description))
+                ON CONFLICT (name) DO NOTHING RETURNING 1
+                """, logger: logger))
+            guard inserted == 1 else { throw StoreError.conflict("an API key named '\(key.name)' exists already") }
+        }
+    }
+
+    public func apiKey(digest: SecretDigest) async throws(StoreError) -> (StoredAPIKey, UserRecord)? {
+        try await keyAndUser(
+            """
+            SELECT \(unescaped: Self.keyColumns), \(unescaped: Self.joinedUserColumns)
+            FROM api_keys k JOIN users u ON u.username = k.username WHERE k.digest = \(digest.description)
+            """)
+    }
+
+    private func keyAndUser(_ query: PostgresQuery) async throws(StoreError) -> (StoredAPIKey, UserRecord)? {
+        let rows = try await statement("reading an API key", query)
+        guard let row = rows.first else { return nil }
+        let (k0, k1, k2, k3, k4, k5, k6, k7, k8, u0, u1, u2, u3, u4) = try decoded {
+            try row.decode((String, String, String, String?, Bool, Double?, Double, Double?, String, String, String, String, Double, Bool).self)
+        }
+        return (try key((k0, k1, k2, k3, k4, k5, k6, k7, k8)), try user((u0, u1, u2, u3, u4)))
+    }
+
+    public func apiKey(named name: String) async throws(StoreError) -> StoredAPIKey? {
+        try await keys("SELECT \(unescaped: Self.keyColumns) FROM api_keys k WHERE k.name = \(name)").first
+    }
+
+    public func apiKeys(ofUser username: String?) async throws(StoreError) -> [StoredAPIKey] {
+        try await keys(
+            """
+            SELECT \(unescaped: Self.keyColumns) FROM api_keys k
+            WHERE \(username)::text IS NULL OR k.username = \(username) ORDER BY k.name
+            """)
+    }
+
+    private func keys(_ query: PostgresQuery) async throws(StoreError) -> [StoredAPIKey] {
+        let rows = try await statement("listing API keys", query)
+        var records: [StoredAPIKey] = []
+        for row in rows { records.append(try key(decoded { try row.decode(KeyRow.self) })) }
+        return records
+    }
+
+    public func deleteAPIKey(named name: String) async throws(StoreError) -> Bool {
+        try await changed("revoking an API key", "DELETE FROM api_keys WHERE name = \(name) RETURNING 1") > 0
+    }
+
+    public func touchAPIKey(named name: String, at: Date) async throws(StoreError) {
+        _ = try await statement("noting a key's use", "UPDATE api_keys SET last_used = \(at.timeIntervalSince1970) WHERE name = \(name)")
+    }
+
+    // MARK: Tokens
+
+    public func addToken(_ token: IssuedToken) async throws(StoreError) {
+        try await write("recording a token") { connection, logger in try await Self.insert(token, connection: connection, logger: logger) }
+    }
+
+    private static func insert(_ token: IssuedToken, connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            """
+            INSERT INTO tokens (jti, username, kind, family, created, expires, revoked, used, description)
+            VALUES (\(token.jti), \(token.username), \(token.kind.rawValue), \(token.family), \(token.created.timeIntervalSince1970),
+                    \(token.expires?.timeIntervalSince1970), \(token.revoked), \(token.used), \(token.description))
+            """, logger: logger)
+    }
+
+    public func token(jti: String) async throws(StoreError) -> (IssuedToken, UserRecord)? {
+        let rows = try await statement(
+            "reading a token",
+            """
+            SELECT \(unescaped: Self.tokenColumns), \(unescaped: Self.joinedUserColumns)
+            FROM tokens t JOIN users u ON u.username = t.username WHERE t.jti = \(jti)
+            """)
+        guard let row = rows.first else { return nil }
+        let (t0, t1, t2, t3, t4, t5, t6, t7, t8, u0, u1, u2, u3, u4) = try decoded {
+            try row.decode((String, String, String, String?, Double, Double?, Bool, Bool, String, String, String, String, Double, Bool).self)
+        }
+        return (try token((t0, t1, t2, t3, t4, t5, t6, t7, t8)), try user((u0, u1, u2, u3, u4)))
+    }
+
+    public func tokens(ofUser username: String?) async throws(StoreError) -> [IssuedToken] {
+        let rows = try await statement(
+            "listing tokens",
+            """
+            SELECT \(unescaped: Self.tokenColumns) FROM tokens t
+            WHERE \(username)::text IS NULL OR t.username = \(username) ORDER BY t.created DESC
+            """)
+        var records: [IssuedToken] = []
+        for row in rows { records.append(try token(decoded { try row.decode(TokenRow.self) })) }
+        return records
+    }
+
+    public func revokeToken(jti: String) async throws(StoreError) -> Bool {
+        try await changed("revoking a token", "UPDATE tokens SET revoked = true WHERE jti = \(jti) RETURNING 1") > 0
+    }
+
+    public func revokeTokens(family: String) async throws(StoreError) -> Int {
+        try await changed("revoking a token family", "UPDATE tokens SET revoked = true WHERE family = \(family) AND NOT revoked RETURNING 1")
+    }
+
+    public func exchangeRefreshToken(jti: String, issuing: [IssuedToken]) async throws(StoreError) -> RefreshExchange {
+        try await write("exchanging a refresh token") { connection, logger -> RefreshExchange in
+            // The row lock makes a second exchange of the same token wait for the first and then
+            // see it spent.
+            var found: (String, String?, Bool, Bool)?
+            for try await row in try await connection.query(
+                "SELECT kind, family, revoked, used FROM tokens WHERE jti = \(jti) FOR UPDATE", logger: logger)
+            {
+                found = try row.decode((String, String?, Bool, Bool).self)
+            }
+            guard let (kind, family, revoked, used) = found, kind == IssuedTokenKind.refresh.rawValue else { return .refused }
+            if used {
+                if let family {
+                    try await connection.query("UPDATE tokens SET revoked = true WHERE family = \(family)", logger: logger)
+                } else {
+                    // Its replacements carry its jti as their family.
+                    try await connection.query("UPDATE tokens SET revoked = true WHERE jti = \(jti) OR family = \(jti)", logger: logger)
+                }
+                return .reused(family: family)
+            }
+            if revoked { return .refused }
+            try await connection.query("UPDATE tokens SET used = true WHERE jti = \(jti)", logger: logger)
+            for token in issuing { try await Self.insert(token, connection: connection, logger: logger) }
+            return .accepted
+        }
+    }
+
+    public func purgeExpired(now: Date) async throws(StoreError) -> Int {
+        let t = now.timeIntervalSince1970
+        return try await write("removing expired sessions and tokens") { connection, logger in
+            let sessions = try await Self.count(connection.query("DELETE FROM sessions WHERE expires <= \(t) RETURNING 1", logger: logger))
+            // A spent refresh token stays until its family's end: its reuse must still be detected.
+            let tokens = try await Self.count(connection.query(
+                "DELETE FROM tokens WHERE expires IS NOT NULL AND expires <= \(t) RETURNING 1", logger: logger))
+            return sessions + tokens
+        }
+    }
+}

@@ -1,0 +1,342 @@
+import Foundation
+import GatehouseCore
+import GatehousePostgres
+import GatehouseStore
+import GatehouseTestSupport
+import Logging
+import Synchronization
+import Testing
+
+/// The store protocol's contract, run against both backends: a real SQLite file and a real
+/// PostgreSQL database (``PostgresTestServer``). Each test gets an empty store of its own and,
+/// for the tests about several processes, a second handle on the same data (a second
+/// `SQLiteStore` on the file; a second `PostgresStore` on the database).
+@Suite struct CredentialStoreContractTests {
+    private let t0 = Date(timeIntervalSince1970: 1_900_000_000)
+    private static let fast = ScryptParameters(n: 16, r: 1, p: 1)
+
+    private func user(_ name: String, password: String = "a long password", roles: [String] = ["viewer"]) throws -> UserRecord {
+        UserRecord(username: name, passwordHash: try PasswordHash.make(password, parameters: Self.fast), roles: roles, created: t0)
+    }
+
+    private func session(_ secret: String, user: String = "alice") -> SessionRecord {
+        SessionRecord(
+            digest: .of(secret), username: user, created: t0, lastSeen: t0, expires: t0.addingTimeInterval(3600), remember: false, origin: "127.0.0.1")
+    }
+
+    private func key(_ name: String, user: String = "alice", secret: String? = nil) -> StoredAPIKey {
+        StoredAPIKey(name: name, username: user, roles: nil, digest: .of(secret ?? "secret of " + name), readOnly: false, expires: nil, created: t0)
+    }
+
+    private func token(_ jti: String, _ kind: IssuedTokenKind = .access, family: String? = "fam", expires: Date? = nil) -> IssuedToken {
+        IssuedToken(jti: jti, username: "alice", kind: kind, family: family, created: t0, expires: expires)
+    }
+
+    private func expectConflict(_ body: () async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) async {
+        do {
+            try await body()
+            Issue.record("stored, but it should have been a conflict", sourceLocation: sourceLocation)
+        } catch StoreError.conflict {
+        } catch {
+            Issue.record("not a conflict: \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// A fresh store with alice (operator) and bob (viewer).
+    private func withPeople(_ backend: StoreBackend, _ body: (any CredentialStore, StoreBackend.Handles) async throws -> Void) async throws {
+        try await backend.withStores { handles in
+            let store = handles.first
+            try await store.addUser(try user("alice", roles: ["operator"]))
+            try await store.addUser(try user("bob"))
+            try await body(store, handles)
+        }
+    }
+
+    // MARK: Users
+
+    @Test(arguments: StoreBackend.all)
+    func anExistingNameIsAConflictAndTheFirstUserStays(_ backend: StoreBackend) async throws {
+        try await backend.withStores { handles in
+            let store = handles.first
+            try await store.addUser(try user("alice", password: "first password here"))
+            let second = try user("alice", password: "second password here")
+            await expectConflict { try await store.addUser(second) }
+            #expect(try await store.user(named: "alice")?.passwordHash.verify("first password here") == true)
+            #expect(try await store.user(named: "Alice") == nil, "names are case-sensitive")
+            try await store.addUser(try user("Alice"))
+            #expect(try await store.userCount() == 2)
+            #expect(try await store.users().map(\.username) == ["Alice", "alice"])
+        }
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func changesReachOnlyTheNamedUser(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, _ in
+            #expect(try await store.setPassword(try PasswordHash.make("alice new password", parameters: Self.fast), forUser: "alice"))
+            #expect(try await store.setDisabled(true, forUser: "alice"))
+            #expect(try await store.setRoles(["admin", "viewer"], forUser: "alice"))
+            let alice = try #require(try await store.user(named: "alice"))
+            #expect(alice.disabled && alice.roles == ["admin", "viewer"] && alice.passwordHash.verify("alice new password"))
+            let bob = try #require(try await store.user(named: "bob"))
+            #expect(!bob.disabled && bob.roles == ["viewer"] && bob.passwordHash.verify("a long password"))
+            #expect(try await store.deleteUser(named: "alice"))
+            #expect(try await store.users().map(\.username) == ["bob"])
+            #expect(try await !store.deleteUser(named: "ghost"))
+            #expect(try await !store.setDisabled(true, forUser: "ghost"))
+            #expect(try await !store.setRoles([], forUser: "ghost"))
+            #expect(try await !store.setPassword(try PasswordHash.make("whatever long", parameters: Self.fast), forUser: "ghost"))
+        }
+    }
+
+    // MARK: Sessions, keys, tokens
+
+    @Test(arguments: StoreBackend.all)
+    func aSessionComesBackWithItsUser(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, _ in
+            try await store.addSession(session("s1"))
+            let (found, owner) = try #require(try await store.session(digest: .of("s1")))
+            #expect(found == session("s1"))
+            #expect(owner.username == "alice" && owner.roles == ["operator"])
+            #expect(try await store.session(digest: .of("s2")) == nil)
+            try await store.touchSession(digest: .of("s1"), at: t0.addingTimeInterval(60))
+            #expect(try await store.session(digest: .of("s1"))?.0.lastSeen == t0.addingTimeInterval(60))
+            #expect(try await store.sessions(publicIDPrefix: String(session("s1").publicID.prefix(6))).count == 1)
+            #expect(try await store.sessions(publicIDPrefix: "%").isEmpty, "a prefix is hex digits, never a pattern")
+            try await store.addSession(session("s3", user: "bob"))
+            #expect(try await store.sessions(ofUser: "bob").map(\.digest) == [.of("s3")])
+            #expect(try await store.sessions(ofUser: nil).count == 2)
+            #expect(try await store.deleteSessions(ofUser: "bob") == 1)
+            #expect(try await store.deleteSession(digest: .of("s1")))
+            #expect(try await !store.deleteSession(digest: .of("s1")))
+        }
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func deletingAUserRemovesEverythingIssuedToThem(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, _ in
+            try await store.addSession(session("s1"))
+            try await store.addSession(session("s2", user: "bob"))
+            try await store.addAPIKey(key("k1"))
+            try await store.addToken(token("j1"))
+            #expect(try await store.deleteUser(named: "alice"))
+            #expect(try await store.session(digest: .of("s1")) == nil)
+            #expect(try await store.apiKey(named: "k1") == nil)
+            #expect(try await store.token(jti: "j1") == nil)
+            #expect(try await store.session(digest: .of("s2")) != nil, "bob's session stays")
+        }
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func keyNamesAreUniqueAndAKeyNeedsItsUser(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, _ in
+            let first = StoredAPIKey(
+                name: "k1", username: "alice", roles: ["viewer"], digest: .of("key1"), readOnly: true, expires: t0, created: t0, description: "slicer")
+            try await store.addAPIKey(first)
+            for refused in [key("k1", user: "bob"), key("k9", user: "nobody")] {
+                await expectConflict { try await store.addAPIKey(refused) }
+            }
+            let (found, owner) = try #require(try await store.apiKey(digest: .of("key1")))
+            #expect(found == first && owner.username == "alice")
+            try await store.touchAPIKey(named: "k1", at: t0.addingTimeInterval(5))
+            #expect(try await store.apiKeys(ofUser: "alice").first?.lastUsed == t0.addingTimeInterval(5))
+            #expect(try await store.apiKeys(ofUser: "bob").isEmpty)
+            #expect(try await store.deleteAPIKey(named: "k1"))
+            #expect(try await store.apiKey(digest: .of("key1")) == nil)
+        }
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func aRefreshTokenIsExchangedOnceAndItsReuseRevokesTheFamily(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, _ in
+            try await store.addToken(token("r1", .refresh))
+            try await store.addToken(token("a1"))
+            try await store.addToken(token("other", family: "fam2"))
+            let replacements = [token("a2"), token("r2", .refresh)]
+            #expect(try await store.exchangeRefreshToken(jti: "a1", issuing: []) == .refused, "an access token is not exchanged")
+            #expect(try await store.exchangeRefreshToken(jti: "r1", issuing: replacements) == .accepted)
+            #expect(try await store.token(jti: "a2")?.0.revoked == false, "stored by the exchange itself")
+            #expect(try await store.exchangeRefreshToken(jti: "r1", issuing: [token("a3")]) == .reused(family: "fam"))
+            for jti in ["a1", "a2", "r2"] { #expect(try await store.token(jti: jti)?.0.revoked == true, "\(jti)") }
+            #expect(try await store.token(jti: "other")?.0.revoked == false)
+            #expect(try await store.token(jti: "a3") == nil, "a refused exchange stores nothing")
+            #expect(try await store.exchangeRefreshToken(jti: "nope", issuing: []) == .refused)
+            // Older stores hold refresh tokens without a family: their replacements take the jti as theirs.
+            try await store.addToken(token("old", .refresh, family: nil))
+            #expect(try await store.exchangeRefreshToken(jti: "old", issuing: [token("next", family: "old")]) == .accepted)
+            #expect(try await store.exchangeRefreshToken(jti: "old", issuing: []) == .reused(family: nil))
+            #expect(try await store.token(jti: "next")?.0.revoked == true)
+        }
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func purgingDropsOnlyWhatEnded(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, _ in
+            try await store.addSession(session("s1"))
+            try await store.addToken(token("never", .longLived, family: nil))
+            try await store.addToken(token("soon", family: nil, expires: t0.addingTimeInterval(10)))
+            #expect(try await store.purgeExpired(now: t0.addingTimeInterval(20)) == 1)
+            #expect(try await store.purgeExpired(now: t0.addingTimeInterval(4000)) == 1)
+            #expect(try await store.token(jti: "never") != nil)
+        }
+    }
+
+    // MARK: Several processes
+
+    @Test(arguments: StoreBackend.all)
+    func theRevisionMovesWithEveryWithdrawalAndOnlyThen(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, handles in
+            let other = try await handles.another()
+            var seen = try await other.refreshRevision()
+            try await store.addSession(session("s1"))
+            try await store.addAPIKey(key("k1"))
+            try await store.addToken(token("j1"))
+            try await store.touchSession(digest: .of("s1"), at: t0.addingTimeInterval(60))
+            try await store.touchAPIKey(named: "k1", at: t0.addingTimeInterval(60))
+            #expect(try await other.refreshRevision() == seen, "adding and bookkeeping withdraw nothing")
+            let withdrawals: [(String, () async throws -> Void)] = [
+                ("logout", { _ = try await store.deleteSession(digest: .of("s1")) }),
+                ("key revoked", { _ = try await store.deleteAPIKey(named: "k1") }),
+                ("token revoked", { _ = try await store.revokeToken(jti: "j1") }),
+                ("user disabled", { _ = try await store.setDisabled(true, forUser: "bob") }),
+                ("roles changed", { _ = try await store.setRoles([], forUser: "alice") }),
+                ("user deleted", { _ = try await store.deleteUser(named: "bob") }),
+            ]
+            for (what, change) in withdrawals {
+                let before = store.knownRevision
+                try await change()
+                #expect(store.knownRevision > before, "the writer knows at once: \(what)")
+                let now = try await other.refreshRevision()
+                #expect(now > seen, "another process sees it: \(what)")
+                seen = now
+            }
+        }
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func whatOneProcessWritesTheOtherReads(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, handles in
+            let other = try await handles.another()
+            try await other.addAPIKey(key("from-b", secret: "b's key"))
+            #expect(try await store.apiKey(digest: .of("b's key"))?.0.name == "from-b")
+            #expect(try await store.deleteAPIKey(named: "from-b"))
+            #expect(try await other.apiKey(digest: .of("b's key")) == nil)
+        }
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func parallelExchangesOfOneRefreshTokenAcceptExactlyOne(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, handles in
+            let other = try await handles.another()
+            try await store.addToken(token("r1", .refresh))
+            let outcomes = try await withThrowingTaskGroup(of: RefreshExchange.self) { group in
+                for attempt in 0..<16 {
+                    let handle = attempt.isMultiple(of: 2) ? store : other
+                    group.addTask { try await handle.exchangeRefreshToken(jti: "r1", issuing: [token("a-\(attempt)"), token("r-\(attempt)", .refresh)]) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 == .accepted }.count == 1)
+            #expect(outcomes.filter { $0 == .reused(family: "fam") }.count == 15)
+            let live = try await store.tokens(ofUser: "alice").filter { !$0.revoked }
+            #expect(live.isEmpty, "every replacement is revoked by the reuse: \(live.map(\.jti))")
+        }
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func parallelCreationsOfOneNameStoreExactlyOne(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, handles in
+            let other = try await handles.another()
+            let hash = try PasswordHash.make("a long password", parameters: Self.fast)
+            let results = await withTaskGroup(of: (user: Bool, key: Bool).self) { group in
+                for attempt in 0..<16 {
+                    let handle = attempt.isMultiple(of: 2) ? store : other
+                    group.addTask {
+                        let user = (try? await handle.addUser(UserRecord(username: "carol", passwordHash: hash, roles: ["r\(attempt)"], created: t0))) != nil
+                        let key = (try? await handle.addAPIKey(key("shared", secret: "key \(attempt)"))) != nil
+                        return (user, key)
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.filter(\.user).count == 1)
+            #expect(results.filter(\.key).count == 1)
+            #expect(try await store.users().filter { $0.username == "carol" }.count == 1)
+            #expect(try await store.apiKeys(ofUser: nil).filter { $0.name == "shared" }.count == 1)
+        }
+    }
+}
+
+/// One kind of store the contract runs against.
+struct StoreBackend: Sendable, CustomTestStringConvertible {
+    let name: String
+    let open: @Sendable () async throws -> Opener
+
+    /// Opens handles on one store's data; the first is made by ``open``.
+    struct Opener: Sendable {
+        let handle: @Sendable () async throws -> any CredentialStore
+        let close: @Sendable () -> Void
+    }
+
+    /// The handles a test opened, closed when it ends.
+    final class Handles: Sendable {
+        let first: any CredentialStore
+        private let opener: Opener
+
+        init(first: any CredentialStore, opener: Opener) {
+            self.first = first
+            self.opener = opener
+        }
+
+        /// Another handle on the same data, as a second process would have.
+        func another() async throws -> any CredentialStore { try await opener.handle() }
+    }
+
+    var testDescription: String { name }
+
+    func withStores(_ body: (Handles) async throws -> Void) async throws {
+        let opener = try await open()
+        defer { opener.close() }
+        try await body(Handles(first: try await opener.handle(), opener: opener))
+    }
+
+    static let all: [StoreBackend] = [sqlite, postgres]
+
+    static let sqlite = StoreBackend(name: "SQLite") {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-contract-\(UUID().uuidString)")
+        let path = directory.appendingPathComponent("gatehouse.db").path
+        return Opener(
+            // The server's way: SQLite's blocking calls on threads of their own.
+            handle: { OffloadedCredentialStore(try SQLiteStore(path: path), on: DispatchExecutor()) },
+            close: { try? FileManager.default.removeItem(at: directory) })
+    }
+
+    static let postgres = StoreBackend(name: "PostgreSQL") {
+        let server = try PostgresTestServer.shared()
+        let database = try server.makeDatabase("contract")
+        let settings = PostgresStore.Settings(host: server.host, port: server.port, username: server.username, database: database, poolSize: 4)
+        let opened = OpenedStores()
+        return Opener(
+            handle: {
+                let store = try await PostgresStore.open(settings, logger: Logger(label: "gatehouse-test"))
+                opened.add(store)
+                return store
+            },
+            close: { opened.closeAll() })
+    }
+}
+
+/// The PostgreSQL handles a test opened, for closing them at its end.
+private final class OpenedStores: Sendable {
+    private let stores = Mutex<[PostgresStore]>([])
+    func add(_ store: PostgresStore) { stores.withLock { $0.append(store) } }
+    func closeAll() { stores.withLock { $0.forEach { $0.close() } } }
+}
+
+/// Blocking work on Dispatch's global threads (the test's stand-in for the server's thread pool).
+struct DispatchExecutor: BlockingExecutor {
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result(catching: body)) }
+        }
+    }
+}
