@@ -65,6 +65,8 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The SwiftNIO data plane: listener, request handler, upstream pool, tunnel, own endpoints.
@@ -91,6 +93,7 @@ let package = Package(
             dependencies: [
                 "CGatehouseMemory",
                 "GatehouseCore",
+                "GatehousePostgres",
                 "GatehouseServer",
                 "GatehouseStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

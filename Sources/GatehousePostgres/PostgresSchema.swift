@@ -1,5 +1,9 @@
+import Foundation
 import GatehouseCore
 import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
 import PostgresNIO
 
 /// The PostgreSQL store's tables, made and moved forward by versioned steps with the same names
@@ -97,6 +101,19 @@ public enum PostgresSchema {
             """,
             "CREATE TRIGGER tokens_deleted AFTER DELETE ON tokens FOR EACH ROW EXECUTE FUNCTION gatehouse_bump_revision()",
         ]),
+        // What replicas share that a single Gatehouse keeps in memory (SQLite has no such step).
+        // Not tied to users: identities from the config file's keys and networks have none.
+        Step(id: "pg-v4-one-shot-tokens", statements: [
+            """
+            CREATE TABLE one_shot_tokens (
+                digest text PRIMARY KEY, username text NOT NULL, roles text NOT NULL, method text NOT NULL,
+                read_only boolean NOT NULL, source text NOT NULL, expires double precision, issued double precision NOT NULL,
+                credential text NOT NULL)
+            """,
+            "CREATE INDEX one_shot_tokens_on_username ON one_shot_tokens(username)",
+            "CREATE INDEX one_shot_tokens_on_credential ON one_shot_tokens(credential)",
+            "CREATE INDEX one_shot_tokens_on_issued ON one_shot_tokens(issued)",
+        ]),
     ]
 
     /// Brings the database to this build's schema and returns the steps this call applied (none
@@ -149,8 +166,32 @@ enum PostgresFailure {
                 let code = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
                 return message + code
             }
-            return error.underlying.map { "\(error.code): \($0)" } ?? "\(error.code)"
+            switch error.code {
+            case .sslUnsupported:
+                return "the server does not offer TLS (tls: disable is only for a database on this host or a private network)"
+            case .authMechanismRequiresPassword:
+                return "the server asks for a password: give store.password_file"
+            case .serverClosedConnection, .uncleanShutdown:
+                return "the server closed the connection"
+            case .connectionError:
+                return error.underlying.map(networkReason) ?? "cannot connect"
+            default:
+                return error.underlying.map { "\(error.code): \(networkReason($0))" } ?? "\(error.code)"
+            }
         }
+        return networkReason(error)
+    }
+
+    /// A network failure in plain words (`connection refused`), not NIO's error value.
+    static func networkReason(_ error: any Error) -> String {
+        if let error = error as? NIOConnectionError {
+            return error.connectionErrors.first.map { networkReason($0.error) } ?? error.dnsAAAAError.map(networkReason)
+                ?? error.dnsAError.map(networkReason) ?? "cannot connect"
+        }
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)).lowercased() }
+        if let error = error as? NIOSSLError { return "TLS: \(error)" }
+        if let error = error as? BoringSSLError { return "TLS: \(error)" }
+        if error is ChannelError { return "the connection failed (\(error))" }
         return "\(error)"
     }
 }

@@ -72,9 +72,13 @@ public final class PostgresStore: CredentialStore {
     /// and reads the revision. Fails with the reason when the database cannot be reached, refuses
     /// the credentials, or was written by a newer Gatehouse.
     public static func open(_ settings: Settings, logger: Logger) async throws(StoreError) -> PostgresStore {
-        let store = try PostgresStore(settings: settings, logger: logger)
+        let tls = try tlsConfiguration(settings)
+        // One connection of its own first: when it fails, the pool would only retry and wait,
+        // and this says why (refused, no such database, wrong password, certificate).
+        try await probe(settings, tls: tls, logger: logger)
+        let store = PostgresStore(settings: settings, tls: tls, logger: logger)
         do {
-            _ = try await store.call("connecting") { client in
+            _ = try await store.call("bringing the schema up to date") { client in
                 try await PostgresSchema.migrate(client, database: settings.name, logger: logger)
             }
             _ = try await store.refreshRevision()
@@ -86,19 +90,15 @@ public final class PostgresStore: CredentialStore {
         return store
     }
 
-    private init(settings: Settings, logger: Logger) throws(StoreError) {
-        self.settings = settings
-        self.logger = logger
-        let tls: PostgresClient.Configuration.TLS
+    /// The TLS the settings ask for; nil for none.
+    private static func tlsConfiguration(_ settings: Settings) throws(StoreError) -> TLSConfiguration? {
+        var configuration = TLSConfiguration.makeClientConfiguration()
         switch settings.tls {
         case .disable:
-            tls = .disable
+            return nil
         case .require:
-            var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
-            tls = .require(configuration)
         case .verifyFull:
-            var configuration = TLSConfiguration.makeClientConfiguration()
             if let caFile = settings.caFile {
                 do {
                     configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
@@ -106,11 +106,30 @@ public final class PostgresStore: CredentialStore {
                     throw .cannotOpen(path: caFile, reason: "not a PEM certificate file (\(error))")
                 }
             }
-            tls = .require(configuration)
         }
+        return configuration
+    }
+
+    private static func probe(_ settings: Settings, tls: TLSConfiguration?, logger: Logger) async throws(StoreError) {
+        do {
+            let mode: PostgresConnection.Configuration.TLS = try tls.map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable
+            var configuration = PostgresConnection.Configuration(
+                host: settings.host, port: settings.port, username: settings.username, password: settings.password,
+                database: settings.database, tls: mode)
+            configuration.options.connectTimeout = .init(settings.callTimeout)
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            try? await connection.close()
+        } catch {
+            throw .cannotOpen(path: settings.name, reason: PostgresFailure.reason(error))
+        }
+    }
+
+    private init(settings: Settings, tls: TLSConfiguration?, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password,
-            database: settings.database, tls: tls)
+            database: settings.database, tls: tls.map { .require($0) } ?? .disable)
         configuration.options.maximumConnections = max(1, settings.poolSize)
         configuration.options.connectTimeout = settings.callTimeout
         configuration.options.additionalStartupParameters = [("application_name", "gatehouse")]
@@ -133,7 +152,7 @@ public final class PostgresStore: CredentialStore {
 
     /// Runs `body` against the pool within ``Settings/callTimeout``, with every failure as a
     /// ``StoreError`` that names the database.
-    private func call<T: Sendable>(
+    func call<T: Sendable>(
         _ what: String, _ body: @escaping @Sendable (PostgresClient) async throws -> T
     ) async throws(StoreError) -> T {
         let client = self.client
@@ -175,16 +194,22 @@ public final class PostgresStore: CredentialStore {
     private func write<T: Sendable>(
         _ what: String, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
     ) async throws(StoreError) -> T {
-        let logger = self.logger
-        let (answer, revision) = try await call(what) { client in
-            try await client.withTransaction(logger: logger) { connection in
-                let answer = try await body(connection, logger)
-                let revision = try await Self.single(Int64.self, connection.query("SELECT value FROM revision WHERE id = 1", logger: logger)) ?? 0
-                return (answer, revision)
-            }
+        let (answer, revision) = try await transaction(what) { connection, logger in
+            let answer = try await body(connection, logger)
+            return (answer, try await Self.single(Int64.self, connection.query("SELECT value FROM revision WHERE id = 1", logger: logger)) ?? 0)
         }
         seenRevision.max(revision, ordering: .sequentiallyConsistent)
         return answer
+    }
+
+    /// One transaction (for state that withdraws no access, like one-shot tokens).
+    func transaction<T: Sendable>(
+        _ what: String, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
+    ) async throws(StoreError) -> T {
+        let logger = self.logger
+        return try await call(what) { client in
+            try await client.withTransaction(logger: logger) { connection in try await body(connection, logger) }
+        }
     }
 
     /// One statement outside a transaction (reads, and the bookkeeping writes that withdraw nothing).
@@ -193,12 +218,12 @@ public final class PostgresStore: CredentialStore {
         return try await call(what) { client in try await client.query(query, logger: logger).collect() }
     }
 
-    private static func single<T: PostgresDecodable>(_ type: T.Type, _ rows: PostgresRowSequence) async throws -> T? {
+    static func single<T: PostgresDecodable>(_ type: T.Type, _ rows: PostgresRowSequence) async throws -> T? {
         for try await row in rows { return try row.decode(T.self) }
         return nil
     }
 
-    private static func count(_ rows: PostgresRowSequence) async throws -> Int {
+    static func count(_ rows: PostgresRowSequence) async throws -> Int {
         var n = 0
         for try await _ in rows { n += 1 }
         return n

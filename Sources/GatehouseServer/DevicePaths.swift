@@ -17,7 +17,7 @@ extension OwnEndpoints {
         guard request.method == "GET" else { return Self.moonrakerError(405, "Method not allowed") }
         do throws(AccountError) {
             let identity = try await caller(request, now: now)
-            let token = try accounts.oneShotToken(for: identity, now: now)
+            let token = try await accounts.oneShotToken(for: identity, now: now)
             return .json(200, ["result": token])
         } catch {
             let status = OwnResponse.error(error).status

@@ -248,7 +248,7 @@ struct OwnEndpoints: Sendable {
             return .json(200, ["username": identity.user, "action": "user_password_reset"])
         case ("oneshot_token", "GET"):
             let identity = try await caller(request, now: now)
-            let token = try accounts.oneShotToken(for: identity, now: now)
+            let token = try await accounts.oneShotToken(for: identity, now: now)
             return .json(200, ["token": token, "expires_in": Int(accounts.credentials.oneShotTokens.lifetime)])
         case ("keys", "GET"):
             let identity = try await caller(request, now: now)

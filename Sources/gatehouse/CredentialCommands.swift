@@ -23,7 +23,7 @@ func printTable(_ header: [String], _ rows: [[String]]) {
     }
 }
 
-struct KeyCreate: ParsableCommand {
+struct KeyCreate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create", abstract: "Create an API key in the store for a user; the key is printed once.")
     @OptionGroup var store: StoreOptions
@@ -34,29 +34,29 @@ struct KeyCreate: ParsableCommand {
     @Option(name: .long, help: "Expiry, like 2027-01-31T00:00:00Z (default: never).") var expires: String?
     @Option(name: .long, help: "What the key is for.") var description: String = ""
 
-    func run() throws {
+    func run() async throws {
         guard Identity.isValidName(name) else { throw ValidationError("--name: 1-64 characters of A-Z a-z 0-9 . _ @ -") }
         for role in roles where !Identity.isValidName(role) { throw ValidationError("--roles: '\(role)' is not a valid role name") }
         let expiry = try expires.map { try CommandDates.parse($0, option: "--expires") }
-        let (db, _) = try store.open()
+        let (db, _) = try await store.open()
         let key = APIKeyGenerator.generate()
         let record = StoredAPIKey(
             name: name, username: user, roles: roles.isEmpty ? nil : roles, digest: .of(key), readOnly: readOnly,
             expires: expiry, created: Date(), description: description)
-        try storeCall { () throws(StoreError) in try db.addAPIKey(record) }
+        try await storeCall { () async throws(StoreError) in try await db.addAPIKey(record) }
         store.audit(.keyCreated, user: user, name: name)
         print("API key \(name) for \(user) (shown once; Gatehouse keeps only its hash):\n\(key)")
     }
 }
 
-struct KeyList: ParsableCommand {
+struct KeyList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List the API keys in the store (never the keys themselves).")
     @OptionGroup var store: StoreOptions
     @Option(name: .long, help: "Only this user's keys.") var user: String?
 
-    func run() throws {
-        let (db, _) = try store.open()
-        let keys = try storeCall { () throws(StoreError) in try db.apiKeys(ofUser: user) }
+    func run() async throws {
+        let (db, _) = try await store.open()
+        let keys = try await storeCall { () async throws(StoreError) in try await db.apiKeys(ofUser: user) }
         printTable(
             ["NAME", "USER", "ROLES", "READ_ONLY", "EXPIRES", "LAST_USED", "DESCRIPTION"],
             keys.map { [$0.name, $0.username, $0.roles?.joined(separator: ",") ?? "(user's)", $0.readOnly ? "yes" : "no",
@@ -64,14 +64,14 @@ struct KeyList: ParsableCommand {
     }
 }
 
-struct KeyRevoke: ParsableCommand {
+struct KeyRevoke: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke an API key in the store, at once.")
     @OptionGroup var store: StoreOptions
     @Argument(help: "The key's name.") var name: String
 
-    func run() throws {
-        let (db, _) = try store.open()
-        guard try storeCall({ () throws(StoreError) in try db.deleteAPIKey(named: name) }) else {
+    func run() async throws {
+        let (db, _) = try await store.open()
+        guard try await storeCall({ () async throws(StoreError) in try await db.deleteAPIKey(named: name) }) else {
             throw CommandFailure("no API key named '\(name)' in the store")
         }
         store.audit(.keyRevoked, name: name)
@@ -101,9 +101,7 @@ struct TokenCommand: AsyncParsableCommand {
                 lifetime = TimeInterval(d.seconds)
             }
             let cfg = try loadConfig(config)
-            let db: SQLiteStore
-            do { db = try SQLiteStore(path: cfg.storePath) } catch { throw CommandFailure(error.description) }
-            let accounts = try makeAccounts(cfg, store: db)
+            let accounts = try makeAccounts(cfg, store: try await ConfiguredStore.open(cfg))
             do {
                 let signed = try await accounts.issueLongLivedToken(for: user, lifetime: lifetime, description: description, now: Date())
                 print("Token \(signed.record.jti.prefix(8)) for \(user), expires \(CommandDates.show(signed.record.expires)) (shown once):\n\(signed.token)")
@@ -113,15 +111,15 @@ struct TokenCommand: AsyncParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List issued tokens (ids, never the tokens).")
         @OptionGroup var store: StoreOptions
         @Option(name: .long, help: "Only this user's tokens.") var user: String?
         @Flag(name: .long, help: "Include revoked and spent tokens.") var all = false
 
-        func run() throws {
-            let (db, _) = try store.open()
-            let tokens = try storeCall { () throws(StoreError) in try db.tokens(ofUser: user) }.filter { all || (!$0.revoked && !$0.used) }
+        func run() async throws {
+            let (db, _) = try await store.open()
+            let tokens = try await storeCall { () async throws(StoreError) in try await db.tokens(ofUser: user) }.filter { all || (!$0.revoked && !$0.used) }
             printTable(
                 ["ID", "USER", "KIND", "CREATED", "EXPIRES", "STATE", "DESCRIPTION"],
                 tokens.map { [$0.jti, $0.username, $0.kind.rawValue, CommandDates.show($0.created), CommandDates.show($0.expires),
@@ -129,14 +127,14 @@ struct TokenCommand: AsyncParsableCommand {
         }
     }
 
-    struct Revoke: ParsableCommand {
+    struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke an issued token by its id, at once.")
         @OptionGroup var store: StoreOptions
         @Argument(help: "The token id (jti) from 'token list'.") var id: String
 
-        func run() throws {
-            let (db, _) = try store.open()
-            guard try storeCall({ () throws(StoreError) in try db.revokeToken(jti: id) }) else {
+        func run() async throws {
+            let (db, _) = try await store.open()
+            guard try await storeCall({ () async throws(StoreError) in try await db.revokeToken(jti: id) }) else {
                 throw CommandFailure("no token with id '\(id)'")
             }
             store.audit(.tokenRevoked, name: String(id.prefix(8)))
@@ -145,18 +143,18 @@ struct TokenCommand: AsyncParsableCommand {
     }
 }
 
-struct SessionCommand: ParsableCommand {
+struct SessionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "session", abstract: "Manage browser sessions.", subcommands: [List.self, Revoke.self])
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List sessions (short ids, never the cookies).")
         @OptionGroup var store: StoreOptions
         @Option(name: .long, help: "Only this user's sessions.") var user: String?
 
-        func run() throws {
-            let (db, _) = try store.open()
-            let sessions = try storeCall { () throws(StoreError) in try db.sessions(ofUser: user) }
+        func run() async throws {
+            let (db, _) = try await store.open()
+            let sessions = try await storeCall { () async throws(StoreError) in try await db.sessions(ofUser: user) }
             printTable(
                 ["ID", "USER", "CREATED", "LAST_SEEN", "EXPIRES", "REMEMBER", "FROM"],
                 sessions.map { [$0.publicID, $0.username, CommandDates.show($0.created), CommandDates.show($0.lastSeen),
@@ -164,7 +162,7 @@ struct SessionCommand: ParsableCommand {
         }
     }
 
-    struct Revoke: ParsableCommand {
+    struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "End a session by its id (or a unique prefix), or all of a user's.")
         @OptionGroup var store: StoreOptions
         @Argument(help: "The session id from 'session list'.") var id: String?
@@ -174,20 +172,20 @@ struct SessionCommand: ParsableCommand {
             guard (id == nil) != (user == nil) else { throw ValidationError("give either a session id or --user") }
         }
 
-        func run() throws {
-            let (db, _) = try store.open()
+        func run() async throws {
+            let (db, _) = try await store.open()
             if let user {
-                let n = try storeCall { () throws(StoreError) in try db.deleteSessions(ofUser: user) }
+                let n = try await storeCall { () async throws(StoreError) in try await db.deleteSessions(ofUser: user) }
                 if n > 0 { store.audit(.sessionRevoked, user: user) }
                 print("ended \(n) session(s) of \(user)")
                 return
             }
             let prefix = (id ?? "").lowercased()
-            let matches = try storeCall { () throws(StoreError) in try db.sessions(publicIDPrefix: prefix) }
+            let matches = try await storeCall { () async throws(StoreError) in try await db.sessions(publicIDPrefix: prefix) }
             guard matches.count == 1, let session = matches.first else {
                 throw CommandFailure(matches.isEmpty ? "no session with id '\(prefix)'" : "'\(prefix)' matches \(matches.count) sessions; give more of the id")
             }
-            _ = try storeCall { () throws(StoreError) in try db.deleteSession(digest: session.digest) }
+            _ = try await storeCall { () async throws(StoreError) in try await db.deleteSession(digest: session.digest) }
             store.audit(.sessionRevoked, user: session.username, name: session.publicID)
             print("ended session \(session.publicID) of \(session.username)")
         }

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import GatehouseCore
 import GatehouseServer
-import GatehouseStore
 
 /// `gatehouse explain`: what Gatehouse would do with one request, sent nowhere.
 struct Explain: AsyncParsableCommand {
@@ -40,18 +39,20 @@ struct Explain: AsyncParsableCommand {
         }
         if !headers.contains(where: { $0.name.lowercased() == "host" }) { headers.append(("Host", "\(cfg.listen.host)")) }
         let method = self.method.uppercased()
-        let accounts = try? explainAccounts(cfg)
+        let accounts = try? await explainAccounts(cfg)
         let explanation = await RequestExplainer(config: cfg, accounts: accounts, storeBacked: true).explain(
             method: method, uri: url, headers: headers, peer: peer, now: Date())
         for line in explanation.lines { print(line) }
     }
 
-    /// Read-only access to the store, when it exists: a missing store is never created here, and
-    /// no bookkeeping (a key's `last_used`, a session's last use) is written.
-    private func explainAccounts(_ cfg: GatehouseConfig) throws -> AccountService? {
-        guard FileManager.default.fileExists(atPath: cfg.storePath), FileManager.default.fileExists(atPath: cfg.jwt.secretFile) else {
+    /// Read-only access to the store, when it exists: a missing store file is never created here,
+    /// and no bookkeeping (a key's `last_used`, a session's last use) is written.
+    private func explainAccounts(_ cfg: GatehouseConfig) async throws -> AccountService? {
+        guard cfg.sharedStore != nil || FileManager.default.fileExists(atPath: cfg.storePath),
+            FileManager.default.fileExists(atPath: cfg.jwt.secretFile)
+        else {
             return nil
         }
-        return try makeAccounts(cfg, store: try SQLiteStore(path: cfg.storePath), recordUse: false)
+        return try makeAccounts(cfg, store: try await ConfiguredStore.open(cfg), recordUse: false)
     }
 }

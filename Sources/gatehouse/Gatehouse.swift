@@ -139,11 +139,9 @@ func runUntilSignalled(
 
 /// Opens the store (a lost, damaged or newer store stops the start) and, when it has no users,
 /// creates `admin`.
-func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, logger: Logger) async throws -> SQLiteStore {
-    let store: SQLiteStore
-    store = try SlowWorkNotice(logger: logger).run("opening and checking the store \(config.storePath)") {
-        do { return try SQLiteStore(path: config.storePath) } catch { throw CommandFailure("\(error)") }
-    }
+func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, logger: Logger) async throws -> ConfiguredStore {
+    let opened = try await ConfiguredStore.open(config, logger: logger)
+    let store = opened.inline
     let given = ProcessInfo.processInfo.environment["GATEHOUSE_ADMIN_PASSWORD"]
     let outcome: AdminBootstrap.Outcome
     do {
@@ -161,29 +159,34 @@ func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, l
     case .createdWithRandomPassword(let password):
         logger.notice("created user admin with password \(password) (shown this once); \(change)")
     }
-    if let purged = try? store.purgeExpired(now: Date()), purged > 0 { logger.info("removed \(purged) expired sessions and tokens") }
-    return store
+    if let purged = try? await store.purgeExpired(now: Date()), purged > 0 { logger.info("removed \(purged) expired sessions and tokens") }
+    return opened
 }
 
 /// Everything sign-ins, tokens and run-time keys need, over the opened store (the server, the
-/// commands). With `recordUse` false (read-only tools) neither a key's `last_used` nor a
+/// commands). `work` (the server's thread pool) runs scrypt and SQLite's blocking calls; without
+/// it they run inline. With `recordUse` false (read-only tools) neither a key's `last_used` nor a
 /// session's last use is ever written.
 func makeAccounts(
-    _ config: GatehouseConfig, store: any CredentialStore, blockingWork: any BlockingExecutor = InlineExecutor(), recordUse: Bool = true
+    _ config: GatehouseConfig, store opened: ConfiguredStore, work: (any BlockingExecutor)? = nil, recordUse: Bool = true
 ) throws -> AccountService {
     // Read-only tools (explain) change nothing worth an audit line.
     let audit = recordUse ? try openAuditLog(config) : nil
     let secret: [UInt8]
-    do { secret = try JWTSecretFile.loadOrCreate(path: config.jwt.secretFile) } catch { throw CommandFailure(error.description) }
+    do {
+        secret = try JWTSecretFile.loadOrCreate(path: config.jwt.secretFile, create: config.sharedStore == nil)
+    } catch {
+        throw CommandFailure(error.description)
+    }
     var sessions = config.sessions
     if !recordUse { sessions.touchInterval = .infinity }
     let credentials = StoredCredentialAuthenticator(
-        store: store, tokens: TokenAuthority(secret: secret, settings: config.jwt),
-        sessions: sessions, oneShotTokens: OneShotTokens(),
+        store: work.map(opened.serving) ?? opened.inline, tokens: TokenAuthority(secret: secret, settings: config.jwt),
+        sessions: sessions, oneShotTokens: opened.oneShotTokens(),
         keyTouchInterval: recordUse ? StoredCredentialAuthenticator.defaultKeyTouchInterval : .infinity)
     return AccountService(
         credentials: credentials, throttle: LoginThrottle(policy: config.loginThrottle), passwordPolicy: config.passwordPolicy,
-        passwordWork: blockingWork, audit: audit)
+        passwordWork: work ?? InlineExecutor(), audit: audit)
 }
 
 struct Serve: AsyncParsableCommand {
@@ -208,10 +211,11 @@ struct Serve: AsyncParsableCommand {
         let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
         threadPool.start()
         let work = ThreadPoolExecutor(pool: threadPool)
-        let accounts = try makeAccounts(cfg, store: OffloadedCredentialStore(store, on: work), blockingWork: work)
+        let accounts = try makeAccounts(cfg, store: store, work: work)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         try await runUntilSignalled(config: cfg, logger: logger, group: group, accounts: accounts, configPath: config, inbox: inbox)
         try await group.shutdownGracefully()
+        store.close()
         try await threadPool.shutdownGracefully()
     }
 }

@@ -15,19 +15,21 @@ struct CommandFailure: Error, CustomStringConvertible {
 
 /// Where a command finds the store: `--store PATH`, or `store.path` of `--config F`.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: "The YAML configuration file whose store.path to use.")
+    @Option(name: .long, help: "The YAML configuration file whose store to use.")
     var config: String = "config.yml"
 
-    @Option(name: .long, help: "The store file (overrides the config's store.path).")
+    @Option(name: .long, help: "An SQLite store file (instead of the config's store).")
     var store: String?
 
-    func open() throws -> (SQLiteStore, PasswordPolicy) {
+    func open() async throws -> (any CredentialStore, PasswordPolicy) {
         try checkAuditLog()
         if let store {
-            return (try openStore(store), PasswordPolicy())
+            var cfg = GatehouseConfig()
+            cfg.storePath = store
+            return (try await ConfiguredStore.open(cfg).inline, PasswordPolicy())
         }
         let cfg = try loadConfig(config)
-        return (try openStore(cfg.storePath), cfg.passwordPolicy)
+        return (try await ConfiguredStore.open(cfg).inline, cfg.passwordPolicy)
     }
 
     /// Records a change in the config's `audit_log` (actor: the command line). Without a
@@ -42,12 +44,6 @@ struct StoreOptions: ParsableArguments {
     func checkAuditLog() throws {
         guard let cfg = try? ConfigLoader.load(path: config) else { return }
         _ = try openAuditLog(cfg)
-    }
-
-    private func openStore(_ path: String) throws -> SQLiteStore {
-        try SlowWorkNotice().run("opening and checking the store \(path)") {
-            do { return try SQLiteStore(path: path) } catch { throw CommandFailure("\(error)") }
-        }
     }
 }
 
@@ -91,9 +87,9 @@ func validUsername(_ name: String) throws -> String {
     return name
 }
 
-func storeCall<T>(doing what: String = "working on the store", _ body: () throws(StoreError) -> T) throws -> T {
-    try SlowWorkNotice().run(what) {
-        do { return try body() } catch { throw CommandFailure("\(error)") }
+func storeCall<T>(doing what: String = "working on the store", _ body: () async throws(StoreError) -> T) async throws -> T {
+    try await SlowWorkNotice().run(what) { () async throws -> T in
+        do { return try await body() } catch { throw CommandFailure("\(error)") }
     }
 }
 
@@ -109,47 +105,47 @@ func newPasswordHash(_ password: String, policy: PasswordPolicy) throws -> Passw
 /// Applies one change to a named user and reports it; fails when there is no such user.
 func changeUser(
     _ username: String, in options: StoreOptions, done: String, audit: AuditAction,
-    _ change: (SQLiteStore, String) throws(StoreError) -> Bool
-) throws {
-    let (db, _) = try options.open()
-    guard try storeCall({ () throws(StoreError) in try change(db, username) }) else {
+    _ change: (any CredentialStore, String) async throws(StoreError) -> Bool
+) async throws {
+    let (db, _) = try await options.open()
+    guard try await storeCall({ () async throws(StoreError) in try await change(db, username) }) else {
         throw CommandFailure("no user named '\(username)'")
     }
     options.audit(audit, user: username)
     print("\(done) user \(username)")
 }
 
-struct UserCommand: ParsableCommand {
+struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user", abstract: "Manage the users in the store.",
         subcommands: [Add.self, List.self, Delete.self, Passwd.self, Disable.self, Enable.self])
 
-    struct Add: ParsableCommand {
+    struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a user; the password is read from a prompt or standard input.")
         @OptionGroup var store: StoreOptions
         @Argument(help: "The user name.") var username: String
         @Option(name: .long, parsing: .upToNextOption, help: "Roles of the user.") var roles: [String] = []
         @Flag(name: .long, help: "Read the password from standard input even on a terminal.") var passwordStdin = false
 
-        func run() throws {
+        func run() async throws {
             let name = try validUsername(username)
             for role in roles where !Identity.isValidName(role) { throw ValidationError("--roles: '\(role)' is not a valid role name") }
-            let (db, policy) = try store.open()
+            let (db, policy) = try await store.open()
             let password = try PasswordReader(fromStdin: passwordStdin).read(prompt: "Password for \(name): ", confirm: true)
             let hash = try newPasswordHash(password, policy: policy)
-            try storeCall { () throws(StoreError) in try db.addUser(UserRecord(username: name, passwordHash: hash, roles: roles, created: Date())) }
+            try await storeCall { () async throws(StoreError) in try await db.addUser(UserRecord(username: name, passwordHash: hash, roles: roles, created: Date())) }
             store.audit(.userCreated, user: name)
             print("added user \(name)")
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List users (never their passwords).")
         @OptionGroup var store: StoreOptions
 
-        func run() throws {
-            let (db, _) = try store.open()
-            let users = try storeCall { () throws(StoreError) in try db.users() }
+        func run() async throws {
+            let (db, _) = try await store.open()
+            let users = try await storeCall { () async throws(StoreError) in try await db.users() }
             print("USER\tROLES\tCREATED\tSTATE")
             for user in users {
                 print("\(user.username)\t\(user.roles.joined(separator: ","))\t\(InternetDate.format(user.created))\t\(user.disabled ? "disabled" : "enabled")")
@@ -157,30 +153,30 @@ struct UserCommand: ParsableCommand {
         }
     }
 
-    struct Delete: ParsableCommand {
+    struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a user and everything issued to them.")
         @OptionGroup var store: StoreOptions
         @Argument(help: "The user name.") var username: String
 
-        func run() throws {
-            try changeUser(username, in: store, done: "deleted", audit: .userDeleted) { db, name throws(StoreError) in try db.deleteUser(named: name) }
+        func run() async throws {
+            try await changeUser(username, in: store, done: "deleted", audit: .userDeleted) { db, name async throws(StoreError) in try await db.deleteUser(named: name) }
         }
     }
 
-    struct Passwd: ParsableCommand {
+    struct Passwd: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Set a user's password (read from a prompt or standard input).")
         @OptionGroup var store: StoreOptions
         @Argument(help: "The user name.") var username: String
         @Flag(name: .long, help: "Read the password from standard input even on a terminal.") var passwordStdin = false
 
-        func run() throws {
-            let (db, policy) = try store.open()
-            guard try storeCall({ () throws(StoreError) in try db.user(named: username) }) != nil else {
+        func run() async throws {
+            let (db, policy) = try await store.open()
+            guard try await storeCall({ () async throws(StoreError) in try await db.user(named: username) }) != nil else {
                 throw CommandFailure("no user named '\(username)'")
             }
             let password = try PasswordReader(fromStdin: passwordStdin).read(prompt: "New password for \(username): ", confirm: true)
             let hash = try newPasswordHash(password, policy: policy)
-            guard try storeCall({ () throws(StoreError) in try db.setPassword(hash, forUser: username) }) else {
+            guard try await storeCall({ () async throws(StoreError) in try await db.setPassword(hash, forUser: username) }) else {
                 throw CommandFailure("no user named '\(username)'")
             }
             store.audit(.passwordChanged, user: username)
@@ -188,23 +184,23 @@ struct UserCommand: ParsableCommand {
         }
     }
 
-    struct Disable: ParsableCommand {
+    struct Disable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop a user from signing in (nothing is deleted).")
         @OptionGroup var store: StoreOptions
         @Argument(help: "The user name.") var username: String
 
-        func run() throws {
-            try changeUser(username, in: store, done: "disabled", audit: .userDisabled) { db, name throws(StoreError) in try db.setDisabled(true, forUser: name) }
+        func run() async throws {
+            try await changeUser(username, in: store, done: "disabled", audit: .userDisabled) { db, name async throws(StoreError) in try await db.setDisabled(true, forUser: name) }
         }
     }
 
-    struct Enable: ParsableCommand {
+    struct Enable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Let a disabled user sign in again.")
         @OptionGroup var store: StoreOptions
         @Argument(help: "The user name.") var username: String
 
-        func run() throws {
-            try changeUser(username, in: store, done: "enabled", audit: .userEnabled) { db, name throws(StoreError) in try db.setDisabled(false, forUser: name) }
+        func run() async throws {
+            try await changeUser(username, in: store, done: "enabled", audit: .userEnabled) { db, name async throws(StoreError) in try await db.setDisabled(false, forUser: name) }
         }
     }
 }

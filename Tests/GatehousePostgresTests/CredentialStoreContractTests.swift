@@ -264,6 +264,34 @@ import Testing
             #expect(try await store.apiKeys(ofUser: nil).filter { $0.name == "shared" }.count == 1)
         }
     }
+
+    @Test(arguments: StoreBackend.all)
+    func aOneShotTokenIsSpentOnceWhicheverProcessSpendsIt(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { _, handles in
+            let (a, b) = try await backend.oneShotBooks(handles)
+            let alice = Identity(user: "alice", roles: ["operator"], method: .apiKey, source: "k1", expires: t0.addingTimeInterval(3600))
+            guard case .success(let token) = await a.issue(for: alice, now: t0) else { Issue.record("no token"); return }
+            let spent = try await withThrowingTaskGroup(of: Identity?.self) { group in
+                for attempt in 0..<16 {
+                    let book = attempt.isMultiple(of: 2) ? a : b
+                    group.addTask { try await book.redeem(token, now: t0.addingTimeInterval(1)) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(spent.compactMap { $0 }.count == 1, "spent exactly once")
+            #expect(spent.compactMap { $0 }.first == alice, "it stands for what it was issued for")
+            guard case .success(let late) = await b.issue(for: alice, now: t0) else { Issue.record("no token"); return }
+            #expect(try await a.redeem(late, now: t0.addingTimeInterval(a.lifetime)) == nil, "too old")
+            #expect(try await a.redeem("made-up", now: t0) == nil)
+            let ending = Identity(user: "alice", roles: [], method: .apiKey, source: "k2", expires: t0.addingTimeInterval(1))
+            guard case .success(let bounded) = await a.issue(for: ending, now: t0) else { Issue.record("no token"); return }
+            #expect(try await b.redeem(bounded, now: t0.addingTimeInterval(2)) == nil, "its credential has ended")
+            for _ in 0..<a.perCredential { _ = await (Bool.random() ? a : b).issue(for: alice, now: t0) }
+            #expect(await b.issue(for: alice, now: t0) == .failure(.credentialLimit), "the limit holds over both")
+            let other = Identity(user: "alice", roles: [], method: .apiKey, source: "k3")
+            #expect((try? await a.issue(for: other, now: t0).get()) != nil, "another credential of the same user still gets one")
+        }
+    }
 }
 
 /// One kind of store the contract runs against.
@@ -292,6 +320,16 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     }
 
     var testDescription: String { name }
+
+    /// Two processes' one-shot token books on the test's data (one book in memory for SQLite,
+    /// where a single Gatehouse keeps them).
+    func oneShotBooks(_ handles: Handles) async throws -> (any OneShotTokenBook, any OneShotTokenBook) {
+        guard let first = handles.first as? PostgresStore, let second = try await handles.another() as? PostgresStore else {
+            let memory = OneShotTokens()
+            return (memory, memory)
+        }
+        return (PostgresOneShotTokens(store: first), PostgresOneShotTokens(store: second))
+    }
 
     func withStores(_ body: (Handles) async throws -> Void) async throws {
         let opener = try await open()

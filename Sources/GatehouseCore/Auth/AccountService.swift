@@ -328,15 +328,16 @@ public final class AccountService: Sendable {
 
     /// A one-shot token standing for `identity`, within what it may issue (``IssuingPolicy``):
     /// the token carries the caller's roles and read-only flag and ends no later than it.
-    public func oneShotToken(for identity: Identity, now: Date) throws(AccountError) -> String {
+    public func oneShotToken(for identity: Identity, now: Date) async throws(AccountError) -> String {
         let grant = try IssuingPolicy.bound(CredentialGrant(roles: identity.roles, readOnly: identity.readOnly), by: identity, now: now)
         let holder = Identity(
             user: identity.user, roles: grant.roles ?? identity.roles, method: identity.method, readOnly: grant.readOnly,
             source: identity.source, expires: grant.expires)
         let tokens = credentials.oneShotTokens
         let wait = Int(tokens.lifetime.rounded(.up))
-        switch tokens.issue(for: holder, now: now) {
+        switch await tokens.issue(for: holder, now: now) {
         case .success(let token): return token
+        case .failure(.unavailable): throw .unavailable
         case .failure(.credentialLimit):
             throw .tooMany("Too many one-shot tokens outstanding for this credential of \(identity.user) (at most \(tokens.perCredential), each good for \(wait) s); use one or wait.", retryAfter: wait)
         case .failure(.userLimit):

@@ -32,6 +32,8 @@ public enum JWTSecretError: Error, Equatable, CustomStringConvertible {
     case insecurePermissions(path: String, mode: String)
     case tooShort(path: String, bytes: Int)
     case cannotUse(path: String, reason: String)
+    /// Missing where it may not be made (a shared store: replicas must all sign with one secret).
+    case missingShared(path: String)
 
     public var description: String {
         switch self {
@@ -40,20 +42,24 @@ public enum JWTSecretError: Error, Equatable, CustomStringConvertible {
         case .tooShort(let path, let bytes):
             return "jwt.secret_file \(path) holds \(bytes) bytes; an HS256 secret needs at least 32"
         case .cannotUse(let path, let reason): return "jwt.secret_file \(path): \(reason)"
+        case .missingShared(let path):
+            return "jwt.secret_file \(path) does not exist; with a shared store (store.url) every Gatehouse must sign with the same secret: "
+                + "make it once (head -c 32 /dev/urandom > \(path); chmod 600 \(path)) and give each one a copy"
         }
     }
 }
 
-/// Reads the HS256 secret, creating it on first start.
+/// Reads the HS256 secret, creating it on first start (unless `create` is false).
 ///
 /// Guarantees: a new file gets 32 bytes from the system's secure generator and mode 0600 and is
 /// created exclusively (never overwrites one that appeared meanwhile); an existing file readable by
 /// group or others, or shorter than 32 bytes, is refused.
 public enum JWTSecretFile {
-    public static func loadOrCreate(path: String) throws(JWTSecretError) -> [UInt8] {
+    public static func loadOrCreate(path: String, create: Bool = true) throws(JWTSecretError) -> [UInt8] {
         var info = stat()
         if stat(path, &info) != 0 {
             guard errno == ENOENT else { throw .cannotUse(path: path, reason: String(cString: strerror(errno))) }
+            guard create else { throw .missingShared(path: path) }
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)

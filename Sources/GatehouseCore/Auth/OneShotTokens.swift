@@ -1,6 +1,26 @@
 import Foundation
 import Synchronization
 
+/// Where one-shot tokens are kept: ``OneShotTokens`` (this process's memory: one Gatehouse) or
+/// the shared store (`PostgresOneShotTokens`: replicas, where a token issued by one is spent on
+/// another).
+///
+/// Guarantees every implementation gives: those of ``OneShotTokens`` — 256 random bits held as a
+/// digest, spent at most once however many processes race for it, refused past ``lifetime`` or
+/// the end of its credential, and issued within ``perCredential``, ``perUser`` and a total
+/// capacity. A store that cannot be reached issues nothing (``OneShotTokens/Refusal/unavailable``)
+/// and redeems nothing (a ``StoreError``).
+public protocol OneShotTokenBook: Sendable {
+    var lifetime: TimeInterval { get }
+    var perCredential: Int { get }
+    var perUser: Int { get }
+    /// A new token standing for `identity`, or why none can be had now.
+    func issue(for identity: Identity, now: Date) async -> Result<String, OneShotTokens.Refusal>
+    /// The identity the token stood for, once; nil when it is unknown, spent, too old, or the
+    /// credential it was issued for has ended.
+    func redeem(_ token: String, now: Date) async throws(StoreError) -> Identity?
+}
+
 /// Single-use tokens for requests whose headers a browser cannot set (`<img src>` webcam
 /// streams, WebSocket opens, downloads), accepted in `?token=`.
 ///
@@ -12,7 +32,7 @@ import Synchronization
 /// ``capacity`` in all: past any, ``issue(for:now:)`` refuses (saying which is full) rather than
 /// letting memory grow, and one credential filling its share leaves its user's others, and
 /// everyone else's, theirs.
-public final class OneShotTokens: Sendable {
+public final class OneShotTokens: OneShotTokenBook {
     public let lifetime: TimeInterval
     public let capacity: Int
     public let perCredential: Int
@@ -26,6 +46,8 @@ public final class OneShotTokens: Sendable {
         case userLimit
         /// ``capacity`` tokens are outstanding in all.
         case capacity
+        /// The shared store where tokens are kept cannot be reached.
+        case unavailable
     }
 
     private struct State {
@@ -90,16 +112,22 @@ public final class OneShotTokens: Sendable {
         return .success(token)
     }
 
-    /// The identity the token stood for, once; nil when it is unknown, spent, too old, or the
-    /// credential it was issued for has ended.
     public func redeem(_ token: String, now: Date) -> Identity? {
         let digest = SecretDigest.of(token)
         guard let entry = state.withLock({ $0.remove(digest) }) else { return nil }
-        let age = now.timeIntervalSince(entry.issued)
-        guard age >= 0, age < lifetime else { return nil }
-        if let end = entry.identity.expires, end <= now { return nil }
-        return entry.identity
+        return Self.honoured(entry.identity, issued: entry.issued, now: now, lifetime: lifetime)
     }
+
+    /// `identity` when a token issued at `issued` is still good at `now`.
+    public static func honoured(_ identity: Identity, issued: Date, now: Date, lifetime: TimeInterval) -> Identity? {
+        let age = now.timeIntervalSince(issued)
+        guard age >= 0, age < lifetime else { return nil }
+        if let end = identity.expires, end <= now { return nil }
+        return identity
+    }
+
+    /// The key ``perCredential`` counts by: one credential of one user.
+    public static func credentialKey(_ identity: Identity) -> String { State.credential(identity) }
 
     public var outstanding: Int { state.withLock { $0.tokens.count } }
 }

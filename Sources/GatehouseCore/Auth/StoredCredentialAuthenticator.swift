@@ -17,7 +17,7 @@ public final class StoredCredentialAuthenticator: Sendable {
     public let store: any CredentialStore
     public let tokens: TokenAuthority
     public let sessions: SessionPolicy
-    public let oneShotTokens: OneShotTokens
+    public let oneShotTokens: any OneShotTokenBook
     public let cache: CredentialCache
     /// NetBox's throttle: a key's `last_used` is written at most once a minute.
     public static let defaultKeyTouchInterval: TimeInterval = 60
@@ -28,7 +28,7 @@ public final class StoredCredentialAuthenticator: Sendable {
 
     public init(
         store: any CredentialStore, tokens: TokenAuthority, sessions: SessionPolicy,
-        oneShotTokens: OneShotTokens, cache: CredentialCache = CredentialCache(), keyTouchInterval: TimeInterval = defaultKeyTouchInterval,
+        oneShotTokens: any OneShotTokenBook, cache: CredentialCache = CredentialCache(), keyTouchInterval: TimeInterval = defaultKeyTouchInterval,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.now = now
@@ -168,7 +168,7 @@ public final class StoredCredentialAuthenticator: Sendable {
     }
 
     private func oneShot(_ token: String, now: Date) async throws -> Result<Identity, AuthenticationFailure> {
-        guard let identity = oneShotTokens.redeem(token, now: now) else { return .failure(.invalidOneShotToken) }
+        guard let identity = try await oneShotTokens.redeem(token, now: now) else { return .failure(.invalidOneShotToken) }
 
         // The user may have been deleted or disabled in the seconds since the token was made.
         // Identities from the config file (its keys, trusted networks) have no user in the store.

@@ -35,6 +35,11 @@ public enum ConfigLoader {
             break
         }
         config.upstreamTLS.caFile = config.upstreamTLS.caFile.map(resolved)
+        if var shared = config.sharedStore {
+            shared.passwordFile = shared.passwordFile.map(resolved)
+            shared.caFile = shared.caFile.map(resolved)
+            config.sharedStore = shared
+        }
         if !config.jwt.secretFile.hasPrefix("/") {
             config.jwt.secretFile = directory.appendingPathComponent(config.jwt.secretFile).standardizedFileURL.path
         }
@@ -235,7 +240,7 @@ struct ConfigReader {
         if let v = top["trusted_proxies"] { config.trustedProxies = try list(v).map { item throws(ConfigError) in try cidr(item) } }
         if let v = top["timeouts"] { try config.timeouts.read(v, self) }
         if let v = top["limits"] { try config.limits.read(v, self) }
-        if let v = top["store"] { config.storePath = try storePath(v) ?? config.storePath }
+        if let v = top["store"] { try readStore(v, into: &config) }
         if let v = top["passwords"] { try config.passwordPolicy.read(v, self) }
         if let v = top["sessions"] { try config.sessions.read(v, self) }
         if let v = top["jwt"] { try config.jwt.read(v, self) }
@@ -287,13 +292,41 @@ struct ConfigReader {
         return paths
     }
 
-    /// `store.path`; nil when `store:` does not give it.
-    private func storePath(_ value: ConfigValue) throws(ConfigError) -> String? {
-        let m = try mapping(value, known: ["path"])
-        guard let x = m["path"] else { return nil }
-        let path = try string(x)
-        guard !path.isEmpty, !path.hasSuffix("/") else { throw fail(x, "expected a file path, like ./gatehouse.db") }
-        return path
+    /// `store:`: either `path` (an SQLite file) or `url` with its settings (PostgreSQL).
+    private func readStore(_ value: ConfigValue, into config: inout GatehouseConfig) throws(ConfigError) {
+        let shared = ["url", "password_file", "tls", "ca_file", "pool_size"]
+        let m = try mapping(value, known: ["path"] + shared)
+        if let x = m["path"] {
+            if m["url"] != nil { throw fail(x, "give either path (an SQLite file) or url (PostgreSQL), not both") }
+            let path = try string(x)
+            guard !path.isEmpty, !path.hasSuffix("/") else { throw fail(x, "expected a file path, like ./gatehouse.db") }
+            config.storePath = path
+        }
+        guard let url = m["url"] else {
+            if let stray = shared.compactMap({ m[$0] }).first { throw fail(stray, "belongs to a PostgreSQL store: add url: postgres://…") }
+            return
+        }
+        let text = try string(url)
+        var settings: SharedStoreSettings
+        do { settings = try SharedStoreSettings(url: text) } catch { throw fail(url, error.message) }
+        if let x = m["password_file"] {
+            let file = try string(x)
+            guard !file.isEmpty else { throw fail(x, "expected a file path") }
+            settings.passwordFile = file
+        }
+        if let x = m["tls"] {
+            let text = try string(x)
+            guard let mode = SharedStoreSettings.TLSMode(rawValue: text) else {
+                throw fail(x, "expected one of \(SharedStoreSettings.TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            settings.tls = mode
+        }
+        if let x = m["ca_file"] {
+            guard settings.tls == .verifyFull else { throw fail(x, "a CA is only checked with tls: verify-full") }
+            settings.caFile = try string(x)
+        }
+        if let x = m["pool_size"] { settings.poolSize = Int(try int(x, min: 1, max: 100)) }
+        config.sharedStore = settings
     }
 
     /// `forward_underscore_headers` and `forward_identity_family`, checked against the identity

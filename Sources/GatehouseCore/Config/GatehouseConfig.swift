@@ -73,6 +73,9 @@ public struct GatehouseConfig: Sendable {
     /// The store file (`store.path`, default `./gatehouse.db`). `ConfigLoader.load(path:)`
     /// resolves a relative path against the config file's directory.
     public var storePath: String = "./gatehouse.db"
+    /// `store.url` and its settings: a PostgreSQL database shared with other Gatehouses, used
+    /// instead of ``storePath``'s file (nil: the file).
+    public var sharedStore: SharedStoreSettings?
     /// Rules for user passwords (`passwords.min_length`, default 10).
     public var passwordPolicy = PasswordPolicy()
     /// Browser sign-ins (`sessions:`).

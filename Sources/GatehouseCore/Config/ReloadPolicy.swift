@@ -39,6 +39,7 @@ public enum ReloadPolicy {
             RestartBound("upstream", "upstream", \.upstream),
             RestartBound("upstream_tls", "upstreamTLS", \.upstreamTLS),
             RestartBound("store.path", "storePath", \.storePath),
+            RestartBound("store.url", "sharedStore", \.sharedStore),
             RestartBound("sessions", "sessions", \.sessions),
             RestartBound("jwt", "jwt", \.jwt),
             RestartBound("login", "loginThrottle", \.loginThrottle),
