@@ -114,6 +114,18 @@ public enum PostgresSchema {
             "CREATE INDEX one_shot_tokens_on_credential ON one_shot_tokens(credential)",
             "CREATE INDEX one_shot_tokens_on_issued ON one_shot_tokens(issued)",
         ]),
+        // Failed sign-ins, counted per name and per address over all replicas (keys as
+        // LoginThrottle's: `user:NAME`, `addr:ADDRESS`).
+        Step(id: "pg-v5-login-throttle", statements: [
+            "CREATE TABLE login_failures (key text NOT NULL, at double precision NOT NULL)",
+            "CREATE INDEX login_failures_on_key ON login_failures(key, at)",
+            "CREATE INDEX login_failures_on_at ON login_failures(at)",
+            "CREATE TABLE login_lockouts (key text PRIMARY KEY, until double precision NOT NULL)",
+            "CREATE SEQUENCE login_reservations",
+            "CREATE TABLE login_pending (reservation bigint NOT NULL, key text NOT NULL, started double precision NOT NULL)",
+            "CREATE INDEX login_pending_on_key ON login_pending(key, started)",
+            "CREATE INDEX login_pending_on_reservation ON login_pending(reservation)",
+        ]),
     ]
 
     /// Brings the database to this build's schema and returns the steps this call applied (none

@@ -79,6 +79,15 @@ enum ConfiguredStore {
         }
     }
 
+    /// Where failed sign-ins are counted: this process's memory, or the shared database (guesses
+    /// spread over replicas count together).
+    func loginGuard(_ policy: LoginThrottlePolicy) -> any LoginGuard {
+        switch self {
+        case .file: return LoginThrottle(policy: policy)
+        case .shared(let store): return PostgresLoginThrottle(store: store, policy: policy)
+        }
+    }
+
     func close() {
         if case .shared(let store) = self { store.close() }
     }

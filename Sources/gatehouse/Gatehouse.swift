@@ -185,7 +185,7 @@ func makeAccounts(
         sessions: sessions, oneShotTokens: opened.oneShotTokens(),
         keyTouchInterval: recordUse ? StoredCredentialAuthenticator.defaultKeyTouchInterval : .infinity)
     return AccountService(
-        credentials: credentials, throttle: LoginThrottle(policy: config.loginThrottle), passwordPolicy: config.passwordPolicy,
+        credentials: credentials, throttle: opened.loginGuard(config.loginThrottle), passwordPolicy: config.passwordPolicy,
         passwordWork: work ?? InlineExecutor(), audit: audit)
 }
 

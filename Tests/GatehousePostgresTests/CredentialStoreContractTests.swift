@@ -292,6 +292,43 @@ import Testing
             #expect((try? await a.issue(for: other, now: t0).get()) != nil, "another credential of the same user still gets one")
         }
     }
+
+    @Test(arguments: StoreBackend.all)
+    func guessesSpreadOverProcessesLockAtMaxFailures(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { _, handles in
+            var policy = LoginThrottlePolicy()
+            policy.maxFailures = 5
+            let (a, b) = try await backend.loginGuards(handles, policy)
+            let address = IPAddress("192.0.2.7")
+            // Sixteen parallel guesses over both: no more than five may be under way or failed.
+            let admissions = await withTaskGroup(of: LoginAdmission.self) { group in
+                for attempt in 0..<16 {
+                    let guardian = attempt.isMultiple(of: 2) ? a : b
+                    group.addTask { await guardian.admit(username: "alice", client: address, now: t0) }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            let granted = admissions.compactMap { if case .granted(let ticket) = $0 { ticket } else { nil } }
+            #expect(granted.count == 5, "\(admissions)")
+            #expect(admissions.allSatisfy { if case .unavailable = $0 { false } else { true } })
+            var lockouts: [Int] = []
+            for (n, ticket) in granted.enumerated() {
+                if let lockout = await (n.isMultiple(of: 2) ? a : b).settle(ticket, .failed, now: t0) { lockouts.append(lockout) }
+            }
+            #expect(lockouts == [300], "the fifth failure locks, once")
+            for guardian in [a, b] {
+                #expect(await guardian.admit(username: "alice", client: IPAddress("198.51.100.1"), now: t0.addingTimeInterval(1)) == .wait(299),
+                        "the name is locked on both, from any address")
+                #expect(try await guardian.lockedFor(username: nil, client: address, now: t0.addingTimeInterval(1)) == 299, "and so is the address")
+                #expect(try await guardian.lockedFor(username: "bob", client: IPAddress("198.51.100.1"), now: t0) == nil)
+            }
+            guard case .granted(let later) = await b.admit(username: "alice", client: address, now: t0.addingTimeInterval(301)) else {
+                Issue.record("still locked after the lockout")
+                return
+            }
+            await a.settle(later, .succeeded, now: t0.addingTimeInterval(301))
+        }
+    }
 }
 
 /// One kind of store the contract runs against.
@@ -320,6 +357,15 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     }
 
     var testDescription: String { name }
+
+    /// Two processes' login throttles on the test's data (one in memory for SQLite).
+    func loginGuards(_ handles: Handles, _ policy: LoginThrottlePolicy) async throws -> (any LoginGuard, any LoginGuard) {
+        guard let first = handles.first as? PostgresStore, let second = try await handles.another() as? PostgresStore else {
+            let memory = LoginThrottle(policy: policy)
+            return (memory, memory)
+        }
+        return (PostgresLoginThrottle(store: first, policy: policy), PostgresLoginThrottle(store: second, policy: policy))
+    }
 
     /// Two processes' one-shot token books on the test's data (one book in memory for SQLite,
     /// where a single Gatehouse keeps them).

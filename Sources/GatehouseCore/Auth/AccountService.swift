@@ -84,7 +84,7 @@ public struct CreatedKey: Sendable {
 ///   the replacements included, whatever the order of concurrent requests — and the answer is 401.
 public final class AccountService: Sendable {
     public let credentials: StoredCredentialAuthenticator
-    public let throttle: LoginThrottle
+    public let throttle: any LoginGuard
     public let passwordPolicy: PasswordPolicy
     /// The scrypt cost of new password hashes (stored hashes keep their own and are raised at
     /// the next sign-in when lower).
@@ -97,7 +97,7 @@ public final class AccountService: Sendable {
     public let passwordWork: any BlockingExecutor
 
     public init(
-        credentials: StoredCredentialAuthenticator, throttle: LoginThrottle, passwordPolicy: PasswordPolicy,
+        credentials: StoredCredentialAuthenticator, throttle: any LoginGuard, passwordPolicy: PasswordPolicy,
         passwordParameters: ScryptParameters = .interactive, passwordWork: any BlockingExecutor = InlineExecutor(), audit: AuditLog? = nil
     ) {
         self.audit = audit
@@ -148,7 +148,12 @@ public final class AccountService: Sendable {
     ) async throws(AccountError) -> (user: UserRecord, revision: Int64) {
         // Refused before any check (and not audited: a flood of refused attempts must not flood
         // the audit log; the lockout itself was recorded when it began).
-        if let seconds = throttle.reserve(username: username, client: client, now: now) { throw .lockedOut(retryAfter: seconds) }
+        let ticket: LoginTicket
+        switch await throttle.admit(username: username, client: client, now: now) {
+        case .granted(let granted): ticket = granted
+        case .wait(let seconds): throw .lockedOut(retryAfter: seconds)
+        case .unavailable: throw .unavailable
+        }
         let checked: (user: UserRecord?, known: Bool, revision: Int64)
         do {
             let store = self.store
@@ -157,11 +162,11 @@ public final class AccountService: Sendable {
             }
             checked = (try await verify(password, against: found) ? found : nil, found != nil, revision)
         } catch {
-            throttle.release(username: username, client: client)
+            await throttle.settle(ticket, .abandoned, now: now)
             throw error
         }
         guard let user = checked.user, !user.disabled else {
-            let lockout = throttle.recordFailure(username: username, client: client, now: now)
+            let lockout = await throttle.settle(ticket, .failed, now: now)
             // Only a name the store knows is written: what a client typed as a name may be a
             // password or a key typed into the wrong field.
             let named = checked.known ? username : nil
@@ -171,7 +176,7 @@ public final class AccountService: Sendable {
             throw .invalidCredentials
         }
         let revision = checked.revision
-        throttle.recordSuccess(username: username, client: client)
+        await throttle.settle(ticket, .succeeded, now: now)
         if via != "basic" { audit?.record(.login, user: user.username, client: client, via: via, at: now) }
         if user.passwordHash.needsRehash(current: passwordParameters), let hash = try? PasswordHash.make(password, parameters: passwordParameters) {
             _ = try? await store.setPassword(hash, forUser: username)
@@ -192,15 +197,27 @@ public final class AccountService: Sendable {
     public func identifyFromMemory(_ pending: PendingAuthentication, now: Date) -> Result<Identity, AuthenticationFailure>? {
         // A locked name or address is refused before memory is consulted: otherwise a remembered
         // right password would pass while wrong guesses got 429, telling them apart at no cost.
-        if case .basic(let username) = pending.kind, let seconds = throttle.retryAfter(username: username, client: pending.client, now: now) {
-            return .failure(.lockedOut(retryAfter: seconds))
+        // A shared throttle (replicas) is asked on the asynchronous path, ``identify(_:now:)``.
+        if case .basic(let username) = pending.kind {
+            guard let local = throttle as? LoginThrottle else { return nil }
+            if let seconds = local.retryAfter(username: username, client: pending.client, now: now) { return .failure(.lockedOut(retryAfter: seconds)) }
         }
         return credentials.authenticateFromMemory(pending.kind, secret: pending.secret, digest: pending.digest, now: now)
     }
 
     /// See ``identifyFromMemory(_:now:)``; this one asks the store (and scrypt) when memory cannot answer.
     public func identify(_ pending: PendingAuthentication, now: Date) async -> Result<Identity, AuthenticationFailure> {
-        if let answer = identifyFromMemory(pending, now: now) { return answer }
+        if case .basic(let username) = pending.kind, !(throttle is LoginThrottle) {
+            do {
+                if let seconds = try await throttle.lockedFor(username: username, client: pending.client, now: now) {
+                    return .failure(.lockedOut(retryAfter: seconds))
+                }
+            } catch {
+                return .failure(.storeUnavailable)
+            }
+        } else if let answer = identifyFromMemory(pending, now: now) {
+            return answer
+        }
         let asStored = await credentials.authenticate(pending.kind, secret: pending.secret, digest: pending.digest, now: now)
         guard case .basic(let username) = pending.kind, case .failure(.unknownAPIKey) = asStored else { return asStored }
         do {

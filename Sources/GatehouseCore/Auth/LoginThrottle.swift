@@ -12,6 +12,57 @@ public struct LoginThrottlePolicy: Sendable, Hashable {
     public init() {}
 }
 
+/// Where failed sign-ins are counted: ``LoginThrottle`` (this process's memory: one Gatehouse)
+/// or the shared store (`PostgresLoginThrottle`: replicas, whose guesses count together).
+///
+/// Guarantees every implementation gives: those of ``LoginThrottle`` — a name or an address with
+/// ``LoginThrottlePolicy/maxFailures`` failures in the window is refused until its lockout ends,
+/// attempts count from ``admit(username:client:now:)`` on (parallel guesses cannot overrun the
+/// limit), a success makes no room. A store that cannot be reached admits nobody
+/// (``LoginAdmission/unavailable``): a sign-in is never checked uncounted.
+public protocol LoginGuard: Sendable {
+    var policy: LoginThrottlePolicy { get }
+    /// Lockouts this process began (for the metrics).
+    var lockoutsStarted: Int { get }
+    /// Seconds until an attempt may be made again, or nil when it may be made now.
+    func lockedFor(username: String?, client: IPAddress?, now: Date) async throws(StoreError) -> Int?
+    /// Reserves one attempt; a granted ticket must be settled exactly once.
+    func admit(username: String?, client: IPAddress?, now: Date) async -> LoginAdmission
+    /// Ends an attempt; returns the lockout (seconds) a failure started, if any.
+    @discardableResult
+    func settle(_ ticket: LoginTicket, _ outcome: LoginOutcome, now: Date) async -> Int?
+}
+
+/// Whether an attempt may be made.
+public enum LoginAdmission: Sendable, Equatable {
+    case granted(LoginTicket)
+    /// Locked out, or as many attempts under way as failures are still allowed: wait this many seconds.
+    case wait(Int)
+    /// The shared store cannot be reached.
+    case unavailable
+}
+
+/// One reserved attempt.
+public struct LoginTicket: Sendable, Equatable {
+    public let username: String?
+    public let client: IPAddress?
+    /// Which reservation, where the store needs to know (0 in memory).
+    public let id: Int64
+
+    public init(username: String?, client: IPAddress?, id: Int64 = 0) {
+        self.username = username
+        self.client = client
+        self.id = id
+    }
+}
+
+/// How an attempt ended.
+public enum LoginOutcome: Sendable, Equatable {
+    case failed, succeeded
+    /// Neither: the password could not be checked (the store failed).
+    case abandoned
+}
+
 /// Counts failed sign-ins (login page, JSON login, token provisioning) per user name and per
 /// client address, and says when either is locked out.
 ///
@@ -25,7 +76,7 @@ public struct LoginThrottlePolicy: Sendable, Hashable {
 /// in cannot make room for someone else's guesses). Memory is bounded: at most ``capacity``
 /// names and addresses are tracked, the oldest dropped first. State lives in this process and
 /// starts empty at each start.
-public final class LoginThrottle: Sendable {
+public final class LoginThrottle: LoginGuard {
     public let policy: LoginThrottlePolicy
     public let capacity: Int
     private struct Record { var failures: [Date]; var lockedUntil: Date?; var inFlight = 0 }
@@ -132,6 +183,28 @@ public final class LoginThrottle: Sendable {
     public func recordSuccess(username: String?, client: IPAddress?) {
         release(username: username, client: client)
     }
+}
+
+extension LoginThrottle {
+    public func lockedFor(username: String?, client: IPAddress?, now: Date) -> Int? { retryAfter(username: username, client: client, now: now) }
+
+    public func admit(username: String?, client: IPAddress?, now: Date) -> LoginAdmission {
+        if let seconds = reserve(username: username, client: client, now: now) { return .wait(seconds) }
+        return .granted(LoginTicket(username: username, client: client))
+    }
+
+    @discardableResult
+    public func settle(_ ticket: LoginTicket, _ outcome: LoginOutcome, now: Date) -> Int? {
+        switch outcome {
+        case .failed: return recordFailure(username: ticket.username, client: ticket.client, now: now)
+        case .succeeded: recordSuccess(username: ticket.username, client: ticket.client)
+        case .abandoned: release(username: ticket.username, client: ticket.client)
+        }
+        return nil
+    }
+
+    /// The keys a name and an address are counted under (shared with the store's throttle).
+    public static func countedKeys(username: String?, client: IPAddress?) -> [String] { keys(username: username, client: client) }
 }
 
 extension LoginThrottlePolicy {

@@ -1,0 +1,122 @@
+import Foundation
+import GatehouseCore
+import GatehouseTestSupport
+import XCTest
+
+/// Two real `gatehouse serve` processes on one PostgreSQL database (``PostgresTestServer``), in
+/// front of one recording upstream: to their users they are one Gatehouse.
+final class ReplicaTests: XCTestCase {
+    private static let adminPassword = "replica admin password"
+
+    /// Replicas A and B on a new database, sharing one JWT secret.
+    private func startReplicas(upstreamPort: Int, login: String = "") throws -> (a: ServeProcess, aPort: Int, b: ServeProcess, bPort: Int) {
+        let server = try PostgresTestServer.shared()
+        let database = try server.makeDatabase("replicas")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-replicas-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let secret = dir.appendingPathComponent("jwt.secret").path
+        XCTAssertTrue(FileManager.default.createFile(atPath: secret, contents: Data((0..<32).map { _ in UInt8.random(in: 0...255) }), attributes: [.posixPermissions: 0o600]))
+        let config = dir.appendingPathComponent("config.yml")
+        try """
+            listen: "127.0.0.1:0"
+            upstream: "http://127.0.0.1:\(upstreamPort)"
+            store: {url: "postgres://\(server.username)@\(server.host):\(server.port)/\(database)", tls: disable}
+            jwt: {secret_file: "\(secret)"}
+            \(login)
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let arguments = ["serve", "--threads", "1", "--config", config.path]
+        let a = try ServeProcess(arguments: arguments, environment: ["GATEHOUSE_ADMIN_PASSWORD": Self.adminPassword])
+        addTeardownBlock { a.kill() }
+        let aPort = try XCTUnwrap(a.waitForListeningPort(), a.output)
+        let b = try ServeProcess(arguments: arguments)
+        addTeardownBlock { b.kill() }
+        let bPort = try XCTUnwrap(b.waitForListeningPort(), b.output)
+        return (a, aPort, b, bPort)
+    }
+
+    private func send(_ port: Int, _ method: String, _ path: String, headers: [String] = [], body: String? = nil) throws -> RawResponse {
+        let client = try RawClient(port: port)
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: replica.test\r\nConnection: close\r\n"
+        for header in headers { head += header + "\r\n" }
+        if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
+        return try client.request(head + "\r\n" + (body ?? ""))
+    }
+
+    private func json(_ response: RawResponse) throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any], response.bodyText)
+    }
+
+    /// Signs in as admin on `port` and returns the access token.
+    private func signIn(_ port: Int) throws -> String {
+        let response = try send(port, "POST", "/_gatehouse/api/login", body: #"{"username": "admin", "password": "\#(Self.adminPassword)"}"#)
+        XCTAssertEqual(response.status, 200, response.bodyText)
+        let result = try json(response)["result"] as? [String: Any] ?? json(response)
+        return try XCTUnwrap(result["token"] as? String, response.bodyText)
+    }
+
+    func testWhatOneReplicaIssuesTheOtherHonoursAndWhatOneRevokesTheOtherRefuses() async throws {
+        try await withRecordingUpstream { upstream in
+            let (a, aPort, b, bPort) = try startReplicas(upstreamPort: upstream.port)
+            // A token from A works on B (one JWT secret, one token table).
+            let token = try signIn(aPort)
+            XCTAssertEqual(try send(bPort, "GET", "/api/version", headers: ["Authorization: Bearer \(token)"]).status, 200)
+            // A key created through A's API works on B at once.
+            let created = try send(aPort, "POST", "/_gatehouse/api/keys", headers: ["Authorization: Bearer \(token)"], body: #"{"name": "slicer"}"#)
+            XCTAssertEqual(created.status, 201, created.bodyText)
+            let key = try XCTUnwrap(try json(created)["key"] as? String)
+            XCTAssertEqual(try send(bPort, "GET", "/api/job", headers: ["X-Api-Key: \(key)"]).status, 200)
+            XCTAssertEqual(try send(aPort, "GET", "/api/job", headers: ["X-Api-Key: \(key)"]).status, 200, "A has it cached now")
+            // Revoked through B: A refuses it within the bound (the goal: well under a second).
+            XCTAssertEqual(try send(bPort, "DELETE", "/_gatehouse/api/keys?name=slicer", headers: ["Authorization: Bearer \(token)"]).status, 200)
+            let revoked = Date()
+            XCTAssertTrue(ProxyFixture.eventually(seconds: 1) { (try? self.send(aPort, "GET", "/api/job", headers: ["X-Api-Key: \(key)"]).status) == 401 },
+                          "A still honours a key B revoked, after 1 s")
+            let delay = Date().timeIntervalSince(revoked)
+            XCTAssertLessThan(delay, 1.0)
+            // Logout on A ends the token on B.
+            XCTAssertEqual(try send(aPort, "POST", "/_gatehouse/api/logout", headers: ["Authorization: Bearer \(token)"]).status, 200)
+            XCTAssertTrue(ProxyFixture.eventually(seconds: 1) {
+                (try? self.send(bPort, "GET", "/api/version", headers: ["Authorization: Bearer \(token)"]).status) == 401
+            }, "B still honours a token A logged out")
+            a.terminate()
+            b.terminate()
+            XCTAssertEqual(a.waitForExit(seconds: 30), 0, a.output)
+            XCTAssertEqual(b.waitForExit(seconds: 30), 0, b.output)
+        }
+    }
+
+    func testAOneShotTokenFromOneReplicaIsSpentOnceOnTheOther() async throws {
+        try await withRecordingUpstream { upstream in
+            let (a, aPort, b, bPort) = try startReplicas(upstreamPort: upstream.port)
+            let token = try signIn(aPort)
+            let issued = try send(aPort, "GET", "/_gatehouse/api/oneshot_token", headers: ["Authorization: Bearer \(token)"])
+            XCTAssertEqual(issued.status, 200, issued.bodyText)
+            let result = try json(issued)["result"] as? [String: Any] ?? json(issued)
+            let oneShot = try XCTUnwrap(result["token"] as? String, issued.bodyText)
+            XCTAssertEqual(try send(bPort, "GET", "/webcam/?action=stream&token=\(oneShot)").status, 200, "issued on A, spent on B")
+            XCTAssertEqual(try send(aPort, "GET", "/webcam/?action=stream&token=\(oneShot)").status, 401, "never twice")
+            XCTAssertEqual(try send(bPort, "GET", "/webcam/?action=stream&token=\(oneShot)").status, 401, "never twice")
+            a.terminate()
+            b.terminate()
+        }
+    }
+
+    func testGuessesSpreadOverBothReplicasLockTheName() async throws {
+        try await withRecordingUpstream { upstream in
+            let (a, aPort, b, bPort) = try startReplicas(upstreamPort: upstream.port, login: "login: {max_failures: 4, lockout: 60s}")
+            for attempt in 0..<4 {
+                let port = attempt.isMultiple(of: 2) ? aPort : bPort
+                let response = try send(port, "POST", "/_gatehouse/api/login", body: #"{"username": "admin", "password": "wrong guess \#(attempt)"}"#)
+                XCTAssertEqual(response.status, 401, response.bodyText)
+            }
+            for port in [aPort, bPort] {
+                let response = try send(port, "POST", "/_gatehouse/api/login", body: #"{"username": "admin", "password": "\#(Self.adminPassword)"}"#)
+                XCTAssertEqual(response.status, 429, "locked on both, the right password included: \(response.bodyText)")
+                XCTAssertNotNil(response.header("Retry-After"))
+            }
+            a.terminate()
+            b.terminate()
+        }
+    }
+}
