@@ -354,7 +354,7 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func users() async throws(StoreError) -> [UserRecord] {
-        let rows = try await statement("listing users", "SELECT \(unescaped: Self.userColumns) FROM users ORDER BY username")
+        let rows = try await statement("listing users", "SELECT \(unescaped: Self.userColumns) FROM users ORDER BY username COLLATE \"C\"")
         var users: [UserRecord] = []
         for row in rows { users.append(try user(decoded { try row.decode(UserRow.self) })) }
         return users
@@ -494,7 +494,7 @@ public final class PostgresStore: CredentialStore {
         try await keys(
             """
             SELECT \(unescaped: Self.keyColumns) FROM api_keys k
-            WHERE \(username)::text IS NULL OR k.username = \(username) ORDER BY k.name
+            WHERE \(username)::text IS NULL OR k.username = \(username) ORDER BY k.name COLLATE "C"
             """)
     }
 
@@ -589,6 +589,81 @@ public final class PostgresStore: CredentialStore {
         }
     }
 
+    public func counts() async throws(StoreError) -> StoreCounts {
+        let rows = try await statement(
+            "counting records",
+            "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM sessions), (SELECT count(*) FROM api_keys), (SELECT count(*) FROM tokens)")
+        let (users, sessions, keys, tokens) = try decoded { try rows.first?.decode((Int64, Int64, Int64, Int64).self) } ?? (Int64(0), Int64(0), Int64(0), Int64(0))
+        return StoreCounts(users: Int(users), sessions: Int(sessions), apiKeys: Int(keys), tokens: Int(tokens))
+    }
+
+    /// Stores everything of another store (``StoreCopy``) in one transaction, into a database
+    /// that holds no users, sessions, keys or tokens: on any failure, or when the database is not
+    /// empty (checked under a lock, in the same transaction), nothing is stored.
+    public func importAll(
+        users: [UserRecord], sessions: [SessionRecord], keys: [StoredAPIKey], tokens: [IssuedToken]
+    ) async throws(StoreError) {
+        let name = settings.name
+        try await write("copying records in") { connection, logger in
+            try await connection.query("LOCK TABLE users, sessions, api_keys, tokens IN EXCLUSIVE MODE", logger: logger)
+            let held = try await Self.single(
+                Int64.self,
+                connection.query(
+                    "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM sessions) + (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM tokens)",
+                    logger: logger)) ?? 0
+            guard held == 0 else { throw StoreError.conflict("\(name) is not empty (it holds \(held) records); copy only into an empty database") }
+            for batch in users.chunked(1000) {
+                try await connection.query(
+                    """
+                    INSERT INTO users (username, password_hash, roles, created, disabled)
+                    SELECT * FROM unnest(\(batch.map(\.username))::text[], \(batch.map(\.passwordHash.description))::text[],
+                                         \(batch.map { $0.roles.joined(separator: ",") })::text[], \(batch.map(\.created.timeIntervalSince1970))::float8[],
+                                         \(batch.map(\.disabled))::bool[])
+                    """, logger: logger)
+            }
+            for batch in sessions.chunked(1000) {
+                try await connection.query(
+                    """
+                    INSERT INTO sessions (digest, username, created, last_seen, expires, remember, origin)
+                    SELECT * FROM unnest(\(batch.map(\.digest.description))::text[], \(batch.map(\.username))::text[],
+                                         \(batch.map(\.created.timeIntervalSince1970))::float8[], \(batch.map(\.lastSeen.timeIntervalSince1970))::float8[],
+                                         \(batch.map(\.expires.timeIntervalSince1970))::float8[], \(batch.map(\.remember))::bool[], \(batch.map(\.origin))::text[])
+                    """, logger: logger)
+            }
+            // Arrays carry no NULLs here: each optional column comes with a flag saying it is set.
+            for batch in keys.chunked(1000) {
+                try await connection.query(
+                    """
+                    INSERT INTO api_keys (name, digest, username, roles, read_only, expires, created, last_used, description)
+                    SELECT name, digest, username, CASE WHEN has_roles THEN roles END, read_only, CASE WHEN has_expires THEN expires END,
+                           created, CASE WHEN has_last_used THEN last_used END, description
+                    FROM unnest(\(batch.map(\.name))::text[], \(batch.map(\.digest.description))::text[], \(batch.map(\.username))::text[],
+                                \(batch.map { $0.roles?.joined(separator: ",") ?? "" })::text[], \(batch.map { $0.roles != nil })::bool[],
+                                \(batch.map(\.readOnly))::bool[],
+                                \(batch.map { $0.expires?.timeIntervalSince1970 ?? 0 })::float8[], \(batch.map { $0.expires != nil })::bool[],
+                                \(batch.map(\.created.timeIntervalSince1970))::float8[],
+                                \(batch.map { $0.lastUsed?.timeIntervalSince1970 ?? 0 })::float8[], \(batch.map { $0.lastUsed != nil })::bool[],
+                                \(batch.map(\.description))::text[])
+                        AS t(name, digest, username, roles, has_roles, read_only, expires, has_expires, created, last_used, has_last_used, description)
+                    """, logger: logger)
+            }
+            for batch in tokens.chunked(1000) {
+                try await connection.query(
+                    """
+                    INSERT INTO tokens (jti, username, kind, family, created, expires, revoked, used, description)
+                    SELECT jti, username, kind, CASE WHEN has_family THEN family END, created, CASE WHEN has_expires THEN expires END,
+                           revoked, used, description
+                    FROM unnest(\(batch.map(\.jti))::text[], \(batch.map(\.username))::text[], \(batch.map(\.kind.rawValue))::text[],
+                                \(batch.map { $0.family ?? "" })::text[], \(batch.map { $0.family != nil })::bool[],
+                                \(batch.map(\.created.timeIntervalSince1970))::float8[],
+                                \(batch.map { $0.expires?.timeIntervalSince1970 ?? 0 })::float8[], \(batch.map { $0.expires != nil })::bool[],
+                                \(batch.map(\.revoked))::bool[], \(batch.map(\.used))::bool[], \(batch.map(\.description))::text[])
+                        AS t(jti, username, kind, family, has_family, created, expires, has_expires, revoked, used, description)
+                    """, logger: logger)
+            }
+        }
+    }
+
     public func purgeExpired(now: Date) async throws(StoreError) -> Int {
         let t = now.timeIntervalSince1970
         return try await write("removing expired sessions and tokens") { connection, logger in
@@ -598,5 +673,12 @@ public final class PostgresStore: CredentialStore {
                 "DELETE FROM tokens WHERE expires IS NOT NULL AND expires <= \(t) RETURNING 1", logger: logger))
             return sessions + tokens
         }
+    }
+}
+
+extension Array {
+    /// The array in consecutive pieces of at most `size` elements.
+    fileprivate func chunked(_ size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
     }
 }

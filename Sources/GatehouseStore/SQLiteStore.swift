@@ -511,6 +511,13 @@ public final class SQLiteStore: SynchronousCredentialStore {
         }
     }
 
+    public func counts() throws(StoreError) -> StoreCounts {
+        try read { db in
+            func count(_ table: String) throws -> Int { try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
+            return StoreCounts(users: try count("users"), sessions: try count("sessions"), apiKeys: try count("api_keys"), tokens: try count("tokens"))
+        }
+    }
+
     private func tokenRecord(_ row: Row) throws -> IssuedToken {
         let kindText: String = row["kind"]
         guard let kind = IssuedTokenKind(rawValue: kindText) else {

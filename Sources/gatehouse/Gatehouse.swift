@@ -13,7 +13,7 @@ struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "An authentication sidecar: lets through to a device only the requests it can attribute to someone.",
-        subcommands: [Serve.self, Demo.self, CheckConfig.self, Health.self, Explain.self, Key.self, UserCommand.self, TokenCommand.self, SessionCommand.self]
+        subcommands: [Serve.self, Demo.self, CheckConfig.self, Health.self, Explain.self, Key.self, UserCommand.self, TokenCommand.self, SessionCommand.self, StoreCommand.self]
     )
 }
 

@@ -164,6 +164,28 @@ public protocol CredentialStore: UserStore {
 
     /// Drops sessions and tokens whose end has passed; returns how many.
     func purgeExpired(now: Date) async throws(StoreError) -> Int
+
+    /// How many of each kind of record the store holds (counted by the database, not loaded).
+    func counts() async throws(StoreError) -> StoreCounts
+}
+
+/// How many records a store holds, by kind.
+public struct StoreCounts: Sendable, Equatable, CustomStringConvertible {
+    public var users: Int
+    public var sessions: Int
+    public var apiKeys: Int
+    public var tokens: Int
+
+    public init(users: Int, sessions: Int, apiKeys: Int, tokens: Int) {
+        self.users = users
+        self.sessions = sessions
+        self.apiKeys = apiKeys
+        self.tokens = tokens
+    }
+
+    public var isEmpty: Bool { users + sessions + apiKeys + tokens == 0 }
+
+    public var description: String { "\(users) users, \(apiKeys) API keys, \(tokens) tokens, \(sessions) sessions" }
 }
 
 /// A ``CredentialStore`` whose calls block (SQLite), with the same guarantees; see
@@ -190,4 +212,5 @@ public protocol SynchronousCredentialStore: CredentialStore, SynchronousUserStor
     func revokeTokens(family: String) throws(StoreError) -> Int
     func exchangeRefreshToken(jti: String, issuing: [IssuedToken]) throws(StoreError) -> RefreshExchange
     func purgeExpired(now: Date) throws(StoreError) -> Int
+    func counts() throws(StoreError) -> StoreCounts
 }

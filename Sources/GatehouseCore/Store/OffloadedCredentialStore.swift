@@ -69,4 +69,5 @@ public struct OffloadedCredentialStore: CredentialStore {
     public func revokeTokens(family: String) async throws(StoreError) -> Int { try await run { try $0.revokeTokens(family: family) } }
     public func exchangeRefreshToken(jti: String, issuing: [IssuedToken]) async throws(StoreError) -> RefreshExchange { try await run { try $0.exchangeRefreshToken(jti: jti, issuing: issuing) } }
     public func purgeExpired(now: Date) async throws(StoreError) -> Int { try await run { try $0.purgeExpired(now: now) } }
+    public func counts() async throws(StoreError) -> StoreCounts { try await run { try $0.counts() } }
 }
