@@ -6,7 +6,11 @@
 #   ROTATING distinct stored keys / sessions / JWTs in turn (more than the cache holds: every
 #   request is a store lookup).
 # The target: each within 10 % of the others, and 1,000,000 stored entries costing no more than 10.
-# Needs nginx-light, wrk, curl, sqlite3, python3 (Debian packages).
+# STORES="sqlite postgres" measures each count with the SQLite file and with a PostgreSQL database
+# (a server started here in the scratch folder, pinned to Gatehouse's core, so that the store's
+# work counts against the same core as SQLite's does; the rows are copied in with
+# `gatehouse store copy`).
+# Needs nginx-light, wrk, curl, sqlite3, python3 (Debian packages); postgresql for STORES=postgres.
 #   bench/identity.sh                      # median of 5 runs of 10 s each, 64 connections, counts 10 and 1000000
 #   DURATION=5 COUNTS="10 100000" ROTATING=20000 bench/identity.sh
 #   HOT_ONLY=1 REPEAT=9 bench/identity.sh    # the four repeated-credential columns, more rounds
@@ -19,6 +23,7 @@ COUNTS=${COUNTS:-"10 1000000"}
 ROTATING=${ROTATING:-20000}
 REPEAT=${REPEAT:-5}
 HOT_ONLY=${HOT_ONLY:-0}   # 1: only the four columns of repeated credentials (more rounds in the same time)
+STORES=${STORES:-sqlite}  # sqlite, postgres, or both
 work=$(mktemp -d /tmp/gatehouse-identity-bench.XXXXXX)
 cd "$root"
 bin=$("$root/deploy/build-release.sh")
@@ -42,14 +47,35 @@ upstream: "http://127.0.0.1:18090"
 access_log: false
 api_keys:
   - {name: bench, user: bench, roles: [admin], hash: "sha256:$(sha $config_key)"}
-store: {path: $work/gatehouse.db}
 jwt: {secret_file: $work/jwt.secret}
 YAML
+cp "$work/config.yml" "$work/config-base.yml"
+
+pg_port=18095
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+as_postgres() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
+pg_started=
+start_postgres() {
+  [ -n "$pg_started" ] && return
+  [ -x "$pg_bin/initdb" ] || { echo "STORES=postgres needs PostgreSQL: apt-get install -y postgresql" >&2; exit 1; }
+  # A folder of its own: the server's user cannot enter the scratch folder (mode 0700).
+  pg_dir=$(mktemp -d /tmp/gatehouse-identity-pg.XXXXXX)
+  [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
+  as_postgres "$pg_bin/initdb" -D "$pg_dir/data" -U gatehouse --auth=trust >/dev/null
+  as_postgres taskset -c 1 "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=50" start >/dev/null
+  pg_started=1
+}
 
 taskset -c 0 nginx -c "$work/nginx.conf" &
 nginx_pid=$!
 gate_pid=
-cleanup() { [ -n "$gate_pid" ] && kill "$gate_pid" 2>/dev/null; kill "$nginx_pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  [ -n "$gate_pid" ] && kill "$gate_pid" 2>/dev/null
+  kill "$nginx_pid" 2>/dev/null
+  if [ -n "$pg_started" ]; then as_postgres "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1; rm -rf "$pg_dir"; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 one_run() { # wrk arguments → requests/s of one run
@@ -60,10 +86,10 @@ median() { sort -n | awk '{v[NR]=$0} END {print v[int((NR + 1) / 2)]}'; } # numb
 rate() { one_run -H "$1"; } # header → requests/s
 rotating_rate() { HEADERS_FILE="$1" one_run -s "$here/rotate-headers.lua"; } # a different credential each request
 
-printf '| stored keys & sessions | config API key | stored API key | session cookie | JWT | %s stored keys in turn | %s sessions in turn | %s JWTs in turn |\n' \
+printf '| store | stored keys & sessions | config API key | stored API key | session cookie | JWT | %s stored keys in turn | %s sessions in turn | %s JWTs in turn |\n' \
   "$ROTATING" "$ROTATING" "$ROTATING"
-printf '|---|---|---|---|---|---|---|---|\n'
-for count in $COUNTS; do
+printf '|---|---|---|---|---|---|---|---|---|\n'
+for count in $COUNTS; do for store in $STORES; do
   rm -f "$work"/gatehouse.db* "$work"/.gatehouse.db.gatehouse-store
   echo "bench password long enough" | "$bin" user add bench --roles admin --store "$work/gatehouse.db" >/dev/null
   now=$(date +%s)
@@ -83,6 +109,16 @@ SQL
   rm -f "$work/jwt.secret"; (umask 077; head -c 32 /dev/urandom > "$work/jwt.secret")
   python3 "$here/rotating-credentials.py" "$work/gatehouse.db" "$work/jwt.secret" "$work" "$ROTATING" bench \
     | sqlite3 "$work/gatehouse.db" >/dev/null
+  cp "$work/config-base.yml" "$work/config.yml"
+  if [ "$store" = postgres ]; then
+    start_postgres
+    as_postgres "$pg_bin/dropdb" --if-exists -h 127.0.0.1 -p $pg_port -U gatehouse bench >/dev/null
+    as_postgres "$pg_bin/createdb" -h 127.0.0.1 -p $pg_port -U gatehouse bench
+    "$bin" store copy --from "$work/gatehouse.db" --to "postgres://gatehouse@127.0.0.1:$pg_port/bench" --tls disable >/dev/null
+    echo "store: {url: \"postgres://gatehouse@127.0.0.1:$pg_port/bench\", tls: disable}" >>"$work/config.yml"
+  else
+    echo "store: {path: $work/gatehouse.db}" >>"$work/config.yml"
+  fi
   taskset -c 1 "$bin" serve --threads 1 --config "$work/config.yml" >"$work/serve.log" 2>&1 &
   gate_pid=$!
   for _ in $(seq 100); do curl -fs http://127.0.0.1:18094/_gatehouse/healthz >/dev/null && break; sleep 0.1; done
@@ -109,7 +145,7 @@ SQL
     [ "$HOT_ONLY" = 1 ] && continue
     for i in 0 1 2; do c=$(( (round + i) % 3 + 5 )); measure $c >>"$work/col-$c"; echo >>"$work/col-$c"; done
   done
-  row="| $count"
+  row="| $store | $count"
   for c in 1 2 3 4 5 6 7; do
     if [ ! -s "$work/col-$c" ]; then row+=" | -"
     elif grep -q non-2xx "$work/col-$c"; then row+=" | non-2xx!"
@@ -117,4 +153,4 @@ SQL
   done
   echo "$row |"
   kill "$gate_pid"; wait "$gate_pid" 2>/dev/null || true; gate_pid=
-done
+done; done

@@ -13,7 +13,7 @@ if [ ! -x "$venv/bin/kubernetes-validate" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --disable-pip-version-check -q "check-jsonschema==0.39.0" "kubernetes-validate==1.37.0" "pyyaml==6.0.3"
 fi
-"$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose.yml
+"$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose.yml deploy/compose.replicas.yml
 "$venv/bin/kubernetes-validate" --strict deploy/kubernetes-sidecar.yaml
 
 bin="$(swift build --show-bin-path)/gatehouse"
@@ -35,6 +35,14 @@ compose = yaml.safe_load(open("deploy/compose.yml"))
 published = [name for name, service in compose["services"].items() if service.get("ports")]
 if published != ["gatehouse"]:
     fail(f"compose.yml: only gatehouse may publish a port, found {published}")
+replicas = yaml.safe_load(open("deploy/compose.replicas.yml"))
+published = [name for name, service in replicas["services"].items() if service.get("ports")]
+if published != ["gatehouse-a", "gatehouse-b"]:
+    fail(f"compose.replicas.yml: only the two Gatehouses may publish ports, found {published}")
+for name in published:
+    secrets = {s["source"] for s in replicas["services"][name].get("secrets", [])}
+    if secrets != {"postgres_password", "jwt_secret"}:
+        fail(f"compose.replicas.yml: {name} needs the database password and the shared JWT secret, has {secrets}")
 
 documents = [d for d in yaml.safe_load_all(open("deploy/kubernetes-sidecar.yaml")) if d]
 pods = [d["spec"]["template"]["spec"] for d in documents if d["kind"] == "Deployment"]
@@ -71,3 +79,5 @@ PY
 # The sidecar's and the compose file's configs are ones Gatehouse accepts.
 "$bin" check-config --config "$k8s_config"
 "$bin" check-config --config deploy/config.compose.yml
+"$bin" check-config --config deploy/config.replica-a.yml
+"$bin" check-config --config deploy/config.replica-b.yml

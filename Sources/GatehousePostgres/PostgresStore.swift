@@ -151,7 +151,9 @@ public final class PostgresStore: CredentialStore {
     // MARK: Calls
 
     /// Runs `body` against the pool within ``Settings/callTimeout``, with every failure as a
-    /// ``StoreError`` that names the database.
+    /// ``StoreError`` that names the database. The answer does not wait for a `body` that
+    /// outlives the deadline (a query on a connection cut under it was seen never to end, even
+    /// when cancelled): that one is cancelled and left to end on its own.
     func call<T: Sendable>(
         _ what: String, _ body: @escaping @Sendable (PostgresClient) async throws -> T
     ) async throws(StoreError) -> T {
@@ -159,17 +161,11 @@ public final class PostgresStore: CredentialStore {
         let timeout = settings.callTimeout
         let name = settings.name
         do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await body(client) }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let answer = first else {
-                    throw StoreError.failed("\(name) did not answer within \(timeout) (\(what))")
-                }
-                return answer
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                let answer = FirstAnswer(continuation)
+                answer.start(
+                    work: { try await body(client) },
+                    deadline: timeout, late: StoreError.failed("\(name) did not answer within \(timeout) (\(what))"))
             }
         } catch let error as StoreError {
             throw error
@@ -401,17 +397,27 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func session(digest: SecretDigest) async throws(StoreError) -> (SessionRecord, UserRecord)? {
+        try await sessionAndRevision(digest: digest).0
+    }
+
+    public func sessionAndRevision(digest: SecretDigest) async throws(StoreError) -> ((SessionRecord, UserRecord)?, Int64) {
         let rows = try await statement(
             "reading a session",
             """
-            SELECT \(unescaped: Self.sessionColumns), \(unescaped: Self.joinedUserColumns)
+            SELECT (SELECT value FROM revision WHERE id = 1), \(unescaped: Self.sessionColumns), \(unescaped: Self.joinedUserColumns)
             FROM sessions s JOIN users u ON u.username = s.username WHERE s.digest = \(digest.description)
             """)
-        guard let row = rows.first else { return nil }
-        let (s0, s1, s2, s3, s4, s5, s6, u0, u1, u2, u3, u4) = try decoded {
-            try row.decode((String, String, Double, Double, Double, Bool, String, String, String, String, Double, Bool).self)
+        guard let row = rows.first else { return (nil, try await refreshRevision()) }
+        let (revision, s0, s1, s2, s3, s4, s5, s6, u0, u1, u2, u3, u4) = try decoded {
+            try row.decode((Int64, String, String, Double, Double, Double, Bool, String, String, String, String, Double, Bool).self)
         }
-        return (try session((s0, s1, s2, s3, s4, s5, s6)), try user((u0, u1, u2, u3, u4)))
+        return ((try session((s0, s1, s2, s3, s4, s5, s6)), try user((u0, u1, u2, u3, u4))), noted(revision))
+    }
+
+    /// A revision read with a record: raises ``knownRevision`` and returns it.
+    private func noted(_ revision: Int64) -> Int64 {
+        seenRevision.max(revision, ordering: .sequentiallyConsistent)
+        return revision
     }
 
     public func touchSession(digest: SecretDigest, at: Date) async throws(StoreError) {
@@ -470,20 +476,21 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func apiKey(digest: SecretDigest) async throws(StoreError) -> (StoredAPIKey, UserRecord)? {
-        try await keyAndUser(
-            """
-            SELECT \(unescaped: Self.keyColumns), \(unescaped: Self.joinedUserColumns)
-            FROM api_keys k JOIN users u ON u.username = k.username WHERE k.digest = \(digest.description)
-            """)
+        try await apiKeyAndRevision(digest: digest).0
     }
 
-    private func keyAndUser(_ query: PostgresQuery) async throws(StoreError) -> (StoredAPIKey, UserRecord)? {
-        let rows = try await statement("reading an API key", query)
-        guard let row = rows.first else { return nil }
-        let (k0, k1, k2, k3, k4, k5, k6, k7, k8, u0, u1, u2, u3, u4) = try decoded {
-            try row.decode((String, String, String, String?, Bool, Double?, Double, Double?, String, String, String, String, Double, Bool).self)
+    public func apiKeyAndRevision(digest: SecretDigest) async throws(StoreError) -> ((StoredAPIKey, UserRecord)?, Int64) {
+        let rows = try await statement(
+            "reading an API key",
+            """
+            SELECT (SELECT value FROM revision WHERE id = 1), \(unescaped: Self.keyColumns), \(unescaped: Self.joinedUserColumns)
+            FROM api_keys k JOIN users u ON u.username = k.username WHERE k.digest = \(digest.description)
+            """)
+        guard let row = rows.first else { return (nil, try await refreshRevision()) }
+        let (revision, k0, k1, k2, k3, k4, k5, k6, k7, k8, u0, u1, u2, u3, u4) = try decoded {
+            try row.decode((Int64, String, String, String, String?, Bool, Double?, Double, Double?, String, String, String, String, Double, Bool).self)
         }
-        return (try key((k0, k1, k2, k3, k4, k5, k6, k7, k8)), try user((u0, u1, u2, u3, u4)))
+        return ((try key((k0, k1, k2, k3, k4, k5, k6, k7, k8)), try user((u0, u1, u2, u3, u4))), noted(revision))
     }
 
     public func apiKey(named name: String) async throws(StoreError) -> StoredAPIKey? {
@@ -529,17 +536,21 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func token(jti: String) async throws(StoreError) -> (IssuedToken, UserRecord)? {
+        try await tokenAndRevision(jti: jti).0
+    }
+
+    public func tokenAndRevision(jti: String) async throws(StoreError) -> ((IssuedToken, UserRecord)?, Int64) {
         let rows = try await statement(
             "reading a token",
             """
-            SELECT \(unescaped: Self.tokenColumns), \(unescaped: Self.joinedUserColumns)
+            SELECT (SELECT value FROM revision WHERE id = 1), \(unescaped: Self.tokenColumns), \(unescaped: Self.joinedUserColumns)
             FROM tokens t JOIN users u ON u.username = t.username WHERE t.jti = \(jti)
             """)
-        guard let row = rows.first else { return nil }
-        let (t0, t1, t2, t3, t4, t5, t6, t7, t8, u0, u1, u2, u3, u4) = try decoded {
-            try row.decode((String, String, String, String?, Double, Double?, Bool, Bool, String, String, String, String, Double, Bool).self)
+        guard let row = rows.first else { return (nil, try await refreshRevision()) }
+        let (revision, t0, t1, t2, t3, t4, t5, t6, t7, t8, u0, u1, u2, u3, u4) = try decoded {
+            try row.decode((Int64, String, String, String, String?, Double, Double?, Bool, Bool, String, String, String, String, Double, Bool).self)
         }
-        return (try token((t0, t1, t2, t3, t4, t5, t6, t7, t8)), try user((u0, u1, u2, u3, u4)))
+        return ((try token((t0, t1, t2, t3, t4, t5, t6, t7, t8)), try user((u0, u1, u2, u3, u4))), noted(revision))
     }
 
     public func tokens(ofUser username: String?) async throws(StoreError) -> [IssuedToken] {
@@ -680,5 +691,53 @@ extension Array {
     /// The array in consecutive pieces of at most `size` elements.
     fileprivate func chunked(_ size: Int) -> [ArraySlice<Element>] {
         stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
+    }
+}
+
+/// Whichever comes first of a piece of work and its deadline, given to a continuation exactly
+/// once; the loser is cancelled (the work, or the deadline's sleep).
+private final class FirstAnswer<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var work: Task<Void, Never>?
+        var deadline: Task<Void, Never>?
+    }
+    private let state: Mutex<State>
+
+    init(_ continuation: CheckedContinuation<T, any Error>) {
+        state = Mutex(State(continuation: continuation))
+    }
+
+    func start(work: @escaping @Sendable () async throws -> T, deadline: Duration, late: any Error) {
+        let working = Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await work()) } catch { result = .failure(error) }
+            self.give(result)
+        }
+        let timer = Task {
+            guard (try? await Task.sleep(for: deadline)) != nil else { return }
+            self.give(.failure(late))
+        }
+        let settled = state.withLock { state -> Bool in
+            state.work = working
+            state.deadline = timer
+            return state.continuation == nil
+        }
+        // Answered before the tasks were noted: nothing cancelled them yet.
+        if settled {
+            working.cancel()
+            timer.cancel()
+        }
+    }
+
+    private func give(_ result: Result<T, any Error>) {
+        let (continuation, work, deadline) = state.withLock { state in
+            defer { state.continuation = nil }
+            return (state.continuation, state.work, state.deadline)
+        }
+        guard let continuation else { return }
+        work?.cancel()
+        deadline?.cancel()
+        continuation.resume(with: result)
     }
 }

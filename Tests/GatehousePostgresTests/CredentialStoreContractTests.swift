@@ -401,7 +401,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         let opened = OpenedStores()
         return Opener(
             handle: {
-                let store = try await PostgresStore.open(settings, logger: Logger(label: "gatehouse-test"))
+                let store = try await PostgresStore.open(settings, logger: Logger(label: "gatehouse-test", factory: { _ in SwiftLogNoOpLogHandler() }))
                 opened.add(store)
                 return store
             },

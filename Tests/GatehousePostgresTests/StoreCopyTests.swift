@@ -46,7 +46,7 @@ final class StoreCopyTests: XCTestCase {
         XCTAssertTrue(first.output.contains("copied 2 users, 2 API keys, 2 tokens, 1 sessions"), first.output)
 
         let target = try await PostgresStore.open(
-            .init(host: server.host, port: server.port, username: server.username, database: database), logger: Logger(label: "test"))
+            .init(host: server.host, port: server.port, username: server.username, database: database), logger: Logger(label: "gatehouse-test", factory: { _ in SwiftLogNoOpLogHandler() }))
         defer { target.close() }
         let (copiedUsers, copiedKeys, copiedTokens, copiedSessions) = (
             try await target.users(), try await target.apiKeys(ofUser: nil), try await target.tokens(ofUser: nil), try await target.sessions(ofUser: nil)

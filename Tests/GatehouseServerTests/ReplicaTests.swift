@@ -9,8 +9,10 @@ final class ReplicaTests: XCTestCase {
     private static let adminPassword = "replica admin password"
 
     /// Replicas A and B on a new database, sharing one JWT secret.
-    private func startReplicas(upstreamPort: Int, login: String = "") throws -> (a: ServeProcess, aPort: Int, b: ServeProcess, bPort: Int) {
-        let server = try PostgresTestServer.shared()
+    private func startReplicas(
+        upstreamPort: Int, login: String = "", on server: PostgresTestServer? = nil
+    ) throws -> (a: ServeProcess, aPort: Int, b: ServeProcess, bPort: Int) {
+        let server = try server ?? PostgresTestServer.shared()
         let database = try server.makeDatabase("replicas")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-replicas-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -117,6 +119,32 @@ final class ReplicaTests: XCTestCase {
             }
             a.terminate()
             b.terminate()
+        }
+    }
+
+    func testWhileTheDatabaseIsDownALookupIs503AndAfterwardsRequestsSucceedWithoutARestart() async throws {
+        let server = try PostgresTestServer.own()
+        defer { server.stop() }
+        try await withRecordingUpstream { upstream in
+            let (a, aPort, b, _) = try startReplicas(upstreamPort: upstream.port, on: server)
+            b.terminate()
+            let token = try signIn(aPort)
+            let created = try send(aPort, "POST", "/_gatehouse/api/keys", headers: ["Authorization: Bearer \(token)"], body: #"{"name": "cam"}"#)
+            let key = try XCTUnwrap(try json(created)["key"] as? String, created.bodyText)
+            XCTAssertEqual(try send(aPort, "GET", "/api/job", headers: ["X-Api-Key: \(key)"]).status, 200)
+            try server.halt()
+            // Once the cached answer is older than its confirmation (a second), the key needs the store.
+            XCTAssertTrue(ProxyFixture.eventually(seconds: 10) {
+                (try? self.send(aPort, "GET", "/api/job", headers: ["X-Api-Key: \(key)"]).status) == 503
+            }, "a key was not refused with 503 while the store was down")
+            XCTAssertEqual(try send(aPort, "GET", "/api/job", headers: ["X-Api-Key: wrong-\(key)"]).status, 503, "an unknown key cannot be judged either")
+            XCTAssertEqual(try send(aPort, "GET", "/api/job").status, 401, "no credential needs no store")
+            try server.start()
+            XCTAssertTrue(ProxyFixture.eventually(seconds: 15) {
+                (try? self.send(aPort, "GET", "/api/job", headers: ["X-Api-Key: \(key)"]).status) == 200
+            }, "requests did not succeed again after the database came back")
+            a.terminate()
+            XCTAssertEqual(a.waitForExit(seconds: 30), 0, a.output)
         }
     }
 }

@@ -100,10 +100,7 @@ public final class PostgresTestServer: Sendable {
         let data = directory.appendingPathComponent("data").path
         do {
             try run("initdb", ["-D", data, "-U", username, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"])
-            try run("pg_ctl", [
-                "-D", data, "-l", directory.appendingPathComponent("server.log").path, "-w", "-t", "60",
-                "-o", "-c listen_addresses=\(host) -p \(port) -k \(directory.path) -c fsync=off -c full_page_writes=off", "start",
-            ])
+            try start()
         } catch {
             let log = (try? String(contentsOf: directory.appendingPathComponent("server.log"), encoding: .utf8)) ?? ""
             try? FileManager.default.removeItem(at: directory)
@@ -129,8 +126,33 @@ public final class PostgresTestServer: Sendable {
     }
 
     /// Stops the server (fast shutdown) and removes its folder.
+    /// A server of the caller's own, for tests that stop and restart it (the shared one must
+    /// stay up for everyone else); ``stop()`` it at the end.
+    public static func own() throws(SetupError) -> PostgresTestServer { try PostgresTestServer() }
+
+    /// Starts the stopped server again, on the same port with the same data.
+    public func start() throws(SetupError) {
+        try run("pg_ctl", [
+            "-D", directory.appendingPathComponent("data").path, "-l", directory.appendingPathComponent("server.log").path, "-w", "-t", "60",
+            "-o", "-c listen_addresses=\(host) -p \(port) -k \(directory.path) -c fsync=off -c full_page_writes=off", "start",
+        ])
+    }
+
+    /// Stops the server, cutting its connections (`-m fast`), and keeps its data.
+    public func halt() throws(SetupError) {
+        try run("pg_ctl", ["-D", directory.appendingPathComponent("data").path, "-m", "fast", "-w", "stop"])
+    }
+
+    /// `pg_ctl restart -m fast`: connections are cut and the server is back on the same port.
+    public func restart() throws(SetupError) {
+        try run("pg_ctl", [
+            "-D", directory.appendingPathComponent("data").path, "-l", directory.appendingPathComponent("server.log").path, "-m", "fast", "-w",
+            "-t", "60", "-o", "-c listen_addresses=\(host) -p \(port) -k \(directory.path) -c fsync=off -c full_page_writes=off", "restart",
+        ])
+    }
+
     public func stop() {
-        _ = try? run("pg_ctl", ["-D", directory.appendingPathComponent("data").path, "-m", "fast", "-w", "stop"])
+        try? halt()
         try? FileManager.default.removeItem(at: directory)
     }
 

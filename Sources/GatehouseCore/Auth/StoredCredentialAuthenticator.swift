@@ -116,8 +116,7 @@ public final class StoredCredentialAuthenticator: Sendable {
     /// Asks the store, keeps its answer in ``cache``, and judges it like a cached one.
     private func lookUp(_ query: StoreQuery, now: Date) async throws -> Result<Identity, AuthenticationFailure> {
         let instant = ContinuousClock.now
-        let revision = try await store.refreshRevision()
-        let found = try await query.fetch(store)
+        let (found, revision) = try await query.fetch(store)
         cache.confirm(revision: revision, at: instant)
         guard var entry = found else { return .failure(query.unknown) }
         let verdict = entry.judge(now: now, by: rules)

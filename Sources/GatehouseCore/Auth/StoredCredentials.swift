@@ -141,26 +141,30 @@ public struct VerifiedPassword: CachedCredential {
 struct StoreQuery: Sendable {
     let key: CredentialCacheKey
     let unknown: AuthenticationFailure
-    let fetch: @Sendable (any CredentialStore) async throws -> (any CachedCredential)?
+    /// The credential (nil: unknown) and the revision read no later than it.
+    let fetch: @Sendable (any CredentialStore) async throws -> ((any CachedCredential)?, Int64)
 
     static let unknownToken = AuthenticationFailure.invalidToken(reason: "it was not issued by this Gatehouse or its user is gone")
 
     static func session(_ digest: SecretDigest) -> StoreQuery {
         StoreQuery(key: .session(digest), unknown: .invalidSession) { store in
-            try await store.session(digest: digest).map { CachedSession($0, $1) }
+            let (found, revision) = try await store.sessionAndRevision(digest: digest)
+            return (found.map { CachedSession($0, $1) }, revision)
         }
     }
 
     static func apiKey(_ digest: SecretDigest) -> StoreQuery {
         StoreQuery(key: .apiKey(digest), unknown: .unknownAPIKey) { store in
-            try await store.apiKey(digest: digest).map { CachedAPIKey($0, $1) }
+            let (found, revision) = try await store.apiKeyAndRevision(digest: digest)
+            return (found.map { CachedAPIKey($0, $1) }, revision)
         }
     }
 
     /// `digest`: of the whole token text, which carries the same verified signature every time.
     static func accessToken(_ token: VerifiedToken, digest: SecretDigest) -> StoreQuery {
         StoreQuery(key: .accessToken(digest), unknown: unknownToken) { store in
-            try await store.token(jti: token.jti).map { CachedAccessToken(token: token, record: $0, user: $1) }
+            let (found, revision) = try await store.tokenAndRevision(jti: token.jti)
+            return (found.map { CachedAccessToken(token: token, record: $0, user: $1) }, revision)
         }
     }
 }

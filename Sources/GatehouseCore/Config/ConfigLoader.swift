@@ -29,8 +29,10 @@ public enum ConfigLoader {
         switch config.tls?.certificate {
         case .files(let certificate, let key)?:
             config.tls?.certificate = .files(certificate: resolved(certificate), key: resolved(key))
-        case .selfSigned?:
-            config.tls?.certificate = .selfSigned(directory: URL(fileURLWithPath: config.storePath).deletingLastPathComponent().path)
+        case .selfSigned(let directory)?:
+            // Beside the store file unless self_signed_dir says where (a shared store has no file).
+            config.tls?.certificate = .selfSigned(
+                directory: directory.isEmpty ? URL(fileURLWithPath: config.storePath).deletingLastPathComponent().path : resolved(directory))
         case nil:
             break
         }

@@ -54,15 +54,15 @@ public struct UpstreamTLSSettings: Sendable, Hashable {
 extension ListenerTLSSettings {
     /// `tls:`; `listen` is the address the redirect listener must differ from.
     static func read(_ value: ConfigValue, listen: ListenAddress, _ reader: ConfigReader) throws(ConfigError) -> ListenerTLSSettings {
-        let m = try reader.mapping(value, known: ["cert_file", "key_file", "self_signed", "redirect_http", "https_port", "names"])
+        let m = try reader.mapping(value, known: ["cert_file", "key_file", "self_signed", "self_signed_dir", "redirect_http", "https_port", "names"])
         let selfSigned = try m["self_signed"].map { v throws(ConfigError) in try reader.bool(v) } ?? false
         let source: ListenerTLSSettings.CertificateSource
         switch (m["cert_file"], m["key_file"], selfSigned) {
         case (let c?, let k?, false):
             source = .files(certificate: try reader.filePath(c), key: try reader.filePath(k))
         case (nil, nil, true):
-            // Resolved beside the store by ConfigLoader.load(path:).
-            source = .selfSigned(directory: ".")
+            // Without self_signed_dir: resolved beside the store file by ConfigLoader.load(path:).
+            source = .selfSigned(directory: try m["self_signed_dir"].map { v throws(ConfigError) in try reader.filePath(v) } ?? "")
         case (_, _, true):
             throw reader.fail(value, "set either cert_file and key_file, or self_signed: true, not both")
         case (nil, _, false), (_, nil, false):
@@ -80,6 +80,7 @@ extension ListenerTLSSettings {
             guard settings.redirectHTTP != nil else { throw reader.fail(p, "only means something with redirect_http") }
             settings.httpsPort = Int(try reader.int(p, min: 1, max: 65535))
         }
+        if let d = m["self_signed_dir"], !selfSigned { throw reader.fail(d, "only means something with self_signed: true") }
         if let n = m["names"] {
             guard selfSigned else { throw reader.fail(n, "only means something with self_signed: true (a certificate file names its own hosts)") }
             for item in try reader.list(n) {

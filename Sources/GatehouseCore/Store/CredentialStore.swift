@@ -167,6 +167,32 @@ public protocol CredentialStore: UserStore {
 
     /// How many of each kind of record the store holds (counted by the database, not loaded).
     func counts() async throws(StoreError) -> StoreCounts
+
+    /// The revision (as ``refreshRevision()``) and the session, the revision never newer than
+    /// the record. By default two calls; a store across a network answers both in one round
+    /// trip (one snapshot).
+    func sessionAndRevision(digest: SecretDigest) async throws(StoreError) -> ((SessionRecord, UserRecord)?, Int64)
+    /// As ``sessionAndRevision(digest:)``, for a run-time API key.
+    func apiKeyAndRevision(digest: SecretDigest) async throws(StoreError) -> ((StoredAPIKey, UserRecord)?, Int64)
+    /// As ``sessionAndRevision(digest:)``, for an issued token.
+    func tokenAndRevision(jti: String) async throws(StoreError) -> ((IssuedToken, UserRecord)?, Int64)
+}
+
+extension CredentialStore {
+    public func sessionAndRevision(digest: SecretDigest) async throws(StoreError) -> ((SessionRecord, UserRecord)?, Int64) {
+        let revision = try await refreshRevision()
+        return (try await session(digest: digest), revision)
+    }
+
+    public func apiKeyAndRevision(digest: SecretDigest) async throws(StoreError) -> ((StoredAPIKey, UserRecord)?, Int64) {
+        let revision = try await refreshRevision()
+        return (try await apiKey(digest: digest), revision)
+    }
+
+    public func tokenAndRevision(jti: String) async throws(StoreError) -> ((IssuedToken, UserRecord)?, Int64) {
+        let revision = try await refreshRevision()
+        return (try await token(jti: jti), revision)
+    }
 }
 
 /// How many records a store holds, by kind.
