@@ -214,6 +214,19 @@ public final class PostgresStore: CredentialStore {
         return try await call(what) { client in try await client.query(query, logger: logger).collect() }
     }
 
+    /// One prepared statement (parsed and planned once per connection: the lookups every
+    /// uncached request makes).
+    private func prepared<Statement: PostgresPreparedStatement>(
+        _ what: String, _ statement: Statement
+    ) async throws(StoreError) -> [PostgresRow] where Statement.Row == PostgresRow {
+        let logger = self.logger
+        return try await call(what) { client in
+            var rows: [PostgresRow] = []
+            for try await row in try await client.execute(statement, logger: logger) { rows.append(row) }
+            return rows
+        }
+    }
+
     static func single<T: PostgresDecodable>(_ type: T.Type, _ rows: PostgresRowSequence) async throws -> T? {
         for try await row in rows { return try row.decode(T.self) }
         return nil
@@ -401,12 +414,7 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func sessionAndRevision(digest: SecretDigest) async throws(StoreError) -> ((SessionRecord, UserRecord)?, Int64) {
-        let rows = try await statement(
-            "reading a session",
-            """
-            SELECT (SELECT value FROM revision WHERE id = 1), \(unescaped: Self.sessionColumns), \(unescaped: Self.joinedUserColumns)
-            FROM sessions s JOIN users u ON u.username = s.username WHERE s.digest = \(digest.description)
-            """)
+        let rows = try await prepared("reading a session", SessionLookup(key: digest.description))
         guard let row = rows.first else { return (nil, try await refreshRevision()) }
         let (revision, s0, s1, s2, s3, s4, s5, s6, u0, u1, u2, u3, u4) = try decoded {
             try row.decode((Int64, String, String, Double, Double, Double, Bool, String, String, String, String, Double, Bool).self)
@@ -480,12 +488,7 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func apiKeyAndRevision(digest: SecretDigest) async throws(StoreError) -> ((StoredAPIKey, UserRecord)?, Int64) {
-        let rows = try await statement(
-            "reading an API key",
-            """
-            SELECT (SELECT value FROM revision WHERE id = 1), \(unescaped: Self.keyColumns), \(unescaped: Self.joinedUserColumns)
-            FROM api_keys k JOIN users u ON u.username = k.username WHERE k.digest = \(digest.description)
-            """)
+        let rows = try await prepared("reading an API key", APIKeyLookup(key: digest.description))
         guard let row = rows.first else { return (nil, try await refreshRevision()) }
         let (revision, k0, k1, k2, k3, k4, k5, k6, k7, k8, u0, u1, u2, u3, u4) = try decoded {
             try row.decode((Int64, String, String, String, String?, Bool, Double?, Double, Double?, String, String, String, String, Double, Bool).self)
@@ -540,12 +543,7 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func tokenAndRevision(jti: String) async throws(StoreError) -> ((IssuedToken, UserRecord)?, Int64) {
-        let rows = try await statement(
-            "reading a token",
-            """
-            SELECT (SELECT value FROM revision WHERE id = 1), \(unescaped: Self.tokenColumns), \(unescaped: Self.joinedUserColumns)
-            FROM tokens t JOIN users u ON u.username = t.username WHERE t.jti = \(jti)
-            """)
+        let rows = try await prepared("reading a token", TokenLookup(key: jti))
         guard let row = rows.first else { return (nil, try await refreshRevision()) }
         let (revision, t0, t1, t2, t3, t4, t5, t6, t7, t8, u0, u1, u2, u3, u4) = try decoded {
             try row.decode((Int64, String, String, String, String?, Double, Double?, Bool, Bool, String, String, String, String, Double, Bool).self)
@@ -740,4 +738,49 @@ private final class FirstAnswer<T: Sendable>: Sendable {
         deadline?.cancel()
         continuation.resume(with: result)
     }
+}
+
+/// A credential lookup by one text key, with the revision in the same snapshot: the queries an
+/// uncached request makes, as prepared statements.
+private protocol CredentialLookupStatement: PostgresPreparedStatement where Row == PostgresRow {
+    var key: String { get }
+}
+
+extension CredentialLookupStatement {
+    static var bindingDataTypes: [PostgresDataType] { [.text] }
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(key)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+}
+
+private struct SessionLookup: CredentialLookupStatement {
+    static let sql = """
+        SELECT (SELECT value FROM revision WHERE id = 1), s.digest, s.username, s.created, s.last_seen, s.expires, s.remember, s.origin,
+               u.username, u.password_hash, u.roles, u.created, u.disabled
+        FROM sessions s JOIN users u ON u.username = s.username WHERE s.digest = $1
+        """
+    let key: String
+}
+
+private struct APIKeyLookup: CredentialLookupStatement {
+    static let sql = """
+        SELECT (SELECT value FROM revision WHERE id = 1), k.name, k.digest, k.username, k.roles, k.read_only, k.expires, k.created,
+               k.last_used, k.description, u.username, u.password_hash, u.roles, u.created, u.disabled
+        FROM api_keys k JOIN users u ON u.username = k.username WHERE k.digest = $1
+        """
+    let key: String
+}
+
+private struct TokenLookup: CredentialLookupStatement {
+    static let sql = """
+        SELECT (SELECT value FROM revision WHERE id = 1), t.jti, t.username, t.kind, t.family, t.created, t.expires, t.revoked, t.used,
+               t.description, u.username, u.password_hash, u.roles, u.created, u.disabled
+        FROM tokens t JOIN users u ON u.username = t.username WHERE t.jti = $1
+        """
+    let key: String
 }
