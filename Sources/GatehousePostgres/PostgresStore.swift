@@ -65,18 +65,26 @@ public final class PostgresStore: CredentialStore {
     public let settings: Settings
     private let client: PostgresClient
     private let logger: Logger
+    /// The connections' threads; a call's deadline is scheduled on them too.
+    private let eventLoopGroup: any EventLoopGroup
     private let seenRevision = Atomic<Int64>(0)
     private let background: Mutex<Task<Void, Never>?> = Mutex(nil)
 
     /// Connects, brings the schema up to date (``PostgresSchema/migrate(_:database:logger:)``)
     /// and reads the revision. Fails with the reason when the database cannot be reached, refuses
     /// the credentials, or was written by a newer Gatehouse.
-    public static func open(_ settings: Settings, logger: Logger) async throws(StoreError) -> PostgresStore {
+    ///
+    /// - Parameter eventLoopGroup: where the connections run; the server passes its own, so that
+    ///   a lookup does not hop to threads of postgres-nio's (nil: postgres-nio's).
+    public static func open(
+        _ settings: Settings, logger: Logger, eventLoopGroup: (any EventLoopGroup)? = nil
+    ) async throws(StoreError) -> PostgresStore {
+        let eventLoopGroup = eventLoopGroup ?? PostgresClient.defaultEventLoopGroup
         let tls = try tlsConfiguration(settings)
         // One connection of its own first: when it fails, the pool would only retry and wait,
         // and this says why (refused, no such database, wrong password, certificate).
-        try await probe(settings, tls: tls, logger: logger)
-        let store = PostgresStore(settings: settings, tls: tls, logger: logger)
+        try await probe(settings, tls: tls, on: eventLoopGroup.any(), logger: logger)
+        let store = PostgresStore(settings: settings, tls: tls, eventLoopGroup: eventLoopGroup, logger: logger)
         do {
             _ = try await store.call("bringing the schema up to date") { client in
                 try await PostgresSchema.migrate(client, database: settings.name, logger: logger)
@@ -110,30 +118,31 @@ public final class PostgresStore: CredentialStore {
         return configuration
     }
 
-    private static func probe(_ settings: Settings, tls: TLSConfiguration?, logger: Logger) async throws(StoreError) {
+    private static func probe(_ settings: Settings, tls: TLSConfiguration?, on eventLoop: any EventLoop, logger: Logger) async throws(StoreError) {
         do {
             let mode: PostgresConnection.Configuration.TLS = try tls.map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable
             var configuration = PostgresConnection.Configuration(
                 host: settings.host, port: settings.port, username: settings.username, password: settings.password,
                 database: settings.database, tls: mode)
             configuration.options.connectTimeout = .init(settings.callTimeout)
-            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            let connection = try await PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 0, logger: logger)
             try? await connection.close()
         } catch {
             throw .cannotOpen(path: settings.name, reason: PostgresFailure.reason(error))
         }
     }
 
-    private init(settings: Settings, tls: TLSConfiguration?, logger: Logger) {
+    private init(settings: Settings, tls: TLSConfiguration?, eventLoopGroup: any EventLoopGroup, logger: Logger) {
         self.settings = settings
         self.logger = logger
+        self.eventLoopGroup = eventLoopGroup
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password,
             database: settings.database, tls: tls.map { .require($0) } ?? .disable)
         configuration.options.maximumConnections = max(1, settings.poolSize)
         configuration.options.connectTimeout = settings.callTimeout
         configuration.options.additionalStartupParameters = [("application_name", "gatehouse")]
-        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        client = PostgresClient(configuration: configuration, eventLoopGroup: eventLoopGroup, backgroundLogger: logger)
         let client = self.client
         background.withLock { $0 = Task { await client.run() } }
     }
@@ -160,12 +169,13 @@ public final class PostgresStore: CredentialStore {
         let client = self.client
         let timeout = settings.callTimeout
         let name = settings.name
+        let eventLoop = eventLoopGroup.any()
         do {
             return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 let answer = FirstAnswer(continuation)
                 answer.start(
-                    work: { try await body(client) },
-                    deadline: timeout, late: StoreError.failed("\(name) did not answer within \(timeout) (\(what))"))
+                    work: { try await body(client) }, deadline: TimeAmount(timeout), on: eventLoop,
+                    late: StoreError.failed("\(name) did not answer within \(timeout) (\(what))"))
             }
         } catch let error as StoreError {
             throw error
@@ -693,12 +703,12 @@ extension Array {
 }
 
 /// Whichever comes first of a piece of work and its deadline, given to a continuation exactly
-/// once; the loser is cancelled (the work, or the deadline's sleep).
+/// once; the loser is cancelled (the work, or the deadline scheduled on an event loop).
 private final class FirstAnswer<T: Sendable>: Sendable {
     private struct State {
         var continuation: CheckedContinuation<T, any Error>?
         var work: Task<Void, Never>?
-        var deadline: Task<Void, Never>?
+        var deadline: Scheduled<Void>?
     }
     private let state: Mutex<State>
 
@@ -706,22 +716,19 @@ private final class FirstAnswer<T: Sendable>: Sendable {
         state = Mutex(State(continuation: continuation))
     }
 
-    func start(work: @escaping @Sendable () async throws -> T, deadline: Duration, late: any Error) {
+    func start(work: @escaping @Sendable () async throws -> T, deadline: TimeAmount, on eventLoop: any EventLoop, late: any Error) {
         let working = Task {
             let result: Result<T, any Error>
             do { result = .success(try await work()) } catch { result = .failure(error) }
             self.give(result)
         }
-        let timer = Task {
-            guard (try? await Task.sleep(for: deadline)) != nil else { return }
-            self.give(.failure(late))
-        }
+        let timer = eventLoop.scheduleTask(in: deadline) { self.give(.failure(late)) }
         let settled = state.withLock { state -> Bool in
             state.work = working
             state.deadline = timer
             return state.continuation == nil
         }
-        // Answered before the tasks were noted: nothing cancelled them yet.
+        // Answered before the two were noted: nothing cancelled them yet.
         if settled {
             working.cancel()
             timer.cancel()

@@ -3,6 +3,7 @@ import GatehouseCore
 import GatehousePostgres
 import GatehouseStore
 import Logging
+import NIOCore
 
 /// The store a config names, opened: the SQLite file of `store.path`, or the PostgreSQL
 /// database of `store.url`.
@@ -17,7 +18,9 @@ enum ConfiguredStore {
     /// What messages call it.
     static func name(_ config: GatehouseConfig) -> String { config.sharedStore?.description ?? config.storePath }
 
-    static func open(_ config: GatehouseConfig, logger: Logger? = nil) async throws -> ConfiguredStore {
+    /// `group`: the server's event loops, for a PostgreSQL store's connections (the command line
+    /// uses postgres-nio's own).
+    static func open(_ config: GatehouseConfig, logger: Logger? = nil, group: (any EventLoopGroup)? = nil) async throws -> ConfiguredStore {
         let notice = SlowWorkNotice(logger: logger)
         let what = "opening and checking the store \(name(config))"
         guard let shared = config.sharedStore else {
@@ -33,7 +36,7 @@ enum ConfiguredStore {
         let quiet = Logger(label: "gatehouse.store", factory: { _ in SwiftLogNoOpLogHandler() })
         return .shared(try await notice.run(what) {
             do {
-                return try await PostgresStore.open(settings, logger: quiet)
+                return try await PostgresStore.open(settings, logger: quiet, eventLoopGroup: group)
             } catch StoreError.cannotOpen(_, let reason) {
                 throw CommandFailure("cannot reach the store \(shared): \(reason)")
             } catch {

@@ -139,8 +139,10 @@ func runUntilSignalled(
 
 /// Opens the store (a lost, damaged or newer store stops the start) and, when it has no users,
 /// creates `admin`.
-func openStoreAndBootstrapAdmin(_ config: GatehouseConfig, configPath: String, logger: Logger) async throws -> ConfiguredStore {
-    let opened = try await ConfiguredStore.open(config, logger: logger)
+func openStoreAndBootstrapAdmin(
+    _ config: GatehouseConfig, configPath: String, logger: Logger, group: any EventLoopGroup
+) async throws -> ConfiguredStore {
+    let opened = try await ConfiguredStore.open(config, logger: logger, group: group)
     let store = opened.inline
     let given = ProcessInfo.processInfo.environment["GATEHOUSE_ADMIN_PASSWORD"]
     let outcome: AdminBootstrap.Outcome
@@ -206,16 +208,16 @@ struct Serve: AsyncParsableCommand {
         let cfg = try loadConfig(config)
         let logger = makeLogger(format: cfg.logFormat)
         for line in ShadowedRuleReport(config: cfg).lines { logger.warning("\(line)") }
-        let store = try await openStoreAndBootstrapAdmin(cfg, configPath: config, logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        let store = try await openStoreAndBootstrapAdmin(cfg, configPath: config, logger: logger, group: group)
         // Store calls and scrypt run here, never on an event loop.
         let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
         threadPool.start()
         let work = ThreadPoolExecutor(pool: threadPool)
         let accounts = try makeAccounts(cfg, store: store, work: work)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         try await runUntilSignalled(config: cfg, logger: logger, group: group, accounts: accounts, configPath: config, inbox: inbox)
-        try await group.shutdownGracefully()
         store.close()
+        try await group.shutdownGracefully()
         try await threadPool.shutdownGracefully()
     }
 }
