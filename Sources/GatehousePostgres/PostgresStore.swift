@@ -22,14 +22,8 @@ import Synchronization
 public final class PostgresStore: CredentialStore {
     /// Where the database is and how to reach it.
     public struct Settings: Sendable, Equatable {
-        public enum TLSMode: String, Sendable, Equatable, CaseIterable {
-            /// Plain TCP (a database on the same host or a private network).
-            case disable
-            /// TLS, without checking the server's certificate.
-            case require
-            /// TLS, with the certificate checked against `caFile` (or the system's roots) and the host name.
-            case verifyFull = "verify-full"
-        }
+        /// `disable`, `require` or `verify-full`, as in the config (``SharedStoreSettings/TLSMode``).
+        public typealias TLSMode = SharedStoreSettings.TLSMode
 
         public var host: String
         public var port: Int

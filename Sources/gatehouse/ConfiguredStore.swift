@@ -30,7 +30,7 @@ enum ConfiguredStore {
         }
         let settings = PostgresStore.Settings(
             host: shared.host, port: shared.port, username: shared.username, password: try password(shared), database: shared.database,
-            tls: PostgresStore.Settings.TLSMode(rawValue: shared.tls.rawValue) ?? .verifyFull, caFile: shared.caFile, poolSize: shared.poolSize)
+            tls: shared.tls, caFile: shared.caFile, poolSize: shared.poolSize)
         // The pool's own chatter (reconnects) is not the operator's business; failures reach
         // them as store errors.
         let quiet = Logger(label: "gatehouse.store", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -17,17 +17,30 @@ final class PostgresFaultTests: XCTestCase {
             logger: Logger(label: "gatehouse-test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 
+    /// A server of the test's own, a database on it, and a store holding alice.
+    private func ownServerWithAlice() async throws -> (PostgresTestServer, String, PostgresStore) {
+        let server = try PostgresTestServer.own()
+        do {
+            let database = try server.makeDatabase()
+            let store = try await open(server, database)
+            try await store.addUser(try user("alice"))
+            return (server, database, store)
+        } catch {
+            server.stop()
+            throw error
+        }
+    }
+
     private func user(_ name: String) throws -> UserRecord {
         UserRecord(username: name, passwordHash: try PasswordHash.make("a long password", parameters: ScryptParameters(n: 16, r: 1, p: 1)), roles: [], created: t0)
     }
 
     func testADatabaseThatGoesAwayIsAnErrorNotAHangAndTheStoreRecoversOnItsOwn() async throws {
-        let server = try PostgresTestServer.own()
-        defer { server.stop() }
-        let database = try server.makeDatabase()
-        let store = try await open(server, database)
-        defer { store.close() }
-        try await store.addUser(try user("alice"))
+        let (server, _, store) = try await ownServerWithAlice()
+        defer {
+            store.close()
+            server.stop()
+        }
         try await store.addAPIKey(StoredAPIKey(name: "k", username: "alice", roles: nil, digest: .of("key"), readOnly: false, expires: nil, created: t0))
 
         try server.halt()
@@ -55,12 +68,11 @@ final class PostgresFaultTests: XCTestCase {
     }
 
     func testNoAcknowledgedWriteIsLostWhenTheDatabaseRestartsUnderLoad() async throws {
-        let server = try PostgresTestServer.own()
-        defer { server.stop() }
-        let database = try server.makeDatabase()
-        let store = try await open(server, database)
-        defer { store.close() }
-        try await store.addUser(try user("alice"))
+        let (server, database, store) = try await ownServerWithAlice()
+        defer {
+            store.close()
+            server.stop()
+        }
         let t0 = self.t0
         let restarted = RestartFlag()
         // Four writers keep adding keys until a second after the restart; each counts only what
