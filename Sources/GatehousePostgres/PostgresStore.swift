@@ -296,11 +296,11 @@ public final class PostgresStore: CredentialStore {
 
     // MARK: Rows
 
-    private static let userColumns = "username, password_hash, roles, created, disabled"
-    private static let joinedUserColumns = "u.username, u.password_hash, u.roles, u.created, u.disabled"
-    private static let sessionColumns = "s.digest, s.username, s.created, s.last_seen, s.expires, s.remember, s.origin"
-    private static let keyColumns = "k.name, k.digest, k.username, k.roles, k.read_only, k.expires, k.created, k.last_used, k.description"
-    private static let tokenColumns = "t.jti, t.username, t.kind, t.family, t.created, t.expires, t.revoked, t.used, t.description"
+    fileprivate static let userColumns = "username, password_hash, roles, created, disabled"
+    fileprivate static let joinedUserColumns = "u.username, u.password_hash, u.roles, u.created, u.disabled"
+    fileprivate static let sessionColumns = "s.digest, s.username, s.created, s.last_seen, s.expires, s.remember, s.origin"
+    fileprivate static let keyColumns = "k.name, k.digest, k.username, k.roles, k.read_only, k.expires, k.created, k.last_used, k.description"
+    fileprivate static let tokenColumns = "t.jti, t.username, t.kind, t.family, t.created, t.expires, t.revoked, t.used, t.description"
 
     private typealias UserRow = (String, String, String, Double, Bool)
     private typealias SessionRow = (String, String, Double, Double, Double, Bool, String)
@@ -367,10 +367,9 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func users() async throws(StoreError) -> [UserRecord] {
-        let rows = try await statement("listing users", "SELECT \(unescaped: Self.userColumns) FROM users ORDER BY username COLLATE \"C\"")
-        var users: [UserRecord] = []
-        for row in rows { users.append(try user(decoded { try row.decode(UserRow.self) })) }
-        return users
+        try await records("listing users", "SELECT \(unescaped: Self.userColumns) FROM users ORDER BY username COLLATE \"C\"") { row throws(StoreError) in
+            try user(decoded { try row.decode(UserRow.self) })
+        }
     }
 
     public func userCount() async throws(StoreError) -> Int {
@@ -456,9 +455,15 @@ public final class PostgresStore: CredentialStore {
     }
 
     private func sessions(_ query: PostgresQuery) async throws(StoreError) -> [SessionRecord] {
-        let rows = try await statement("listing sessions", query)
-        var records: [SessionRecord] = []
-        for row in rows { records.append(try session(decoded { try row.decode(SessionRow.self) })) }
+        try await records("listing sessions", query) { row throws(StoreError) in try session(decoded { try row.decode(SessionRow.self) }) }
+    }
+
+    /// Every row `query` returns, each made a record by `record`.
+    private func records<T>(
+        _ what: String, _ query: PostgresQuery, _ record: (PostgresRow) throws(StoreError) -> T
+    ) async throws(StoreError) -> [T] {
+        var records: [T] = []
+        for row in try await statement(what, query) { records.append(try record(row)) }
         return records
     }
 
@@ -513,10 +518,7 @@ public final class PostgresStore: CredentialStore {
     }
 
     private func keys(_ query: PostgresQuery) async throws(StoreError) -> [StoredAPIKey] {
-        let rows = try await statement("listing API keys", query)
-        var records: [StoredAPIKey] = []
-        for row in rows { records.append(try key(decoded { try row.decode(KeyRow.self) })) }
-        return records
+        try await records("listing API keys", query) { row throws(StoreError) in try key(decoded { try row.decode(KeyRow.self) }) }
     }
 
     public func deleteAPIKey(named name: String) async throws(StoreError) -> Bool {
@@ -556,15 +558,13 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func tokens(ofUser username: String?) async throws(StoreError) -> [IssuedToken] {
-        let rows = try await statement(
+        try await records(
             "listing tokens",
             """
             SELECT \(unescaped: Self.tokenColumns) FROM tokens t
             WHERE \(username)::text IS NULL OR t.username = \(username) ORDER BY t.created DESC
-            """)
-        var records: [IssuedToken] = []
-        for row in rows { records.append(try token(decoded { try row.decode(TokenRow.self) })) }
-        return records
+            """
+        ) { row throws(StoreError) in try token(decoded { try row.decode(TokenRow.self) }) }
     }
 
     public func revokeToken(jti: String) async throws(StoreError) -> Bool {
@@ -761,8 +761,7 @@ extension CredentialLookupStatement {
 
 private struct SessionLookup: CredentialLookupStatement {
     static let sql = """
-        SELECT (SELECT value FROM revision WHERE id = 1), s.digest, s.username, s.created, s.last_seen, s.expires, s.remember, s.origin,
-               u.username, u.password_hash, u.roles, u.created, u.disabled
+        SELECT (SELECT value FROM revision WHERE id = 1), \(PostgresStore.sessionColumns), \(PostgresStore.joinedUserColumns)
         FROM sessions s JOIN users u ON u.username = s.username WHERE s.digest = $1
         """
     let key: String
@@ -770,8 +769,7 @@ private struct SessionLookup: CredentialLookupStatement {
 
 private struct APIKeyLookup: CredentialLookupStatement {
     static let sql = """
-        SELECT (SELECT value FROM revision WHERE id = 1), k.name, k.digest, k.username, k.roles, k.read_only, k.expires, k.created,
-               k.last_used, k.description, u.username, u.password_hash, u.roles, u.created, u.disabled
+        SELECT (SELECT value FROM revision WHERE id = 1), \(PostgresStore.keyColumns), \(PostgresStore.joinedUserColumns)
         FROM api_keys k JOIN users u ON u.username = k.username WHERE k.digest = $1
         """
     let key: String
@@ -779,8 +777,7 @@ private struct APIKeyLookup: CredentialLookupStatement {
 
 private struct TokenLookup: CredentialLookupStatement {
     static let sql = """
-        SELECT (SELECT value FROM revision WHERE id = 1), t.jti, t.username, t.kind, t.family, t.created, t.expires, t.revoked, t.used,
-               t.description, u.username, u.password_hash, u.roles, u.created, u.disabled
+        SELECT (SELECT value FROM revision WHERE id = 1), \(PostgresStore.tokenColumns), \(PostgresStore.joinedUserColumns)
         FROM tokens t JOIN users u ON u.username = t.username WHERE t.jti = $1
         """
     let key: String

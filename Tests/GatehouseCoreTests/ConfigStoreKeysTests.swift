@@ -90,4 +90,11 @@ final class ConfigStoreKeysTests: XCTestCase {
         XCTAssertEqual(config.sharedStore?.caFile, dir.appendingPathComponent("ca.pem").standardizedFileURL.path)
         XCTAssertEqual(config.tls?.certificate, .selfSigned(directory: dir.appendingPathComponent("state").standardizedFileURL.path))
     }
+
+    func testASelfSignedDirectoryWithoutASelfSignedCertificateNamesItsLine() {
+        XCTAssertThrowsError(try ConfigLoader.parse(yaml: "tls:\n  cert_file: c.pem\n  key_file: k.pem\n  self_signed_dir: state\n")) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains(":4:") && text.contains("tls.self_signed_dir") && text.contains("self_signed: true"), text)
+        }
+    }
 }
