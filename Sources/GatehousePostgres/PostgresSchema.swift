@@ -126,6 +126,15 @@ public enum PostgresSchema {
             "CREATE INDEX login_pending_on_key ON login_pending(key, started)",
             "CREATE INDEX login_pending_on_reservation ON login_pending(reservation)",
         ]),
+        // An attempt counts as a failure from the moment it is admitted (unsettled) until it is
+        // settled as a success: a settlement that never reaches the database (it went down, the
+        // replica died) leaves a failure behind, never a guess that was not counted.
+        Step(id: "pg-v6-login-failures-from-admission", statements: [
+            "ALTER TABLE login_failures ADD COLUMN reservation bigint",
+            "ALTER TABLE login_failures ADD COLUMN settled boolean NOT NULL DEFAULT true",
+            "CREATE INDEX login_failures_on_reservation ON login_failures(reservation)",
+            "DROP TABLE login_pending",
+        ]),
     ]
 
     /// Brings the database to this build's schema and returns the steps this call applied (none

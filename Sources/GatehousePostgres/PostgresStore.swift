@@ -36,6 +36,10 @@ public final class PostgresStore: CredentialStore {
         public var poolSize: Int
         /// The longest a store call may take, waiting for a connection included.
         public var callTimeout: Duration
+        /// The same for the calls that may rightly take long and must not be given up on while
+        /// they may still commit: bringing the schema up to date (possibly waiting for another
+        /// replica doing it) and `store copy`.
+        public var longCallTimeout: Duration = .seconds(600)
 
         public init(
             host: String, port: Int = 5432, username: String, password: String? = nil, database: String,
@@ -80,7 +84,7 @@ public final class PostgresStore: CredentialStore {
         try await probe(settings, tls: tls, on: eventLoopGroup.any(), logger: logger)
         let store = PostgresStore(settings: settings, tls: tls, eventLoopGroup: eventLoopGroup, logger: logger)
         do {
-            _ = try await store.call("bringing the schema up to date") { client in
+            _ = try await store.call("bringing the schema up to date", long: true, changes: true) { client in
                 try await PostgresSchema.migrate(client, database: settings.name, logger: logger)
             }
             _ = try await store.refreshRevision()
@@ -133,7 +137,8 @@ public final class PostgresStore: CredentialStore {
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password,
             database: settings.database, tls: tls.map { .require($0) } ?? .disable)
-        configuration.options.maximumConnections = max(1, settings.poolSize)
+        // One more than the pool size: the revision listener holds one for as long as it runs.
+        configuration.options.maximumConnections = max(1, settings.poolSize) + 1
         configuration.options.connectTimeout = settings.callTimeout
         configuration.options.additionalStartupParameters = [("application_name", "gatehouse")]
         client = PostgresClient(configuration: configuration, eventLoopGroup: eventLoopGroup, backgroundLogger: logger)
@@ -157,19 +162,24 @@ public final class PostgresStore: CredentialStore {
     /// ``StoreError`` that names the database. The answer does not wait for a `body` that
     /// outlives the deadline (a query on a connection cut under it was seen never to end, even
     /// when cancelled): that one is cancelled and left to end on its own.
+    ///
+    /// - Parameters:
+    ///   - long: use ``Settings/longCallTimeout``.
+    ///   - changes: `body` writes; a late answer then says the change may still have been made.
     func call<T: Sendable>(
-        _ what: String, _ body: @escaping @Sendable (PostgresClient) async throws -> T
+        _ what: String, long: Bool = false, changes: Bool = false, _ body: @escaping @Sendable (PostgresClient) async throws -> T
     ) async throws(StoreError) -> T {
         let client = self.client
-        let timeout = settings.callTimeout
+        let timeout = long ? settings.longCallTimeout : settings.callTimeout
         let name = settings.name
+        let unknown = changes ? "; whether the change was made is not known: look before repeating it" : ""
         let eventLoop = eventLoopGroup.any()
         do {
             return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 let answer = FirstAnswer(continuation)
                 answer.start(
                     work: { try await body(client) }, deadline: TimeAmount(timeout), on: eventLoop,
-                    late: StoreError.failed("\(name) did not answer within \(timeout) (\(what))"))
+                    late: StoreError.failed("\(name) did not answer within \(timeout) (\(what))\(unknown)"))
             }
         } catch let error as StoreError {
             throw error
@@ -192,9 +202,9 @@ public final class PostgresStore: CredentialStore {
     /// One write transaction; the revision it leaves behind is noted before this returns, so a
     /// cache consulting ``knownRevision`` never serves what this write withdrew.
     private func write<T: Sendable>(
-        _ what: String, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
+        _ what: String, long: Bool = false, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
     ) async throws(StoreError) -> T {
-        let (answer, revision) = try await transaction(what) { connection, logger in
+        let (answer, revision) = try await transaction(what, long: long) { connection, logger in
             let answer = try await body(connection, logger)
             return (answer, try await Self.single(Int64.self, connection.query("SELECT value FROM revision WHERE id = 1", logger: logger)) ?? 0)
         }
@@ -204,10 +214,10 @@ public final class PostgresStore: CredentialStore {
 
     /// One transaction (for state that withdraws no access, like one-shot tokens).
     func transaction<T: Sendable>(
-        _ what: String, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
+        _ what: String, long: Bool = false, changes: Bool = true, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
     ) async throws(StoreError) -> T {
         let logger = self.logger
-        return try await call(what) { client in
+        return try await call(what, long: long, changes: changes) { client in
             try await client.withTransaction(logger: logger) { connection in try await body(connection, logger) }
         }
     }
@@ -381,8 +391,25 @@ public final class PostgresStore: CredentialStore {
         try await changed("deleting a user", "DELETE FROM users WHERE username = \(username) RETURNING 1") > 0
     }
 
-    public func setPassword(_ hash: PasswordHash, forUser username: String) async throws(StoreError) -> Bool {
-        try await changed("changing a password", "UPDATE users SET password_hash = \(hash.description) WHERE username = \(username) RETURNING 1") > 0
+    public func rehashPassword(_ old: PasswordHash, to new: PasswordHash, forUser username: String) async throws(StoreError) -> Bool {
+        try await changed(
+            "storing a stronger hash of a password",
+            "UPDATE users SET password_hash = \(new.description) WHERE username = \(username) AND password_hash = \(old.description) RETURNING 1") > 0
+    }
+
+    public func changePassword(_ hash: PasswordHash, forUser username: String) async throws(StoreError) -> Bool {
+        try await write("changing a password") { connection, logger in
+            guard try await Self.count(connection.query(
+                "UPDATE users SET password_hash = \(hash.description) WHERE username = \(username) RETURNING 1", logger: logger)) == 1
+            else { return false }
+            try await connection.query("DELETE FROM sessions WHERE username = \(username)", logger: logger)
+            try await connection.query(
+                """
+                UPDATE tokens SET revoked = true
+                WHERE username = \(username) AND kind IN (\(IssuedTokenKind.access.rawValue), \(IssuedTokenKind.refresh.rawValue)) AND NOT revoked
+                """, logger: logger)
+            return true
+        }
     }
 
     public func setDisabled(_ disabled: Bool, forUser username: String) async throws(StoreError) -> Bool {
@@ -433,7 +460,7 @@ public final class PostgresStore: CredentialStore {
 
     public func touchSession(digest: SecretDigest, at: Date) async throws(StoreError) {
         _ = try await statement(
-            "noting a session's use", "UPDATE sessions SET last_seen = \(at.timeIntervalSince1970) WHERE digest = \(digest.description)")
+            "noting a session's use", "UPDATE sessions SET last_seen = \(at.timeIntervalSince1970) WHERE digest = \(digest.description) AND last_seen < \(at.timeIntervalSince1970)")
     }
 
     public func deleteSession(digest: SecretDigest) async throws(StoreError) -> Bool {
@@ -526,7 +553,7 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func touchAPIKey(named name: String, at: Date) async throws(StoreError) {
-        _ = try await statement("noting a key's use", "UPDATE api_keys SET last_used = \(at.timeIntervalSince1970) WHERE name = \(name)")
+        _ = try await statement("noting a key's use", "UPDATE api_keys SET last_used = \(at.timeIntervalSince1970) WHERE name = \(name) AND (last_used IS NULL OR last_used < \(at.timeIntervalSince1970))")
     }
 
     // MARK: Tokens
@@ -572,13 +599,32 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func revokeTokens(family: String) async throws(StoreError) -> Int {
-        try await changed("revoking a token family", "UPDATE tokens SET revoked = true WHERE family = \(family) AND NOT revoked RETURNING 1")
+        try await write("revoking a token family") { connection, logger in
+            try await Self.lockFamily(family, connection, logger)
+            return try await Self.count(connection.query(
+                "UPDATE tokens SET revoked = true WHERE (family = \(family) OR jti = \(family)) AND NOT revoked RETURNING 1", logger: logger))
+        }
+    }
+
+    /// The advisory lock class a token family is locked under ("fam").
+    static let familyLockClass: Int32 = 0x66_616D
+
+    /// Makes writes to one token family take turns: an exchange's new pair is stored either
+    /// before a revocation of the family reads its rows (and is revoked with them) or after it
+    /// (and the exchange finds its token revoked). Row locks alone cannot do this: the new rows do
+    /// not exist yet when the revocation's statement takes its snapshot.
+    private static func lockFamily(_ family: String, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query("SELECT pg_advisory_xact_lock(\(familyLockClass), hashtext(\(family)))", logger: logger)
     }
 
     public func exchangeRefreshToken(jti: String, issuing: [IssuedToken]) async throws(StoreError) -> RefreshExchange {
         try await write("exchanging a refresh token") { connection, logger -> RefreshExchange in
-            // The row lock makes a second exchange of the same token wait for the first and then
-            // see it spent.
+            // The family first (it never changes), to take turns with a revocation of it; then
+            // the row lock makes a second exchange of the same token wait for the first and
+            // see it spent. Without a family, its replacements carry its jti as their family.
+            let family = try await Self.single(String?.self, connection.query("SELECT family FROM tokens WHERE jti = \(jti)", logger: logger))
+            guard let family else { return .refused }
+            try await Self.lockFamily(family ?? jti, connection, logger)
             var found: (String, String?, Bool, Bool)?
             for try await row in try await connection.query(
                 "SELECT kind, family, revoked, used FROM tokens WHERE jti = \(jti) FOR UPDATE", logger: logger)
@@ -617,7 +663,7 @@ public final class PostgresStore: CredentialStore {
         users: [UserRecord], sessions: [SessionRecord], keys: [StoredAPIKey], tokens: [IssuedToken]
     ) async throws(StoreError) {
         let name = settings.name
-        try await write("copying records in") { connection, logger in
+        try await write("copying records in", long: true) { connection, logger in
             try await connection.query("LOCK TABLE users, sessions, api_keys, tokens IN EXCLUSIVE MODE", logger: logger)
             let held = try await Self.single(
                 Int64.self,

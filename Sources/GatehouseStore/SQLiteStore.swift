@@ -257,10 +257,24 @@ public final class SQLiteStore: SynchronousCredentialStore {
         }
     }
 
-    public func setPassword(_ hash: PasswordHash, forUser username: String) throws(StoreError) -> Bool {
+    public func rehashPassword(_ old: PasswordHash, to new: PasswordHash, forUser username: String) throws(StoreError) -> Bool {
+        try write { db in
+            try db.execute(
+                sql: "UPDATE users SET password_hash = ? WHERE username = ? AND password_hash = ?",
+                arguments: [new.description, username, old.description])
+            return db.changesCount > 0
+        }
+    }
+
+    public func changePassword(_ hash: PasswordHash, forUser username: String) throws(StoreError) -> Bool {
         try write { db in
             try db.execute(sql: "UPDATE users SET password_hash = ? WHERE username = ?", arguments: [hash.description, username])
-            return db.changesCount > 0
+            guard db.changesCount > 0 else { return false }
+            try db.execute(sql: "DELETE FROM sessions WHERE username = ?", arguments: [username])
+            try db.execute(
+                sql: "UPDATE tokens SET revoked = 1 WHERE username = ? AND kind IN (?, ?) AND revoked = 0",
+                arguments: [username, IssuedTokenKind.access.rawValue, IssuedTokenKind.refresh.rawValue])
+            return true
         }
     }
 
@@ -330,7 +344,8 @@ public final class SQLiteStore: SynchronousCredentialStore {
 
     public func touchSession(digest: SecretDigest, at: Date) throws(StoreError) {
         try write { db in
-            try db.execute(sql: "UPDATE sessions SET last_seen = ? WHERE digest = ?", arguments: [at.timeIntervalSince1970, digest.description])
+            try db.execute(sql: "UPDATE sessions SET last_seen = ? WHERE digest = ? AND last_seen < ?",
+                arguments: [at.timeIntervalSince1970, digest.description, at.timeIntervalSince1970])
         }
     }
 
@@ -417,7 +432,8 @@ public final class SQLiteStore: SynchronousCredentialStore {
 
     public func touchAPIKey(named name: String, at: Date) throws(StoreError) {
         try write { db in
-            try db.execute(sql: "UPDATE api_keys SET last_used = ? WHERE name = ?", arguments: [at.timeIntervalSince1970, name])
+            try db.execute(sql: "UPDATE api_keys SET last_used = ? WHERE name = ? AND (last_used IS NULL OR last_used < ?)",
+                arguments: [at.timeIntervalSince1970, name, at.timeIntervalSince1970])
         }
     }
 
@@ -468,7 +484,7 @@ public final class SQLiteStore: SynchronousCredentialStore {
 
     public func revokeTokens(family: String) throws(StoreError) -> Int {
         try write { db in
-            try db.execute(sql: "UPDATE tokens SET revoked = 1 WHERE family = ? AND revoked = 0", arguments: [family])
+            try db.execute(sql: "UPDATE tokens SET revoked = 1 WHERE (family = ? OR jti = ?) AND revoked = 0", arguments: [family, family])
             return db.changesCount
         }
     }

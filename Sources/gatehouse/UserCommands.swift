@@ -164,7 +164,7 @@ struct UserCommand: AsyncParsableCommand {
     }
 
     struct Passwd: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set a user's password (read from a prompt or standard input).")
+        static let configuration = CommandConfiguration(abstract: "Set a user's password (read from a prompt or standard input); their sessions and signed-in tokens end.")
         @OptionGroup var store: StoreOptions
         @Argument(help: "The user name.") var username: String
         @Flag(name: .long, help: "Read the password from standard input even on a terminal.") var passwordStdin = false
@@ -176,11 +176,11 @@ struct UserCommand: AsyncParsableCommand {
             }
             let password = try PasswordReader(fromStdin: passwordStdin).read(prompt: "New password for \(username): ", confirm: true)
             let hash = try newPasswordHash(password, policy: policy)
-            guard try await storeCall({ () async throws(StoreError) in try await db.setPassword(hash, forUser: username) }) else {
+            guard try await storeCall({ () async throws(StoreError) in try await db.changePassword(hash, forUser: username) }) else {
                 throw CommandFailure("no user named '\(username)'")
             }
             store.audit(.passwordChanged, user: username)
-            print("password changed for \(username)")
+            print("password changed for \(username); their sessions and signed-in tokens have ended")
         }
     }
 

@@ -72,7 +72,7 @@ import Testing
     @Test(arguments: StoreBackend.all)
     func changesReachOnlyTheNamedUser(_ backend: StoreBackend) async throws {
         try await withPeople(backend) { store, _ in
-            #expect(try await store.setPassword(try PasswordHash.make("alice new password", parameters: Self.fast), forUser: "alice"))
+            #expect(try await store.changePassword(try PasswordHash.make("alice new password", parameters: Self.fast), forUser: "alice"))
             #expect(try await store.setDisabled(true, forUser: "alice"))
             #expect(try await store.setRoles(["admin", "viewer"], forUser: "alice"))
             let alice = try #require(try await store.user(named: "alice"))
@@ -84,7 +84,44 @@ import Testing
             #expect(try await !store.deleteUser(named: "ghost"))
             #expect(try await !store.setDisabled(true, forUser: "ghost"))
             #expect(try await !store.setRoles([], forUser: "ghost"))
-            #expect(try await !store.setPassword(try PasswordHash.make("whatever long", parameters: Self.fast), forUser: "ghost"))
+            #expect(try await !store.changePassword(try PasswordHash.make("whatever long", parameters: Self.fast), forUser: "ghost"))
+        }
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func aNewPasswordEndsSignInsButNotKeysOrIssuedTokens(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, _ in
+            try await store.addSession(session("alice's session"))
+            try await store.addSession(session("bob's session", user: "bob"))
+            try await store.addToken(token("a1"))
+            try await store.addToken(token("r1", .refresh))
+            try await store.addToken(token("long", .longLived, family: nil))
+            try await store.addAPIKey(key("k1"))
+            let before = store.knownRevision
+            #expect(try await store.changePassword(try PasswordHash.make("alice new password", parameters: Self.fast), forUser: "alice"))
+            #expect(store.knownRevision > before, "a withdrawal moves the revision")
+            #expect(try await store.sessions(ofUser: "alice").isEmpty)
+            #expect(try await store.sessions(ofUser: "bob").count == 1)
+            let tokens = Dictionary(uniqueKeysWithValues: try await store.tokens(ofUser: "alice").map { ($0.jti, $0.revoked) })
+            #expect(tokens == ["a1": true, "r1": true, "long": false])
+            #expect(try await store.apiKey(named: "k1") != nil)
+        }
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func aStrongerHashNeverUndoesAPasswordChange(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, handles in
+            let other = try await handles.another()
+            let checked = try #require(try await store.user(named: "alice")).passwordHash
+            let stronger = try PasswordHash.make("a long password", parameters: ScryptParameters(n: 32, r: 1, p: 1))
+            // Another process changes the password between the check and the rehash.
+            #expect(try await other.changePassword(try PasswordHash.make("the new password", parameters: Self.fast), forUser: "alice"))
+            #expect(try await !store.rehashPassword(checked, to: stronger, forUser: "alice"))
+            #expect(try await store.user(named: "alice")?.passwordHash.verify("the new password") == true, "the change stands")
+            let current = try #require(try await store.user(named: "alice")).passwordHash
+            let rehashed = try PasswordHash.make("the new password", parameters: ScryptParameters(n: 32, r: 1, p: 1))
+            #expect(try await store.rehashPassword(current, to: rehashed, forUser: "alice"))
+            #expect(try await other.user(named: "alice")?.passwordHash == rehashed)
         }
     }
 
@@ -100,6 +137,8 @@ import Testing
             #expect(try await store.session(digest: .of("s2")) == nil)
             try await store.touchSession(digest: .of("s1"), at: t0.addingTimeInterval(60))
             #expect(try await store.session(digest: .of("s1"))?.0.lastSeen == t0.addingTimeInterval(60))
+            try await store.touchSession(digest: .of("s1"), at: t0.addingTimeInterval(30))
+            #expect(try await store.session(digest: .of("s1"))?.0.lastSeen == t0.addingTimeInterval(60), "a slower process never moves it back")
             #expect(try await store.sessions(publicIDPrefix: String(session("s1").publicID.prefix(6))).count == 1)
             #expect(try await store.sessions(publicIDPrefix: "%").isEmpty, "a prefix is hex digits, never a pattern")
             try await store.addSession(session("s3", user: "bob"))
@@ -139,6 +178,8 @@ import Testing
             #expect(found == first && owner.username == "alice")
             try await store.touchAPIKey(named: "k1", at: t0.addingTimeInterval(5))
             #expect(try await store.apiKeys(ofUser: "alice").first?.lastUsed == t0.addingTimeInterval(5))
+            try await store.touchAPIKey(named: "k1", at: t0.addingTimeInterval(2))
+            #expect(try await store.apiKeys(ofUser: "alice").first?.lastUsed == t0.addingTimeInterval(5), "a slower process never moves it back")
             #expect(try await store.apiKeys(ofUser: "bob").isEmpty)
             #expect(try await store.deleteAPIKey(named: "k1"))
             #expect(try await store.apiKey(digest: .of("key1")) == nil)
@@ -242,6 +283,30 @@ import Testing
         }
     }
 
+    /// A logout (the family revoked) racing an exchange of the family's refresh token, on two
+    /// processes: whichever order the database picks, nothing of the family is live afterwards.
+    @Test(arguments: StoreBackend.all)
+    func aLogoutRacingAnExchangeLeavesNothingOfTheFamilyLive(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, handles in
+            let other = try await handles.another()
+            for round in 0..<40 {
+                let family = "fam-\(round)"
+                try await store.addToken(token("r-\(round)", .refresh, family: family))
+                let issuing = [token("a-\(round)-next", family: family), token("r-\(round)-next", .refresh, family: family)]
+                let (exchanger, revoker) = round.isMultiple(of: 2) ? (store, other) : (other, store)
+                async let exchanged = exchanger.exchangeRefreshToken(jti: "r-\(round)", issuing: issuing)
+                async let revoked = revoker.revokeTokens(family: family)
+                _ = try await (exchanged, revoked)
+                let live = try await store.tokens(ofUser: "alice").filter { $0.family == family && !$0.revoked }
+                #expect(live.isEmpty, "round \(round): \(live.map(\.jti)) outlived the logout")
+            }
+            // A family named after a token without one (an older store's) takes that token along.
+            try await store.addToken(token("old", .refresh, family: nil))
+            #expect(try await store.exchangeRefreshToken(jti: "old", issuing: [token("old-next", .refresh, family: "old")]) == .accepted)
+            #expect(try await other.revokeTokens(family: "old") == 2)
+        }
+    }
+
     @Test(arguments: StoreBackend.all)
     func parallelCreationsOfOneNameStoreExactlyOne(_ backend: StoreBackend) async throws {
         try await withPeople(backend) { store, handles in
@@ -327,6 +392,36 @@ import Testing
                 return
             }
             await a.settle(later, .succeeded, now: t0.addingTimeInterval(301))
+        }
+    }
+
+    /// An attempt whose settlement never arrives (the replica died, the database went away
+    /// before it) counts as a failure: guesses cannot escape the count by not being settled.
+    @Test(arguments: StoreBackend.all)
+    func anAttemptNeverSettledCountsAsAFailure(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { _, handles in
+            var policy = LoginThrottlePolicy()
+            policy.maxFailures = 3
+            let (a, b) = try await backend.loginGuards(handles, policy)
+            let address = IPAddress("192.0.2.9")
+            for n in 0..<3 {
+                guard case .granted = await (n.isMultiple(of: 2) ? a : b).admit(username: "alice", client: address, now: t0) else {
+                    Issue.record("attempt \(n) refused")
+                    return
+                }
+            }
+            #expect(await b.admit(username: "alice", client: address, now: t0.addingTimeInterval(10)) == .wait(1))
+            #expect(await a.admit(username: "alice", client: address, now: t0.addingTimeInterval(Double(policy.window.seconds) - 1)) == .wait(1),
+                    "still counted late in the window")
+            // In memory an attempt is settled by the process that admitted it, or the process is
+            // gone and its memory with it; in the database it ends with the window.
+            guard a is PostgresLoginThrottle else { return }
+            guard case .granted(let ticket) = await a.admit(username: "alice", client: address, now: t0.addingTimeInterval(Double(policy.window.seconds) + 1))
+            else {
+                Issue.record("the window ended and the attempts still count")
+                return
+            }
+            await b.settle(ticket, .succeeded, now: t0.addingTimeInterval(Double(policy.window.seconds) + 1))
         }
     }
 }

@@ -85,7 +85,7 @@ final class SQLiteStoreTests: XCTestCase {
         let store = try SQLiteStore(path: path())
         try store.addUser(try user("alice", password: "alice old password"))
         try store.addUser(try user("bob", password: "bob's own password"))
-        XCTAssertTrue(try store.setPassword(try PasswordHash.make("alice new password", parameters: Self.fast), forUser: "alice"))
+        XCTAssertTrue(try store.changePassword(try PasswordHash.make("alice new password", parameters: Self.fast), forUser: "alice"))
         XCTAssertTrue(try store.setDisabled(true, forUser: "alice"))
         let alice = try XCTUnwrap(try store.user(named: "alice"))
         XCTAssertTrue(alice.disabled)
@@ -102,7 +102,7 @@ final class SQLiteStoreTests: XCTestCase {
         let store = try SQLiteStore(path: path())
         XCTAssertFalse(try store.deleteUser(named: "ghost"))
         XCTAssertFalse(try store.setDisabled(true, forUser: "ghost"))
-        XCTAssertFalse(try store.setPassword(try PasswordHash.make("whatever long", parameters: Self.fast), forUser: "ghost"))
+        XCTAssertFalse(try store.changePassword(try PasswordHash.make("whatever long", parameters: Self.fast), forUser: "ghost"))
     }
 
     func testTwoOpenStoresOnOneFileSeeEachOthersWrites() throws {

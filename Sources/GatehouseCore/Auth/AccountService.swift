@@ -179,7 +179,8 @@ public final class AccountService: Sendable {
         await throttle.settle(ticket, .succeeded, now: now)
         if via != "basic" { audit?.record(.login, user: user.username, client: client, via: via, at: now) }
         if user.passwordHash.needsRehash(current: passwordParameters), let hash = try? PasswordHash.make(password, parameters: passwordParameters) {
-            _ = try? await store.setPassword(hash, forUser: username)
+            // Only over the hash just checked: a password changed meanwhile must stay changed.
+            _ = try? await store.rehashPassword(user.passwordHash, to: hash, forUser: username)
         }
         return (user, revision)
     }
@@ -334,12 +335,10 @@ public final class AccountService: Sendable {
     /// Logs a token holder out: the token's whole family (the sign-in it came from) is revoked.
     public func revokeTokenFamily(_ token: String, now: Date) async throws(AccountError) {
         guard case .success(let (_, record, _))? = try? await credentials.honouredToken(token, now: now) else { return }
-        if let family = record.family {
-            _ = try await stored { try await store.revokeTokens(family: family) }
-        } else {
-            let jti = record.jti
-            _ = try await stored { try await store.revokeToken(jti: jti) }
-        }
+        // A token without a family (an older store's) may have been exchanged already: its
+        // replacements carry its jti as their family.
+        let family = record.family ?? record.jti
+        _ = try await stored { try await store.revokeTokens(family: family) }
         audit?.record(.logout, user: record.username, via: "token", at: now)
     }
 
@@ -393,14 +392,13 @@ public final class AccountService: Sendable {
         audit?.record(.userDeleted, user: username, actor: actor, at: now)
     }
 
-    /// Changes a password after checking the current one; every session of the user ends.
+    /// Changes a password after checking the current one; every session and sign-in token of
+    /// the user ends with it (``CredentialStore/changePassword(_:forUser:)``, one transaction).
     public func changePassword(username: String, current: String, new: String, client: IPAddress?, now: Date) async throws(AccountError) {
         _ = try await checkPassword(username: username, password: current, client: client, via: "password_change", now: now)
         let hash = try makeHash(new, field: "new_password")
-        let store = self.store
-        try await stored { () async throws in
-            _ = try await store.setPassword(hash, forUser: username)
-            _ = try await store.deleteSessions(ofUser: username)
+        guard try await stored({ try await store.changePassword(hash, forUser: username) }) else {
+            throw .notFound("There is no user named '\(username)'.")
         }
         audit?.record(.passwordChanged, user: username, actor: username, client: client, at: now)
     }

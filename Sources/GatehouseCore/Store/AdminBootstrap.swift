@@ -54,7 +54,12 @@ public enum AdminBootstrap {
             // Another process created users in the meantime: theirs stand.
             return .usersExist
         } catch {
-            throw .store(error)
+            // A store across a network may have stored it and failed to say so (the answer came
+            // too late): the password shown now is the only copy, so look before giving up on it.
+            guard let stored = try? await store.user(named: username) else {
+                throw .store(.failed("\(error); if user '\(username)' exists now, set its password with `gatehouse user passwd \(username)`"))
+            }
+            guard stored.passwordHash == hash else { return .usersExist }
         }
         return outcome
     }

@@ -133,6 +133,7 @@ public protocol CredentialStore: UserStore {
     func addSession(_ session: SessionRecord) async throws(StoreError)
     /// The session and its user (nil when either is gone).
     func session(digest: SecretDigest) async throws(StoreError) -> (SessionRecord, UserRecord)?
+    /// Notes a use of the session at `at`; a later use noted already (by another process) stays.
     func touchSession(digest: SecretDigest, at: Date) async throws(StoreError)
     /// False when there was no such session.
     func deleteSession(digest: SecretDigest) async throws(StoreError) -> Bool
@@ -141,6 +142,11 @@ public protocol CredentialStore: UserStore {
     /// All sessions (of one user when given), newest first.
     func sessions(ofUser username: String?) async throws(StoreError) -> [SessionRecord]
     func deleteSessions(ofUser username: String) async throws(StoreError) -> Int
+    /// Sets a new password and, in the same transaction, ends every session of the user and
+    /// revokes every token a sign-in gave them (access and refresh tokens; tokens issued by
+    /// `gatehouse token issue`, like API keys, are credentials of their own and stay). False when
+    /// there is no such user.
+    func changePassword(_ hash: PasswordHash, forUser username: String) async throws(StoreError) -> Bool
 
     /// ``StoreError/conflict(_:)`` when the name or the digest is taken.
     func addAPIKey(_ key: StoredAPIKey) async throws(StoreError)
@@ -148,6 +154,7 @@ public protocol CredentialStore: UserStore {
     func apiKey(named name: String) async throws(StoreError) -> StoredAPIKey?
     func apiKeys(ofUser username: String?) async throws(StoreError) -> [StoredAPIKey]
     func deleteAPIKey(named name: String) async throws(StoreError) -> Bool
+    /// Notes a use of the key at `at`; a later use noted already (by another process) stays.
     func touchAPIKey(named name: String, at: Date) async throws(StoreError)
 
     func addToken(_ token: IssuedToken) async throws(StoreError)
@@ -155,7 +162,9 @@ public protocol CredentialStore: UserStore {
     func token(jti: String) async throws(StoreError) -> (IssuedToken, UserRecord)?
     func tokens(ofUser username: String?) async throws(StoreError) -> [IssuedToken]
     func revokeToken(jti: String) async throws(StoreError) -> Bool
-    /// Revokes every token of a family; returns how many were live.
+    /// Revokes every token of a family (and the token it is named after, for a family started
+    /// by a token without one); returns how many were live. An exchange racing with it either
+    /// stores its new pair before (and it is revoked too) or finds its token revoked.
     func revokeTokens(family: String) async throws(StoreError) -> Int
     /// Spends a refresh token and, when it was not spent before, stores `issuing` (its
     /// replacements) in the same transaction. A second use revokes the whole family — anything
@@ -225,6 +234,7 @@ public protocol SynchronousCredentialStore: CredentialStore, SynchronousUserStor
     func sessions(publicIDPrefix prefix: String) throws(StoreError) -> [SessionRecord]
     func sessions(ofUser username: String?) throws(StoreError) -> [SessionRecord]
     func deleteSessions(ofUser username: String) throws(StoreError) -> Int
+    func changePassword(_ hash: PasswordHash, forUser username: String) throws(StoreError) -> Bool
     func addAPIKey(_ key: StoredAPIKey) throws(StoreError)
     func apiKey(digest: SecretDigest) throws(StoreError) -> (StoredAPIKey, UserRecord)?
     func apiKey(named name: String) throws(StoreError) -> StoredAPIKey?

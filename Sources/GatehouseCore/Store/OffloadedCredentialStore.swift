@@ -45,7 +45,8 @@ public struct OffloadedCredentialStore: CredentialStore {
     public func users() async throws(StoreError) -> [UserRecord] { try await run { try $0.users() } }
     public func userCount() async throws(StoreError) -> Int { try await run { try $0.userCount() } }
     public func deleteUser(named username: String) async throws(StoreError) -> Bool { try await run { try $0.deleteUser(named: username) } }
-    public func setPassword(_ hash: PasswordHash, forUser username: String) async throws(StoreError) -> Bool { try await run { try $0.setPassword(hash, forUser: username) } }
+    public func rehashPassword(_ old: PasswordHash, to new: PasswordHash, forUser username: String) async throws(StoreError) -> Bool { try await run { try $0.rehashPassword(old, to: new, forUser: username) } }
+    public func changePassword(_ hash: PasswordHash, forUser username: String) async throws(StoreError) -> Bool { try await run { try $0.changePassword(hash, forUser: username) } }
     public func setDisabled(_ disabled: Bool, forUser username: String) async throws(StoreError) -> Bool { try await run { try $0.setDisabled(disabled, forUser: username) } }
     public func setRoles(_ roles: [String], forUser username: String) async throws(StoreError) -> Bool { try await run { try $0.setRoles(roles, forUser: username) } }
     public func refreshRevision() async throws(StoreError) -> Int64 { try await run { try $0.refreshRevision() } }

@@ -32,8 +32,10 @@ public protocol UserStore: Sendable {
     func userCount() async throws(StoreError) -> Int
     /// Removes a user and everything issued to them; false when there was no such user.
     func deleteUser(named username: String) async throws(StoreError) -> Bool
-    /// False when there is no such user.
-    func setPassword(_ hash: PasswordHash, forUser username: String) async throws(StoreError) -> Bool
+    /// Replaces the password hash with a stronger hash of the same password, only while the
+    /// stored hash is still `old` (a password changed in the meantime stays changed); false
+    /// otherwise. A new password goes through ``CredentialStore/changePassword(_:forUser:)``.
+    func rehashPassword(_ old: PasswordHash, to new: PasswordHash, forUser username: String) async throws(StoreError) -> Bool
     /// False when there is no such user.
     func setDisabled(_ disabled: Bool, forUser username: String) async throws(StoreError) -> Bool
     /// False when there is no such user. The user's keys never carry a role the user lost.
@@ -49,7 +51,7 @@ public protocol SynchronousUserStore: UserStore {
     func users() throws(StoreError) -> [UserRecord]
     func userCount() throws(StoreError) -> Int
     func deleteUser(named username: String) throws(StoreError) -> Bool
-    func setPassword(_ hash: PasswordHash, forUser username: String) throws(StoreError) -> Bool
+    func rehashPassword(_ old: PasswordHash, to new: PasswordHash, forUser username: String) throws(StoreError) -> Bool
     func setDisabled(_ disabled: Bool, forUser username: String) throws(StoreError) -> Bool
     func setRoles(_ roles: [String], forUser username: String) throws(StoreError) -> Bool
 }

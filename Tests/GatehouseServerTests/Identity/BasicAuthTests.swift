@@ -148,7 +148,7 @@ final class BasicAuthTests: XCTestCase {
             try tunnel.send("ping")
             XCTAssertEqual(try StreamTest.read(tunnel) { $0.count >= 4 }, Array("ping".utf8))
             let hash = try PasswordHash.make("another long passphrase", parameters: IdentityFixture.scrypt)
-            XCTAssertTrue(try fx.store.setPassword(hash, forUser: "alice"))
+            XCTAssertTrue(try fx.store.changePassword(hash, forUser: "alice"))
             XCTAssertTrue(tunnel.isClosedByPeer())
         }
     }
