@@ -135,6 +135,20 @@ public enum PostgresSchema {
             "CREATE INDEX login_failures_on_reservation ON login_failures(reservation)",
             "DROP TABLE login_pending",
         ]),
+        // OctoPrint app-key requests waiting for a decision (AppKeyPairing's table), and the
+        // requests each client made in the last hour (by address; IPv6 by its /64).
+        Step(id: "pg-v7-app-key-requests", statements: [
+            """
+            CREATE TABLE app_key_requests (
+                app_digest text PRIMARY KEY, decision_digest text NOT NULL UNIQUE, decision_token text NOT NULL,
+                app text NOT NULL, requested_user text, client text, created double precision NOT NULL,
+                last_poll double precision NOT NULL, approved_by text, approved_at double precision,
+                grant_roles text, grant_read_only boolean, grant_expires double precision)
+            """,
+            "CREATE TABLE app_key_request_log (client text NOT NULL, at double precision NOT NULL)",
+            "CREATE INDEX app_key_request_log_on_client ON app_key_request_log(client, at)",
+            "CREATE INDEX app_key_request_log_on_at ON app_key_request_log(at)",
+        ]),
     ]
 
     /// Brings the database to this build's schema and returns the steps this call applied (none

@@ -38,13 +38,13 @@ public final class GatehouseServer: Sendable {
     private let redirectChannel: Channel?
     private let upstream: UpstreamConnector
     /// Pending OctoPrint app-key requests; kept across reloads.
-    private let appKeys: AppKeyPairing
+    private let appKeys: any AppKeyRequestBook
 
     private init(
         serverChannel: Channel, quiesce: ServerQuiescingHelper, loops: [LoopContext.Handle], logger: Logger,
         storeWatch: Task<Void, Never>?, settings: SettingsSource, config: GatehouseConfig, accounts: AccountService?,
         csrf: OctoPrintCSRFToken, csrfWatch: Task<Void, Never>?, metrics: GatehouseMetrics,
-        listenerTLS: ListenerTLS?, redirectChannel: Channel?, upstream: UpstreamConnector, appKeys: AppKeyPairing
+        listenerTLS: ListenerTLS?, redirectChannel: Channel?, upstream: UpstreamConnector, appKeys: any AppKeyRequestBook
     ) throws {
         self.appKeys = appKeys
         self.listenerTLS = listenerTLS
@@ -100,7 +100,7 @@ public final class GatehouseServer: Sendable {
         accessLog: AccessLogWriter? = nil
     ) async throws -> GatehouseServer {
         let csrf = OctoPrintCSRFToken()
-        let appKeys = AppKeyPairing()
+        let appKeys = accounts?.appKeyRequests ?? AppKeyPairing()
         let metrics = GatehouseMetrics()
         let connectTimeout = TimeAmount.seconds(config.timeouts.upstreamConnect.seconds)
         let upstream: UpstreamConnector

@@ -22,7 +22,7 @@ extension OwnEndpoints {
         case ("probe", 1, "GET"):
             return OwnResponse(status: 204, headers: [], body: [])
         case ("request", 1, "POST"):
-            return requestKey(request, pairing: pairing, now: now)
+            return await requestKey(request, pairing: pairing, now: now)
         case ("request", 2, "GET"):
             return await collect(appToken: parts[1], pairing: pairing, now: now)
         case ("auth", 2, "GET"):
@@ -38,7 +38,7 @@ extension OwnEndpoints {
 
     /// `POST /plugin/appkeys/request {"app", "user"?}` → 201 with the app token, the approval
     /// page's address and `Location` to poll.
-    private func requestKey(_ request: OwnRequest, pairing: AppKeyPairing, now: Date) -> OwnResponse {
+    private func requestKey(_ request: OwnRequest, pairing: any AppKeyRequestBook, now: Date) async -> OwnResponse {
         guard let object = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any] else {
             return Self.appKeysError(400, "The body must be a JSON object with \"app\"")
         }
@@ -58,7 +58,9 @@ extension OwnEndpoints {
         }
         let tokens: (appToken: String, decisionToken: String)
         do {
-            tokens = try pairing.request(app: app, user: user, client: gate.clientAddresses.clientAddress(peer: request.peer, head: request.head), now: now)
+            tokens = try await pairing.request(app: app, user: user, client: gate.clientAddresses.clientAddress(peer: request.peer, head: request.head), now: now)
+        } catch .unavailable {
+            return Self.appKeysUnavailable
         } catch {
             return Self.appKeysError(429, "You have made too many app key requests. Please try again later.")
         }
@@ -70,8 +72,10 @@ extension OwnEndpoints {
     }
 
     /// `GET /plugin/appkeys/request/<app_token>`: 202 while pending, 200 with the key once, 404 after.
-    private func collect(appToken: String, pairing: AppKeyPairing, now: Date) async -> OwnResponse {
-        switch pairing.poll(appToken: appToken, now: now) {
+    private func collect(appToken: String, pairing: any AppKeyRequestBook, now: Date) async -> OwnResponse {
+        let answer: AppKeyPairing.PollResult
+        do { answer = try await pairing.poll(appToken: appToken, now: now) } catch { return Self.appKeysUnavailable }
+        switch answer {
         case .pending:
             return .json(202, ["message": "Awaiting decision"])
         case .gone:
@@ -89,13 +93,15 @@ extension OwnEndpoints {
     }
 
     /// The page where a signed-in user allows or denies one request.
-    private func approvalPage(decisionToken: String, _ request: OwnRequest, pairing: AppKeyPairing, now: Date) async -> OwnResponse {
+    private func approvalPage(decisionToken: String, _ request: OwnRequest, pairing: any AppKeyRequestBook, now: Date) async -> OwnResponse {
         let user: Identity
         switch await browserUser(request, now: now) {
         case .success(let identity): user = identity
         case .failure(let box): return box.response
         }
-        guard let pending = pairing.pending(decisionToken: decisionToken, for: user.user, now: now) else {
+        let found: AppKeyPairing.Pending?
+        do { found = try await pairing.pending(decisionToken: decisionToken, for: user.user, now: now) } catch { return Self.appKeysUnavailablePage }
+        guard let pending = found else {
             return .html(404, AppKeyPage.render(title: "No such request", body: "This request has expired, was decided already, or is for another user."))
         }
         return .html(200, AppKeyPage.approval(pending, user: user.user))
@@ -103,7 +109,7 @@ extension OwnEndpoints {
 
     /// `POST /plugin/appkeys/decision/<token>` from the approval page (form `decision=allow|deny`)
     /// or OctoPrint's own UI (JSON `{"decision": true|false}`).
-    private func decide(decisionToken: String, _ request: OwnRequest, pairing: AppKeyPairing, now: Date) async -> OwnResponse {
+    private func decide(decisionToken: String, _ request: OwnRequest, pairing: any AppKeyRequestBook, now: Date) async -> OwnResponse {
         let user: Identity
         switch await browserUser(request, now: now) {
         case .success(let identity): user = identity
@@ -129,7 +135,13 @@ extension OwnEndpoints {
         } catch {
             return isJSON ? Self.appKeysError(403, error.detail) : .html(403, AppKeyPage.render(title: "Not allowed", body: error.detail))
         }
-        guard pairing.decide(decisionToken: decisionToken, allow: allow, by: user.user, grant: grant, now: now) else {
+        let decided: Bool
+        do {
+            decided = try await pairing.decide(decisionToken: decisionToken, allow: allow, by: user.user, grant: grant, now: now)
+        } catch {
+            return isJSON ? Self.appKeysUnavailable : Self.appKeysUnavailablePage
+        }
+        guard decided else {
             return isJSON ? Self.appKeysError(404, "No such request")
                 : .html(404, AppKeyPage.render(title: "No such request", body: "This request has expired, was decided already, or is for another user."))
         }
@@ -144,7 +156,8 @@ extension OwnEndpoints {
     func appKeysPendingList(_ request: OwnRequest, now: Date) async -> OwnResponse {
         guard let pairing = appKeys, devicePaths.octoPrintAppKeys else { return .detail(404, "App-key pairing is off (octoprint_appkeys).") }
         switch await browserUser(request, now: now) {
-        case .success(let user): return .html(200, AppKeyPage.list(pairing.pending(for: user.user, now: now)))
+        case .success(let user):
+            do { return .html(200, AppKeyPage.list(try await pairing.pending(for: user.user, now: now))) } catch { return Self.appKeysUnavailablePage }
         case .failure(let box): return box.response
         }
     }
@@ -177,6 +190,11 @@ extension OwnEndpoints {
         let cleaned = String(app.unicodeScalars.map { Identity.isValidName(String($0)) ? Character($0) : "-" }.prefix(40))
         return "app-\(cleaned)-\(RandomSecret.make().prefix(6).map { $0.isLetter || $0.isNumber ? $0 : "x" }.map(String.init).joined())"
     }
+
+    /// The answer while the shared store holding the requests cannot be reached.
+    static let appKeysUnavailable = appKeysError(503, "The store holding app key requests cannot be reached; try again shortly.")
+    static let appKeysUnavailablePage = OwnResponse.html(
+        503, AppKeyPage.render(title: "Try again shortly", body: "The store holding app key requests cannot be reached."))
 
     /// OctoPrint's error body: `{"error": "…"}`.
     static func appKeysError(_ status: Int, _ message: String) -> OwnResponse {

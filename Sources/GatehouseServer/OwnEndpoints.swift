@@ -66,7 +66,7 @@ struct OwnEndpoints: Sendable {
     /// Device endpoints answered here instead of by the device.
     var devicePaths = DevicePaths(moonrakerOneshot: false, octoPrintAppKeys: false)
     /// Pending OctoPrint app-key requests (shared by every settings of one server).
-    var appKeys: AppKeyPairing? = nil
+    var appKeys: (any AppKeyRequestBook)? = nil
     /// Largest body accepted by an own endpoint.
     static let maxBodyBytes = 64 * 1024
     /// Origins named in `cors.allowed_origins` may call the JSON API from their pages (never to

@@ -38,7 +38,7 @@ final class ProxySettings: Sendable {
 
     init(
         config: GatehouseConfig, logger: Logger, accounts: AccountService? = nil, octoPrintCSRF: OctoPrintCSRFToken? = nil,
-        metrics: GatehouseMetrics? = nil, upstream: UpstreamConnector, appKeys: AppKeyPairing? = nil
+        metrics: GatehouseMetrics? = nil, upstream: UpstreamConnector, appKeys: (any AppKeyRequestBook)? = nil
     ) {
         self.metrics = metrics
         self.octoPrintCSRF = config.octoPrintCSRF ? octoPrintCSRF : nil

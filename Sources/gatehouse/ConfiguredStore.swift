@@ -91,6 +91,15 @@ enum ConfiguredStore {
         }
     }
 
+    /// Where OctoPrint app-key requests wait: this process's memory, or the shared database (an
+    /// app may poll, and a user decide, through any replica).
+    func appKeyRequests() -> any AppKeyRequestBook {
+        switch self {
+        case .file: return AppKeyPairing()
+        case .shared(let store): return PostgresAppKeyPairing(store: store)
+        }
+    }
+
     func close() {
         if case .shared(let store) = self { store.close() }
     }

@@ -188,7 +188,7 @@ func makeAccounts(
         keyTouchInterval: recordUse ? StoredCredentialAuthenticator.defaultKeyTouchInterval : .infinity)
     return AccountService(
         credentials: credentials, throttle: opened.loginGuard(config.loginThrottle), passwordPolicy: config.passwordPolicy,
-        passwordWork: work ?? InlineExecutor(), audit: audit)
+        passwordWork: work ?? InlineExecutor(), audit: audit, appKeyRequests: opened.appKeyRequests())
 }
 
 struct Serve: AsyncParsableCommand {

@@ -24,7 +24,7 @@ final class AppKeyPairingTests: XCTestCase {
         let pairing = AppKeyPairing()
         let (app, decision) = try pairing.request(app: "Home Assistant", user: "alice", client: client, now: t0)
         XCTAssertTrue(pairing.pending(for: "bob", now: t0).isEmpty)
-        XCTAssertNil(pairing.pending(decisionToken: decision, for: "bob", now: t0))
+        XCTAssertNil(pairing.pending(for: "bob", now: t0).first { $0.decisionToken == decision })
         XCTAssertFalse(pairing.decide(decisionToken: decision, allow: true, by: "bob", now: t0))
         XCTAssertEqual(pairing.pending(for: "alice", now: t0).map(\.app), ["Home Assistant"])
         XCTAssertTrue(pairing.decide(decisionToken: decision, allow: false, by: "alice", now: t0))

@@ -395,6 +395,47 @@ import Testing
         }
     }
 
+    /// OctoPrint app-key pairing over two processes: asked on one, decided and collected on
+    /// either, collected exactly once however many polls race, within the same limits.
+    @Test(arguments: StoreBackend.all)
+    func anAppKeyRequestIsDecidedAnywhereAndCollectedOnce(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { _, handles in
+            let (a, b) = try await backend.appKeyBooks(handles)
+            let client = IPAddress("192.0.2.20")
+            let (app, decision) = try await a.request(app: "Cura", user: nil, client: client, now: t0)
+            #expect(try await b.poll(appToken: app, now: t0.addingTimeInterval(1)) == .pending)
+            #expect(try await b.pending(for: "bob", now: t0.addingTimeInterval(1)).map(\.app) == ["Cura"], "named nobody: any user may decide")
+            #expect(try await a.pending(decisionToken: decision, for: "alice", now: t0.addingTimeInterval(1))?.client == client)
+            let grant = CredentialGrant(roles: ["viewer"], readOnly: true, expires: t0.addingTimeInterval(3600))
+            #expect(try await b.decide(decisionToken: decision, allow: true, by: "alice", grant: grant, now: t0.addingTimeInterval(2)))
+            #expect(try await a.decide(decisionToken: decision, allow: false, by: "alice", grant: CredentialGrant(), now: t0.addingTimeInterval(2)) == false,
+                    "decided once")
+            let polls = try await withThrowingTaskGroup(of: AppKeyPairing.PollResult.self) { group in
+                for n in 0..<8 {
+                    let book = n.isMultiple(of: 2) ? a : b
+                    group.addTask { try await book.poll(appToken: app, now: t0.addingTimeInterval(3)) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(polls.filter { $0 == .approved(user: "alice", app: "Cura", grant: grant) }.count == 1, "\(polls)")
+            #expect(polls.filter { $0 == .gone }.count == 7)
+            // Named for bob: alice can neither see nor decide it; denied, the app hears "gone".
+            let (bobsApp, bobsDecision) = try await b.request(app: "OctoApp", user: "bob", client: client, now: t0)
+            #expect(try await a.pending(for: "alice", now: t0).isEmpty)
+            #expect(try await !a.decide(decisionToken: bobsDecision, allow: true, by: "alice", grant: CredentialGrant(), now: t0))
+            #expect(try await a.decide(decisionToken: bobsDecision, allow: false, by: "bob", grant: CredentialGrant(), now: t0))
+            #expect(try await b.poll(appToken: bobsApp, now: t0) == .gone)
+            // A third request from the same address within the minute is refused, on either.
+            _ = try await a.request(app: "third", user: nil, client: client, now: t0)
+            await #expect(throws: AppKeyPairing.RequestRefusal.tooManyFromClient) {
+                _ = try await b.request(app: "fourth", user: nil, client: client, now: t0.addingTimeInterval(5))
+            }
+            // Not polled for longer than the grace: gone.
+            let (quiet, _) = try await a.request(app: "quiet", user: nil, client: IPAddress("192.0.2.21"), now: t0)
+            #expect(try await b.poll(appToken: quiet, now: t0.addingTimeInterval(AppKeyPairing.pollGrace + 1)) == .gone)
+        }
+    }
+
     /// An attempt whose settlement never arrives (the replica died, the database went away
     /// before it) counts as a failure: guesses cannot escape the count by not being settled.
     @Test(arguments: StoreBackend.all)
@@ -460,6 +501,15 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
             return (memory, memory)
         }
         return (PostgresLoginThrottle(store: first, policy: policy), PostgresLoginThrottle(store: second, policy: policy))
+    }
+
+    /// Two processes' app-key request books on the test's data (one in memory for SQLite).
+    func appKeyBooks(_ handles: Handles) async throws -> (any AppKeyRequestBook, any AppKeyRequestBook) {
+        guard let first = handles.first as? PostgresStore, let second = try await handles.another() as? PostgresStore else {
+            let memory = AppKeyPairing()
+            return (memory, memory)
+        }
+        return (PostgresAppKeyPairing(store: first), PostgresAppKeyPairing(store: second))
     }
 
     /// Two processes' one-shot token books on the test's data (one book in memory for SQLite,

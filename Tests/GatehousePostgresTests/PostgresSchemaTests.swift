@@ -44,7 +44,7 @@ final class PostgresSchemaTests: XCTestCase {
         let first = try await migrate(database)
         XCTAssertEqual(first, allSteps)
         let tables = try server.psql(database, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'")
-        XCTAssertEqual(tables, "api_keys,gatehouse_migrations,login_failures,login_lockouts,one_shot_tokens,revision,sessions,tokens,users")
+        XCTAssertEqual(tables, "api_keys,app_key_request_log,app_key_requests,gatehouse_migrations,login_failures,login_lockouts,one_shot_tokens,revision,sessions,tokens,users")
         let second = try await migrate(database)
         XCTAssertEqual(second, [])
         XCTAssertEqual(try server.psql(database, "SELECT count(*) FROM gatehouse_migrations"), "\(allSteps.count)")

@@ -37,12 +37,17 @@ final class ReplicaTests: XCTestCase {
         return (a, aPort, b, bPort)
     }
 
-    private func send(_ port: Int, _ method: String, _ path: String, headers: [String] = [], body: String? = nil) throws -> RawResponse {
+    /// One request to a replica; `body` is sent as JSON, `rawBody` with the caller's own `Content-Type`.
+    private func send(
+        _ port: Int, _ method: String, _ path: String, headers: [String] = [], body: String? = nil, rawBody: String? = nil
+    ) throws -> RawResponse {
         let client = try RawClient(port: port)
         var head = "\(method) \(path) HTTP/1.1\r\nHost: replica.test\r\nConnection: close\r\n"
         for header in headers { head += header + "\r\n" }
-        if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
-        return try client.request(head + "\r\n" + (body ?? ""))
+        if body != nil { head += "Content-Type: application/json\r\n" }
+        let content = body ?? rawBody
+        if let content { head += "Content-Length: \(content.utf8.count)\r\n" }
+        return try client.request(head + "\r\n" + (content ?? ""))
     }
 
     private func json(_ response: RawResponse) throws -> [String: Any] {
@@ -99,6 +104,36 @@ final class ReplicaTests: XCTestCase {
             XCTAssertEqual(try send(bPort, "GET", "/webcam/?action=stream&token=\(oneShot)").status, 200, "issued on A, spent on B")
             XCTAssertEqual(try send(aPort, "GET", "/webcam/?action=stream&token=\(oneShot)").status, 401, "never twice")
             XCTAssertEqual(try send(bPort, "GET", "/webcam/?action=stream&token=\(oneShot)").status, 401, "never twice")
+            a.terminate()
+            b.terminate()
+        }
+    }
+
+    /// OctoPrint app-key pairing through a load balancer: the app asks on A and polls on B,
+    /// the user allows on B, the app collects on A (once), and the key works everywhere.
+    func testAnAppPairsThroughBothReplicas() async throws {
+        try await withRecordingUpstream { upstream in
+            let (a, aPort, b, bPort) = try startReplicas(upstreamPort: upstream.port, login: "octoprint_appkeys: true")
+            let asked = try send(aPort, "POST", "/plugin/appkeys/request", body: #"{"app": "Cura"}"#)
+            XCTAssertEqual(asked.status, 201, asked.bodyText)
+            let appToken = try XCTUnwrap(try json(asked)["app_token"] as? String)
+            let dialog = try XCTUnwrap(URLComponents(string: try XCTUnwrap(try json(asked)["auth_dialog"] as? String))?.path)
+            XCTAssertEqual(try send(bPort, "GET", "/plugin/appkeys/request/\(appToken)").status, 202, "B knows A's request")
+            let signedIn = try send(
+                bPort, "POST", "/_gatehouse/login",
+                headers: ["Content-Type: application/x-www-form-urlencoded", "Origin: http://replica.test"],
+                rawBody: "username=admin&password=\(Self.adminPassword.replacingOccurrences(of: " ", with: "+"))&next=%2F")
+            let cookie = "Cookie: gatehouse_session=\(try XCTUnwrap(IdentityFixture.sessionCookie(in: signedIn), signedIn.bodyText))"
+            XCTAssertEqual(try send(bPort, "GET", dialog, headers: [cookie]).status, 200, "the approval page on B")
+            let allowed = try send(
+                bPort, "POST", dialog.replacingOccurrences(of: "/auth/", with: "/decision/"),
+                headers: [cookie, "Origin: http://replica.test", "Content-Type: application/x-www-form-urlencoded"], rawBody: "decision=allow")
+            XCTAssertEqual(allowed.status, 200, allowed.bodyText)
+            let collected = try send(aPort, "GET", "/plugin/appkeys/request/\(appToken)")
+            XCTAssertEqual(collected.status, 200, collected.bodyText)
+            let key = try XCTUnwrap(try json(collected)["api_key"] as? String)
+            XCTAssertEqual(try send(bPort, "GET", "/plugin/appkeys/request/\(appToken)").status, 404, "collected once, whichever replica asks")
+            XCTAssertEqual(try send(bPort, "GET", "/api/job", headers: ["X-Api-Key: \(key)"]).status, 200)
             a.terminate()
             b.terminate()
         }

@@ -98,8 +98,10 @@ public final class AccountService: Sendable {
 
     public init(
         credentials: StoredCredentialAuthenticator, throttle: any LoginGuard, passwordPolicy: PasswordPolicy,
-        passwordParameters: ScryptParameters = .interactive, passwordWork: any BlockingExecutor = InlineExecutor(), audit: AuditLog? = nil
+        passwordParameters: ScryptParameters = .interactive, passwordWork: any BlockingExecutor = InlineExecutor(), audit: AuditLog? = nil,
+        appKeyRequests: any AppKeyRequestBook = AppKeyPairing()
     ) {
+        self.appKeyRequests = appKeyRequests
         self.audit = audit
         self.passwordWork = passwordWork
         self.credentials = credentials
@@ -110,6 +112,9 @@ public final class AccountService: Sendable {
     }
 
     private var store: any CredentialStore { credentials.store }
+
+    /// Where OctoPrint app-key requests wait (in memory, or shared by replicas with the store).
+    public let appKeyRequests: any AppKeyRequestBook
 
     /// The store's answer, with its failures as ``AccountError``s.
     private func stored<T>(_ body: () async throws -> T) async throws(AccountError) -> T {

@@ -1,6 +1,31 @@
 import Foundation
 import Synchronization
 
+/// Where OctoPrint app-key requests wait for a decision: ``AppKeyPairing`` (this process's
+/// memory: one Gatehouse) or the shared store (`PostgresAppKeyPairing`: an app that asked
+/// through one replica polls, and a user decides, through any). Every implementation gives
+/// ``AppKeyPairing``'s guarantees; a store that cannot be reached is an error (503), never a
+/// decision.
+public protocol AppKeyRequestBook: Sendable {
+    /// Registers a request from `client`; returns the app token (for polling) and the decision
+    /// token (for the approval page).
+    func request(app: String, user: String?, client: IPAddress?, now: Date) async throws(AppKeyPairing.RequestRefusal) -> (appToken: String, decisionToken: String)
+    /// What the app learns when it polls; `approved` is answered once, then the request is gone.
+    func poll(appToken: String, now: Date) async throws(StoreError) -> AppKeyPairing.PollResult
+    /// The pending requests `user` may decide, oldest first.
+    func pending(for user: String, now: Date) async throws(StoreError) -> [AppKeyPairing.Pending]
+    /// Allows or denies; false when the request is unknown, gone, decided, or names another user.
+    /// `grant` bounds the key the app collects (``IssuingPolicy`` applied to the approver).
+    func decide(decisionToken: String, allow: Bool, by user: String, grant: CredentialGrant, now: Date) async throws(StoreError) -> Bool
+}
+
+extension AppKeyRequestBook {
+    /// The pending request behind a decision token, if `user` may decide it.
+    public func pending(decisionToken: String, for user: String, now: Date) async throws(StoreError) -> AppKeyPairing.Pending? {
+        try await pending(for: user, now: now).first { $0.decisionToken.utf8.elementsEqual(decisionToken.utf8) }
+    }
+}
+
 /// OctoPrint's application-key pairing, answered by Gatehouse: an app asks for a key, a user
 /// signed in to Gatehouse allows or denies it, the app collects a Gatehouse API key.
 ///
@@ -9,7 +34,8 @@ import Synchronization
 ///   the *decision token* (in the approval page's address, which lands in browser history). A
 ///   user who sees a decision token can decide but never collect; both are 256 random bits. The
 ///   app token is held only as its digest; the decision token also in the clear, for the list of
-///   pending requests to link to.
+///   pending requests to link to: it is an address, not a credential (deciding needs a user
+///   signed in with a browser, and the key is always the decider's).
 /// - A request that names a user can be decided only by that user; one that names none, by any
 ///   user who signs in. The key is always the deciding user's, never the named one's.
 /// - A pending request lives while its app keeps polling (``pollGrace`` between polls, as
@@ -24,7 +50,7 @@ import Synchronization
 ///   and if none is, the client heard from longest ago is forgotten. So the per-client limits
 ///   hold while a client is remembered; a caller with thousands of addresses can cycle past
 ///   them, and ``capacity`` is then the bound that holds (on memory and on prompts alike).
-public final class AppKeyPairing: Sendable {
+public final class AppKeyPairing: AppKeyRequestBook {
     public static let pollGrace: TimeInterval = 10
     public static let maximumAge: TimeInterval = 600
     public static let collectGrace: TimeInterval = 60
@@ -40,6 +66,14 @@ public final class AppKeyPairing: Sendable {
         public let requestedUser: String?
         public let client: IPAddress?
         public let created: Date
+
+        public init(decisionToken: String, app: String, requestedUser: String?, client: IPAddress?, created: Date) {
+            self.decisionToken = decisionToken
+            self.app = app
+            self.requestedUser = requestedUser
+            self.client = client
+            self.created = created
+        }
     }
 
     public enum PollResult: Sendable, Equatable {
@@ -52,6 +86,8 @@ public final class AppKeyPairing: Sendable {
     public enum RequestRefusal: Error, Sendable, Equatable {
         case tooManyFromClient
         case tooManyPending
+        /// The shared store where requests are kept cannot be reached.
+        case unavailable
     }
 
     private enum State: Equatable {
@@ -141,11 +177,6 @@ public final class AppKeyPairing: Sendable {
         }
     }
 
-    /// The pending request behind a decision token, if `user` may decide it.
-    public func pending(decisionToken: String, for user: String, now: Date) -> Pending? {
-        pending(for: user, now: now).first { $0.decisionToken.utf8.elementsEqual(decisionToken.utf8) }
-    }
-
     /// Allows or denies; false when the request is unknown, gone, decided, or names another user.
     /// `grant` bounds the key the app collects (``IssuingPolicy`` applied to the approver).
     public func decide(decisionToken: String, allow: Bool, by user: String, grant: CredentialGrant = CredentialGrant(), now: Date) -> Bool {
@@ -186,7 +217,7 @@ public final class AppKeyPairing: Sendable {
     }
 
     /// The address a client's requests are counted under: IPv4 as it is, IPv6 by its /64.
-    static func rateKey(_ address: IPAddress) -> IPAddress {
+    public static func rateKey(_ address: IPAddress) -> IPAddress {
         guard !address.isIPv4 else { return address }
         return IPAddress(bytes: Array(address.bytes[0..<8]) + [UInt8](repeating: 0, count: 8)) ?? address
     }
