@@ -556,6 +556,36 @@ public final class PostgresStore: CredentialStore {
         _ = try await statement("noting a key's use", "UPDATE api_keys SET last_used = \(at.timeIntervalSince1970) WHERE name = \(name) AND (last_used IS NULL OR last_used < \(at.timeIntervalSince1970))")
     }
 
+    public func recordUses(_ uses: [CredentialUse: Date]) async throws(StoreError) {
+        var sessions: [(String, Double)] = []
+        var keys: [(String, Double)] = []
+        for (use, at) in uses {
+            switch use {
+            case .session(let digest): sessions.append((digest.description, at.timeIntervalSince1970))
+            case .apiKey(let name): keys.append((name, at.timeIntervalSince1970))
+            }
+        }
+        let (sessionDigests, sessionTimes) = (sessions.map(\.0), sessions.map(\.1))
+        let (keyNames, keyTimes) = (keys.map(\.0), keys.map(\.1))
+        // Bookkeeping withdraws nothing: no revision, one transaction for the lot.
+        try await transaction("noting uses") { connection, logger in
+            if !sessionDigests.isEmpty {
+                try await connection.query(
+                    """
+                    UPDATE sessions s SET last_seen = u.at FROM unnest(\(sessionDigests)::text[], \(sessionTimes)::float8[]) AS u(digest, at)
+                    WHERE s.digest = u.digest AND s.last_seen < u.at
+                    """, logger: logger)
+            }
+            if !keyNames.isEmpty {
+                try await connection.query(
+                    """
+                    UPDATE api_keys k SET last_used = u.at FROM unnest(\(keyNames)::text[], \(keyTimes)::float8[]) AS u(name, at)
+                    WHERE k.name = u.name AND (k.last_used IS NULL OR k.last_used < u.at)
+                    """, logger: logger)
+            }
+        }
+    }
+
     // MARK: Tokens
 
     public func addToken(_ token: IssuedToken) async throws(StoreError) {

@@ -437,6 +437,20 @@ public final class SQLiteStore: SynchronousCredentialStore {
         }
     }
 
+    public func recordUses(_ uses: [CredentialUse: Date]) throws(StoreError) {
+        try write { db in
+            for (use, at) in uses {
+                let t = at.timeIntervalSince1970
+                switch use {
+                case .session(let digest):
+                    try db.execute(sql: "UPDATE sessions SET last_seen = ? WHERE digest = ? AND last_seen < ?", arguments: [t, digest.description, t])
+                case .apiKey(let name):
+                    try db.execute(sql: "UPDATE api_keys SET last_used = ? WHERE name = ? AND (last_used IS NULL OR last_used < ?)", arguments: [t, name, t])
+                }
+            }
+        }
+    }
+
     private func apiKeyRecord(_ row: Row) throws -> StoredAPIKey {
         let roles: String? = row["roles"]
         let expires: Double? = row["expires"]

@@ -210,6 +210,33 @@ import Testing
     }
 
     @Test(arguments: StoreBackend.all)
+    func usesNotedTogetherAreWrittenTogetherAndNeverBackwards(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, handles in
+            let other = try await handles.another()
+            try await store.addSession(session("s1"))
+            try await store.addAPIKey(key("k1"))
+            try await store.addAPIKey(key("k2"))
+            let revision = store.knownRevision
+            try await store.recordUses([.session(.of("s1")): t0.addingTimeInterval(90), .apiKey(name: "k1"): t0.addingTimeInterval(40), .apiKey(name: "gone"): t0])
+            #expect(try await other.session(digest: .of("s1"))?.0.lastSeen == t0.addingTimeInterval(90))
+            #expect(try await other.apiKey(named: "k1")?.lastUsed == t0.addingTimeInterval(40))
+            #expect(try await other.apiKey(named: "k2")?.lastUsed == nil)
+            try await other.recordUses([.session(.of("s1")): t0.addingTimeInterval(60), .apiKey(name: "k1"): t0.addingTimeInterval(50)])
+            #expect(try await store.session(digest: .of("s1"))?.0.lastSeen == t0.addingTimeInterval(90), "a slower process never moves it back")
+            #expect(try await store.apiKey(named: "k1")?.lastUsed == t0.addingTimeInterval(50))
+            #expect(try await store.refreshRevision() == revision, "bookkeeping withdraws nothing")
+            // Through the recorder: many uses, the latest per credential, one write.
+            let recorder = UseRecorder(store: store, delay: .seconds(3600))
+            for n in 0..<50 { recorder.note(.apiKey(name: n.isMultiple(of: 2) ? "k1" : "k2"), at: t0.addingTimeInterval(100 + Double(n))) }
+            #expect(recorder.waiting == 2)
+            await recorder.flush()
+            #expect(recorder.waiting == 0)
+            #expect(try await other.apiKey(named: "k1")?.lastUsed == t0.addingTimeInterval(148))
+            #expect(try await other.apiKey(named: "k2")?.lastUsed == t0.addingTimeInterval(149))
+        }
+    }
+
+    @Test(arguments: StoreBackend.all)
     func purgingDropsOnlyWhatEnded(_ backend: StoreBackend) async throws {
         try await withPeople(backend) { store, _ in
             try await store.addSession(session("s1"))

@@ -153,6 +153,9 @@ final class CredentialCacheTests: XCTestCase {
         let revision = store.knownRevision
         XCTAssertNil(auth.authenticateFromMemory(.apiKey, secret: keySecret, now: later), "last_used is due: asks the store")
         await expect(auth, .apiKey, secret: keySecret, now: later, user: "alice")
+        XCTAssertEqual(auth.uses.waiting, 1, "written off the request path")
+        XCTAssertEqual(try store.apiKey(named: "slicer")?.lastUsed, clock)
+        await auth.uses.flush()
         XCTAssertEqual(try store.apiKey(named: "slicer")?.lastUsed, later)
         XCTAssertEqual(store.knownRevision, revision, "touching last_used withdraws nothing")
         XCTAssertEqual(user(auth.authenticateFromMemory(.apiKey, secret: keySecret, now: later.addingTimeInterval(30))), "alice")

@@ -12,13 +12,16 @@ import Foundation
 ///   through indexes. Neither cost grows with the number of stored credentials.
 /// - Store failures are ``AuthenticationFailure/storeUnavailable`` (503), never a pass.
 /// - Usage bookkeeping (a session's last use, a key's `last_used`) is written at most once a
-///   minute per credential, and a failure to write it never fails the request.
+///   minute per credential, off the request path (``uses``), and a failure to write it never
+///   fails the request.
 public final class StoredCredentialAuthenticator: Sendable {
     public let store: any CredentialStore
     public let tokens: TokenAuthority
     public let sessions: SessionPolicy
     public let oneShotTokens: any OneShotTokenBook
     public let cache: CredentialCache
+    /// Where last uses wait to be written to the store.
+    public let uses: UseRecorder
     /// NetBox's throttle: a key's `last_used` is written at most once a minute.
     public static let defaultKeyTouchInterval: TimeInterval = 60
     /// How often a key's `last_used` may be written (`.infinity`: never, for read-only tools).
@@ -37,6 +40,7 @@ public final class StoredCredentialAuthenticator: Sendable {
         self.sessions = sessions
         self.oneShotTokens = oneShotTokens
         self.cache = cache
+        self.uses = UseRecorder(store: store)
         self.keyTouchInterval = keyTouchInterval
     }
 
@@ -119,11 +123,14 @@ public final class StoredCredentialAuthenticator: Sendable {
         let (found, revision) = try await query.fetch(store)
         cache.confirm(revision: revision, at: instant)
         guard var entry = found else { return .failure(query.unknown) }
+        // A use noted here and not written yet is newer than what the store said.
+        if let use = entry.use, let noted = uses.noted(use), let fresher = entry.used(at: noted) {
+            entry = fresher
+        }
         let verdict = entry.judge(now: now, by: rules)
-        if verdict.bookkeepingDue, case .success = verdict.result,
-            let touched = await entry.recordingUse(in: store, now: now)
-        {
+        if verdict.bookkeepingDue, case .success = verdict.result, let use = entry.use, let touched = entry.used(at: now) {
             entry = touched
+            uses.note(use, at: now)
         }
         cache.insert(entry, for: query.key, readAt: revision, current: store.knownRevision)
         return verdict.result

@@ -29,13 +29,16 @@ public struct CredentialVerdict: Sendable {
 /// verdict is the same whether the answer came from the store or the cache.
 public protocol CachedCredential: Sendable {
     func judge(now: Date, by rules: CredentialRules) -> CredentialVerdict
-    /// Writes this credential's last use to the store and returns the answer as it now stands;
-    /// nil when there is nothing to write or the write failed (the request passes regardless).
-    func recordingUse(in store: any CredentialStore, now: Date) async -> (any CachedCredential)?
+    /// What a use of this credential writes to the store (``UseRecorder``); nil when nothing.
+    var use: CredentialUse? { get }
+    /// This credential as it stands once used at `now` (a later use it knows of stays); nil when
+    /// nothing about its use is kept.
+    func used(at now: Date) -> (any CachedCredential)?
 }
 
 extension CachedCredential {
-    public func recordingUse(in store: any CredentialStore, now: Date) async -> (any CachedCredential)? { nil }
+    public var use: CredentialUse? { nil }
+    public func used(at now: Date) -> (any CachedCredential)? { nil }
 }
 
 /// A session cookie's session and its user.
@@ -55,11 +58,11 @@ public struct CachedSession: CachedCredential {
         return CredentialVerdict(result: .success(identity), bookkeepingDue: rules.sessions.needsTouch(session, now: now))
     }
 
-    public func recordingUse(in store: any CredentialStore, now: Date) async -> (any CachedCredential)? {
-        let digest = session.digest
-        guard (try? await store.touchSession(digest: digest, at: now)) != nil else { return nil }
+    public var use: CredentialUse? { .session(session.digest) }
+
+    public func used(at now: Date) -> (any CachedCredential)? {
         var touched = self
-        touched.session.lastSeen = now
+        touched.session.lastSeen = max(session.lastSeen, now)
         return touched
     }
 }
@@ -85,11 +88,11 @@ public struct CachedAPIKey: CachedCredential {
         return CredentialVerdict(result: .success(identity), bookkeepingDue: due)
     }
 
-    public func recordingUse(in store: any CredentialStore, now: Date) async -> (any CachedCredential)? {
-        let name = key.name
-        guard (try? await store.touchAPIKey(named: name, at: now)) != nil else { return nil }
+    public var use: CredentialUse? { .apiKey(name: key.name) }
+
+    public func used(at now: Date) -> (any CachedCredential)? {
         var touched = self
-        touched.key.lastUsed = now
+        touched.key.lastUsed = max(key.lastUsed ?? now, now)
         return touched
     }
 }

@@ -156,6 +156,9 @@ public protocol CredentialStore: UserStore {
     func deleteAPIKey(named name: String) async throws(StoreError) -> Bool
     /// Notes a use of the key at `at`; a later use noted already (by another process) stays.
     func touchAPIKey(named name: String, at: Date) async throws(StoreError)
+    /// Notes many uses at once (``UseRecorder``), as ``touchSession(digest:at:)`` and
+    /// ``touchAPIKey(named:at:)`` would one by one, in one transaction where the store has them.
+    func recordUses(_ uses: [CredentialUse: Date]) async throws(StoreError)
 
     func addToken(_ token: IssuedToken) async throws(StoreError)
     /// The token and its user (nil when either is gone).
@@ -241,6 +244,7 @@ public protocol SynchronousCredentialStore: CredentialStore, SynchronousUserStor
     func apiKeys(ofUser username: String?) throws(StoreError) -> [StoredAPIKey]
     func deleteAPIKey(named name: String) throws(StoreError) -> Bool
     func touchAPIKey(named name: String, at: Date) throws(StoreError)
+    func recordUses(_ uses: [CredentialUse: Date]) throws(StoreError)
     func addToken(_ token: IssuedToken) throws(StoreError)
     func token(jti: String) throws(StoreError) -> (IssuedToken, UserRecord)?
     func tokens(ofUser username: String?) throws(StoreError) -> [IssuedToken]
