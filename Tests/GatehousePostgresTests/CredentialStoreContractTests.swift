@@ -52,6 +52,18 @@ import Testing
         }
     }
 
+    /// Two processes' login guards on a fresh store with alice and bob.
+    private func withGuards(
+        _ backend: StoreBackend, maxFailures: Int, _ body: (any LoginGuard, any LoginGuard) async throws -> Void
+    ) async throws {
+        try await withPeople(backend) { _, handles in
+            var policy = LoginThrottlePolicy()
+            policy.maxFailures = maxFailures
+            let (a, b) = try await backend.loginGuards(handles, policy)
+            try await body(a, b)
+        }
+    }
+
     // MARK: Users
 
     @Test(arguments: StoreBackend.all)
@@ -387,10 +399,7 @@ import Testing
 
     @Test(arguments: StoreBackend.all)
     func guessesSpreadOverProcessesLockAtMaxFailures(_ backend: StoreBackend) async throws {
-        try await withPeople(backend) { _, handles in
-            var policy = LoginThrottlePolicy()
-            policy.maxFailures = 5
-            let (a, b) = try await backend.loginGuards(handles, policy)
+        try await withGuards(backend, maxFailures: 5) { a, b async throws in
             let address = IPAddress("192.0.2.7")
             // Sixteen parallel guesses over both: no more than five may be under way or failed.
             let admissions = await withTaskGroup(of: LoginAdmission.self) { group in
@@ -467,10 +476,8 @@ import Testing
     /// before it) counts as a failure: guesses cannot escape the count by not being settled.
     @Test(arguments: StoreBackend.all)
     func anAttemptNeverSettledCountsAsAFailure(_ backend: StoreBackend) async throws {
-        try await withPeople(backend) { _, handles in
-            var policy = LoginThrottlePolicy()
-            policy.maxFailures = 3
-            let (a, b) = try await backend.loginGuards(handles, policy)
+        try await withGuards(backend, maxFailures: 3) { a, b async throws in
+            let policy = a.policy
             let address = IPAddress("192.0.2.9")
             for n in 0..<3 {
                 guard case .granted = await (n.isMultiple(of: 2) ? a : b).admit(username: "alice", client: address, now: t0) else {
