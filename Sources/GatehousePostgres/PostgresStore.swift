@@ -649,12 +649,19 @@ public final class PostgresStore: CredentialStore {
 
     public func exchangeRefreshToken(jti: String, issuing: [IssuedToken]) async throws(StoreError) -> RefreshExchange {
         try await write("exchanging a refresh token") { connection, logger -> RefreshExchange in
-            // The family first (it never changes), to take turns with a revocation of it; then
-            // the row lock makes a second exchange of the same token wait for the first and
-            // see it spent. Without a family, its replacements carry its jti as their family.
-            let family = try await Self.single(String?.self, connection.query("SELECT family FROM tokens WHERE jti = \(jti)", logger: logger))
-            guard let family else { return .refused }
+            // The family and the owner first (neither ever changes), to take turns with a
+            // revocation of the family and with a change of the owner's password (which holds
+            // the user row until it has revoked their tokens: FOR SHARE waits for it, where the
+            // key-share lock of the inserts' foreign key would not). Then the row lock makes a
+            // second exchange of the same token wait for the first and see it spent. Without a
+            // family, its replacements carry its jti as their family.
+            var owner: (String?, String)?
+            for try await row in try await connection.query("SELECT family, username FROM tokens WHERE jti = \(jti)", logger: logger) {
+                owner = try row.decode((String?, String).self)
+            }
+            guard let (family, username) = owner else { return .refused }
             try await Self.lockFamily(family ?? jti, connection, logger)
+            try await connection.query("SELECT 1 FROM users WHERE username = \(username) FOR SHARE", logger: logger)
             var found: (String, String?, Bool, Bool)?
             for try await row in try await connection.query(
                 "SELECT kind, family, revoked, used FROM tokens WHERE jti = \(jti) FOR UPDATE", logger: logger)

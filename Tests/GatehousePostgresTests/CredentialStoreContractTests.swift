@@ -322,10 +322,10 @@ import Testing
         }
     }
 
-    /// A logout (the family revoked) racing an exchange of the family's refresh token, on two
-    /// processes: whichever order the database picks, nothing of the family is live afterwards.
+    /// A logout (the family revoked) or a password change racing an exchange of a refresh
+    /// token, on two processes: whichever order the database picks, nothing is live afterwards.
     @Test(arguments: StoreBackend.all)
-    func aLogoutRacingAnExchangeLeavesNothingOfTheFamilyLive(_ backend: StoreBackend) async throws {
+    func aLogoutOrPasswordChangeRacingAnExchangeLeavesNothingLive(_ backend: StoreBackend) async throws {
         try await withPeople(backend) { store, handles in
             let other = try await handles.another()
             for round in 0..<40 {
@@ -338,6 +338,18 @@ import Testing
                 _ = try await (exchanged, revoked)
                 let live = try await store.tokens(ofUser: "alice").filter { $0.family == family && !$0.revoked }
                 #expect(live.isEmpty, "round \(round): \(live.map(\.jti)) outlived the logout")
+            }
+            // A password change racing an exchange: no signed-in token of the user outlives it.
+            for round in 0..<20 {
+                try await store.addToken(token("p-\(round)", .refresh, family: "pfam-\(round)"))
+                let issuing = [token("p-\(round)-a", family: "pfam-\(round)"), token("p-\(round)-r", .refresh, family: "pfam-\(round)")]
+                let (exchanger, changer) = round.isMultiple(of: 2) ? (store, other) : (other, store)
+                let hash = try PasswordHash.make("password \(round) long", parameters: Self.fast)
+                async let exchanged = exchanger.exchangeRefreshToken(jti: "p-\(round)", issuing: issuing)
+                async let changed = changer.changePassword(hash, forUser: "alice")
+                _ = try await (exchanged, changed)
+                let live = try await store.tokens(ofUser: "alice").filter { !$0.revoked && $0.kind != .longLived }
+                #expect(live.isEmpty, "round \(round): \(live.map(\.jti)) outlived the password change")
             }
             // A family named after a token without one (an older store's) takes that token along.
             try await store.addToken(token("old", .refresh, family: nil))
