@@ -429,13 +429,30 @@ public final class PostgresStore: CredentialStore {
     // MARK: Sessions
 
     public func addSession(_ session: SessionRecord) async throws(StoreError) {
-        _ = try await write("adding a session") { connection, logger in
-            try await connection.query(
-                """
-                INSERT INTO sessions (digest, username, created, last_seen, expires, remember, origin)
-                VALUES (\(session.digest.description), \(session.username), \(session.created.timeIntervalSince1970),
-                        \(session.lastSeen.timeIntervalSince1970), \(session.expires.timeIntervalSince1970), \(session.remember), \(session.origin))
-                """, logger: logger)
+        try await write("adding a session") { connection, logger in try await Self.insert(session, connection: connection, logger: logger) }
+    }
+
+    private static func insert(_ session: SessionRecord, connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            """
+            INSERT INTO sessions (digest, username, created, last_seen, expires, remember, origin)
+            VALUES (\(session.digest.description), \(session.username), \(session.created.timeIntervalSince1970),
+                    \(session.lastSeen.timeIntervalSince1970), \(session.expires.timeIntervalSince1970), \(session.remember), \(session.origin))
+            """, logger: logger)
+    }
+
+    public func addSignIn(
+        session: SessionRecord?, tokens: [IssuedToken], username: String, checkedPassword: PasswordHash
+    ) async throws(StoreError) -> Bool {
+        try await write("storing a sign-in") { connection, logger in
+            // FOR SHARE waits for a password change under way and then reads its outcome; once
+            // held, a change waits for this sign-in and then ends what it stored.
+            let stored = try await Self.single(
+                String.self, connection.query("SELECT password_hash FROM users WHERE username = \(username) FOR SHARE", logger: logger))
+            guard stored == checkedPassword.description else { return false }
+            if let session { try await Self.insert(session, connection: connection, logger: logger) }
+            for token in tokens { try await Self.insert(token, connection: connection, logger: logger) }
+            return true
         }
     }
 

@@ -324,11 +324,23 @@ public final class SQLiteStore: SynchronousCredentialStore {
     // MARK: Sessions
 
     public func addSession(_ session: SessionRecord) throws(StoreError) {
+        try write { db in try Self.insert(session, into: db) }
+    }
+
+    private static func insert(_ session: SessionRecord, into db: Database) throws {
+        try db.execute(
+            sql: "INSERT INTO sessions (digest, username, created, last_seen, expires, remember, origin) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [session.digest.description, session.username, session.created.timeIntervalSince1970,
+                        session.lastSeen.timeIntervalSince1970, session.expires.timeIntervalSince1970, session.remember, session.origin])
+    }
+
+    public func addSignIn(session: SessionRecord?, tokens: [IssuedToken], username: String, checkedPassword: PasswordHash) throws(StoreError) -> Bool {
         try write { db in
-            try db.execute(
-                sql: "INSERT INTO sessions (digest, username, created, last_seen, expires, remember, origin) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [session.digest.description, session.username, session.created.timeIntervalSince1970,
-                            session.lastSeen.timeIntervalSince1970, session.expires.timeIntervalSince1970, session.remember, session.origin])
+            let stored = try String.fetchOne(db, sql: "SELECT password_hash FROM users WHERE username = ?", arguments: [username])
+            guard stored == checkedPassword.description else { return false }
+            if let session { try Self.insert(session, into: db) }
+            for token in tokens { try Self.insert(token, into: db) }
+            return true
         }
     }
 

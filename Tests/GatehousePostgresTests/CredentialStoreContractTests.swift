@@ -351,6 +351,25 @@ import Testing
                 let live = try await store.tokens(ofUser: "alice").filter { !$0.revoked && $0.kind != .longLived }
                 #expect(live.isEmpty, "round \(round): \(live.map(\.jti)) outlived the password change")
             }
+            // A sign-in whose password was checked before a change stores nothing after it, and
+            // one stored before is ended by it.
+            for round in 0..<20 {
+                let checked = try #require(try await store.user(named: "alice")).passwordHash
+                let hash = try PasswordHash.make("sign-in round \(round) long", parameters: Self.fast)
+                let (signer, changer) = round.isMultiple(of: 2) ? (store, other) : (other, store)
+                async let signedIn = signer.addSignIn(
+                    session: session("sign-in \(round)"), tokens: [token("s-\(round)-a", family: "sfam-\(round)")], username: "alice",
+                    checkedPassword: checked)
+                async let changed = changer.changePassword(hash, forUser: "alice")
+                _ = try await (signedIn, changed)
+                #expect(try await store.sessions(ofUser: "alice").isEmpty, "round \(round): a session outlived the password change")
+                let live = try await store.tokens(ofUser: "alice").filter { !$0.revoked && $0.kind != .longLived }
+                #expect(live.isEmpty, "round \(round): \(live.map(\.jti)) outlived the password change")
+            }
+            let current = try #require(try await store.user(named: "alice")).passwordHash
+            #expect(try await other.addSignIn(session: session("fresh"), tokens: [], username: "alice", checkedPassword: current))
+            #expect(try await !other.addSignIn(session: session("stale"), tokens: [], username: "alice", checkedPassword: try user("alice").passwordHash))
+            #expect(try await !other.addSignIn(session: session("ghost"), tokens: [], username: "ghost", checkedPassword: current))
             // A family named after a token without one (an older store's) takes that token along.
             try await store.addToken(token("old", .refresh, family: nil))
             #expect(try await store.exchangeRefreshToken(jti: "old", issuing: [token("old-next", .refresh, family: "old")]) == .accepted)

@@ -183,11 +183,15 @@ public final class AccountService: Sendable {
         let revision = checked.revision
         await throttle.settle(ticket, .succeeded, now: now)
         if via != "basic" { audit?.record(.login, user: user.username, client: client, via: via, at: now) }
-        if user.passwordHash.needsRehash(current: passwordParameters), let hash = try? PasswordHash.make(password, parameters: passwordParameters) {
-            // Only over the hash just checked: a password changed meanwhile must stay changed.
-            _ = try? await store.rehashPassword(user.passwordHash, to: hash, forUser: username)
+        var checkedUser = user
+        if user.passwordHash.needsRehash(current: passwordParameters), let hash = try? PasswordHash.make(password, parameters: passwordParameters),
+            (try? await store.rehashPassword(user.passwordHash, to: hash, forUser: username)) == true
+        {
+            // Only over the hash just checked: a password changed meanwhile stays changed. The
+            // sign-in goes on with the hash now stored (it is checked again when stored).
+            checkedUser.passwordHash = hash
         }
-        return (user, revision)
+        return (checkedUser, revision)
     }
 
     // MARK: Identifying requests
@@ -245,7 +249,9 @@ public final class AccountService: Sendable {
             digest: SecretDigest.of(secret), username: user.username, created: now, lastSeen: now,
             expires: now.addingTimeInterval(credentials.sessions.lifetime(remember: remember)), remember: remember,
             origin: client?.description ?? "local")
-        try await stored { try await store.addSession(record) }
+        // Only while the password just checked is still the user's (a change may have come since).
+        guard try await stored({ try await store.addSignIn(session: record, tokens: [], username: user.username, checkedPassword: user.passwordHash) })
+        else { throw .invalidCredentials }
         return OpenedSession(secret: secret, record: record)
     }
 
@@ -265,10 +271,8 @@ public final class AccountService: Sendable {
     /// A new access and refresh token of a new family (at sign-in).
     public func issueTokens(for user: UserRecord, now: Date) async throws(AccountError) -> TokenPair {
         let (pair, records) = try await signTokens(username: user.username, roles: user.roles, family: RandomSecret.make(), now: now)
-        let store = self.store
-        try await stored { () async throws in
-            for record in records { try await store.addToken(record) }
-        }
+        guard try await stored({ try await store.addSignIn(session: nil, tokens: records, username: user.username, checkedPassword: user.passwordHash) })
+        else { throw .invalidCredentials }
         return pair
     }
 

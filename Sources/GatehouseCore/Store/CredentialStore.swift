@@ -131,6 +131,11 @@ public protocol CredentialStore: UserStore {
     func refreshRevision() async throws(StoreError) -> Int64
 
     func addSession(_ session: SessionRecord) async throws(StoreError)
+    /// Stores what a password sign-in gives (a session and/or the tokens of a new family) in one
+    /// transaction, only while the user's password is still `checkedPassword`: a sign-in racing
+    /// a password change either comes before it (and is ended by it) or stores nothing. False
+    /// when the password changed or the user is gone.
+    func addSignIn(session: SessionRecord?, tokens: [IssuedToken], username: String, checkedPassword: PasswordHash) async throws(StoreError) -> Bool
     /// The session and its user (nil when either is gone).
     func session(digest: SecretDigest) async throws(StoreError) -> (SessionRecord, UserRecord)?
     /// Notes a use of the session at `at`; a later use noted already (by another process) stays.
@@ -231,6 +236,7 @@ public struct StoreCounts: Sendable, Equatable, CustomStringConvertible {
 public protocol SynchronousCredentialStore: CredentialStore, SynchronousUserStore {
     func refreshRevision() throws(StoreError) -> Int64
     func addSession(_ session: SessionRecord) throws(StoreError)
+    func addSignIn(session: SessionRecord?, tokens: [IssuedToken], username: String, checkedPassword: PasswordHash) throws(StoreError) -> Bool
     func session(digest: SecretDigest) throws(StoreError) -> (SessionRecord, UserRecord)?
     func touchSession(digest: SecretDigest, at: Date) throws(StoreError)
     func deleteSession(digest: SecretDigest) throws(StoreError) -> Bool

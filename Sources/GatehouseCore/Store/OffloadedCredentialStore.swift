@@ -67,6 +67,9 @@ public struct OffloadedCredentialStore: CredentialStore {
     public func token(jti: String) async throws(StoreError) -> (IssuedToken, UserRecord)? { try await run { try $0.token(jti: jti) } }
     public func tokens(ofUser username: String?) async throws(StoreError) -> [IssuedToken] { try await run { try $0.tokens(ofUser: username) } }
     public func revokeToken(jti: String) async throws(StoreError) -> Bool { try await run { try $0.revokeToken(jti: jti) } }
+    public func addSignIn(session: SessionRecord?, tokens: [IssuedToken], username: String, checkedPassword: PasswordHash) async throws(StoreError) -> Bool {
+        try await run { try $0.addSignIn(session: session, tokens: tokens, username: username, checkedPassword: checkedPassword) }
+    }
     public func recordUses(_ uses: [CredentialUse: Date]) async throws(StoreError) { try await run { try $0.recordUses(uses) } }
     public func revokeTokens(family: String) async throws(StoreError) -> Int { try await run { try $0.revokeTokens(family: family) } }
     public func exchangeRefreshToken(jti: String, issuing: [IssuedToken]) async throws(StoreError) -> RefreshExchange { try await run { try $0.exchangeRefreshToken(jti: jti, issuing: issuing) } }
