@@ -582,6 +582,10 @@ public final class PostgresStore: CredentialStore {
             case .apiKey(let name): keys.append((name, at.timeIntervalSince1970))
             }
         }
+        // In one order on every replica, so that two flushes of the same rows lock them alike
+        // (as far as the plan follows it; a deadlock aborts one batch, which is bookkeeping only).
+        sessions.sort { $0.0 < $1.0 }
+        keys.sort { $0.0 < $1.0 }
         let (sessionDigests, sessionTimes) = (sessions.map(\.0), sessions.map(\.1))
         let (keyNames, keyTimes) = (keys.map(\.0), keys.map(\.1))
         // Bookkeeping withdraws nothing: no revision, one transaction for the lot.
