@@ -475,11 +475,6 @@ public final class PostgresStore: CredentialStore {
         return revision
     }
 
-    public func touchSession(digest: SecretDigest, at: Date) async throws(StoreError) {
-        _ = try await statement(
-            "noting a session's use", "UPDATE sessions SET last_seen = \(at.timeIntervalSince1970) WHERE digest = \(digest.description) AND last_seen < \(at.timeIntervalSince1970)")
-    }
-
     public func deleteSession(digest: SecretDigest) async throws(StoreError) -> Bool {
         try await changed("ending a session", "DELETE FROM sessions WHERE digest = \(digest.description) RETURNING 1") > 0
     }
@@ -567,10 +562,6 @@ public final class PostgresStore: CredentialStore {
 
     public func deleteAPIKey(named name: String) async throws(StoreError) -> Bool {
         try await changed("revoking an API key", "DELETE FROM api_keys WHERE name = \(name) RETURNING 1") > 0
-    }
-
-    public func touchAPIKey(named name: String, at: Date) async throws(StoreError) {
-        _ = try await statement("noting a key's use", "UPDATE api_keys SET last_used = \(at.timeIntervalSince1970) WHERE name = \(name) AND (last_used IS NULL OR last_used < \(at.timeIntervalSince1970))")
     }
 
     public func recordUses(_ uses: [CredentialUse: Date]) async throws(StoreError) {

@@ -354,13 +354,6 @@ public final class SQLiteStore: SynchronousCredentialStore {
         }
     }
 
-    public func touchSession(digest: SecretDigest, at: Date) throws(StoreError) {
-        try write { db in
-            try db.execute(sql: "UPDATE sessions SET last_seen = ? WHERE digest = ? AND last_seen < ?",
-                arguments: [at.timeIntervalSince1970, digest.description, at.timeIntervalSince1970])
-        }
-    }
-
     public func deleteSession(digest: SecretDigest) throws(StoreError) -> Bool {
         try write { db in
             try db.execute(sql: "DELETE FROM sessions WHERE digest = ?", arguments: [digest.description])
@@ -439,13 +432,6 @@ public final class SQLiteStore: SynchronousCredentialStore {
         try write { db in
             try db.execute(sql: "DELETE FROM api_keys WHERE name = ?", arguments: [name])
             return db.changesCount > 0
-        }
-    }
-
-    public func touchAPIKey(named name: String, at: Date) throws(StoreError) {
-        try write { db in
-            try db.execute(sql: "UPDATE api_keys SET last_used = ? WHERE name = ? AND (last_used IS NULL OR last_used < ?)",
-                arguments: [at.timeIntervalSince1970, name, at.timeIntervalSince1970])
         }
     }
 

@@ -138,8 +138,6 @@ public protocol CredentialStore: UserStore {
     func addSignIn(session: SessionRecord?, tokens: [IssuedToken], username: String, checkedPassword: PasswordHash) async throws(StoreError) -> Bool
     /// The session and its user (nil when either is gone).
     func session(digest: SecretDigest) async throws(StoreError) -> (SessionRecord, UserRecord)?
-    /// Notes a use of the session at `at`; a later use noted already (by another process) stays.
-    func touchSession(digest: SecretDigest, at: Date) async throws(StoreError)
     /// False when there was no such session.
     func deleteSession(digest: SecretDigest) async throws(StoreError) -> Bool
     /// Sessions whose ``SessionRecord/publicID`` starts with `prefix`.
@@ -159,10 +157,8 @@ public protocol CredentialStore: UserStore {
     func apiKey(named name: String) async throws(StoreError) -> StoredAPIKey?
     func apiKeys(ofUser username: String?) async throws(StoreError) -> [StoredAPIKey]
     func deleteAPIKey(named name: String) async throws(StoreError) -> Bool
-    /// Notes a use of the key at `at`; a later use noted already (by another process) stays.
-    func touchAPIKey(named name: String, at: Date) async throws(StoreError)
-    /// Notes many uses at once (``UseRecorder``), as ``touchSession(digest:at:)`` and
-    /// ``touchAPIKey(named:at:)`` would one by one, in one transaction where the store has them.
+    /// Notes uses (``UseRecorder``) in one transaction: a session's last use, a key's
+    /// `last_used`. A later use noted already (by another process) stays.
     func recordUses(_ uses: [CredentialUse: Date]) async throws(StoreError)
 
     func addToken(_ token: IssuedToken) async throws(StoreError)
@@ -238,7 +234,6 @@ public protocol SynchronousCredentialStore: CredentialStore, SynchronousUserStor
     func addSession(_ session: SessionRecord) throws(StoreError)
     func addSignIn(session: SessionRecord?, tokens: [IssuedToken], username: String, checkedPassword: PasswordHash) throws(StoreError) -> Bool
     func session(digest: SecretDigest) throws(StoreError) -> (SessionRecord, UserRecord)?
-    func touchSession(digest: SecretDigest, at: Date) throws(StoreError)
     func deleteSession(digest: SecretDigest) throws(StoreError) -> Bool
     func sessions(publicIDPrefix prefix: String) throws(StoreError) -> [SessionRecord]
     func sessions(ofUser username: String?) throws(StoreError) -> [SessionRecord]
@@ -249,7 +244,6 @@ public protocol SynchronousCredentialStore: CredentialStore, SynchronousUserStor
     func apiKey(named name: String) throws(StoreError) -> StoredAPIKey?
     func apiKeys(ofUser username: String?) throws(StoreError) -> [StoredAPIKey]
     func deleteAPIKey(named name: String) throws(StoreError) -> Bool
-    func touchAPIKey(named name: String, at: Date) throws(StoreError)
     func recordUses(_ uses: [CredentialUse: Date]) throws(StoreError)
     func addToken(_ token: IssuedToken) throws(StoreError)
     func token(jti: String) throws(StoreError) -> (IssuedToken, UserRecord)?

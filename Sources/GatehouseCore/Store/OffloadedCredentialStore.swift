@@ -52,7 +52,6 @@ public struct OffloadedCredentialStore: CredentialStore {
     public func refreshRevision() async throws(StoreError) -> Int64 { try await run { try $0.refreshRevision() } }
     public func addSession(_ session: SessionRecord) async throws(StoreError) { try await run { try $0.addSession(session) } }
     public func session(digest: SecretDigest) async throws(StoreError) -> (SessionRecord, UserRecord)? { try await run { try $0.session(digest: digest) } }
-    public func touchSession(digest: SecretDigest, at: Date) async throws(StoreError) { try await run { try $0.touchSession(digest: digest, at: at) } }
     public func deleteSession(digest: SecretDigest) async throws(StoreError) -> Bool { try await run { try $0.deleteSession(digest: digest) } }
     public func sessions(publicIDPrefix prefix: String) async throws(StoreError) -> [SessionRecord] { try await run { try $0.sessions(publicIDPrefix: prefix) } }
     public func sessions(ofUser username: String?) async throws(StoreError) -> [SessionRecord] { try await run { try $0.sessions(ofUser: username) } }
@@ -62,7 +61,6 @@ public struct OffloadedCredentialStore: CredentialStore {
     public func apiKey(named name: String) async throws(StoreError) -> StoredAPIKey? { try await run { try $0.apiKey(named: name) } }
     public func apiKeys(ofUser username: String?) async throws(StoreError) -> [StoredAPIKey] { try await run { try $0.apiKeys(ofUser: username) } }
     public func deleteAPIKey(named name: String) async throws(StoreError) -> Bool { try await run { try $0.deleteAPIKey(named: name) } }
-    public func touchAPIKey(named name: String, at: Date) async throws(StoreError) { try await run { try $0.touchAPIKey(named: name, at: at) } }
     public func addToken(_ token: IssuedToken) async throws(StoreError) { try await run { try $0.addToken(token) } }
     public func token(jti: String) async throws(StoreError) -> (IssuedToken, UserRecord)? { try await run { try $0.token(jti: jti) } }
     public func tokens(ofUser username: String?) async throws(StoreError) -> [IssuedToken] { try await run { try $0.tokens(ofUser: username) } }
