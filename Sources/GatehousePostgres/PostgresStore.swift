@@ -67,6 +67,10 @@ public final class PostgresStore: CredentialStore {
     private let eventLoopGroup: any EventLoopGroup
     private let seenRevision = Atomic<Int64>(0)
     private let background: Mutex<Task<Void, Never>?> = Mutex(nil)
+    /// The lookups uncached requests make, coalesced (``LookupBatcher``).
+    private let sessionLookups: LookupBatcher<(SessionRecord, UserRecord)>
+    private let keyLookups: LookupBatcher<(StoredAPIKey, UserRecord)>
+    private let tokenLookups: LookupBatcher<(IssuedToken, UserRecord)>
 
     /// Connects, brings the schema up to date (``PostgresSchema/migrate(_:database:logger:)``)
     /// and reads the revision. Fails with the reason when the database cannot be reached, refuses
@@ -134,6 +138,12 @@ public final class PostgresStore: CredentialStore {
         self.settings = settings
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
+        // One query at a time per kind: every lookup asked for meanwhile goes with the next
+        // one. More than one per kind measured slower on a busy core, with some queries left
+        // seconds behind (bench/identity.sh, 2 slots: 503s past the call deadline).
+        sessionLookups = LookupBatcher(concurrency: 1)
+        keyLookups = LookupBatcher(concurrency: 1)
+        tokenLookups = LookupBatcher(concurrency: 1)
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password,
             database: settings.database, tls: tls.map { .require($0) } ?? .disable)
@@ -228,17 +238,30 @@ public final class PostgresStore: CredentialStore {
         return try await call(what) { client in try await client.query(query, logger: logger).collect() }
     }
 
-    /// One prepared statement (parsed and planned once per connection: the lookups every
-    /// uncached request makes).
-    private func prepared<Statement: PostgresPreparedStatement>(
-        _ what: String, _ statement: Statement
-    ) async throws(StoreError) -> [PostgresRow] where Statement.Row == PostgresRow {
+    /// One batch of credential lookups (``LookupBatcher``): a prepared statement (parsed and
+    /// planned once per connection) that returns the revision in every row and one row per
+    /// record found (a single row of NULLs besides the revision when none is); `key` is the
+    /// column the records are found by, `record` decodes one found row.
+    private func lookUp<Statement: CredentialLookupStatement, Found: Sendable>(
+        _ what: String, _ statement: Statement, key: Int,
+        record: @escaping @Sendable (PostgresRandomAccessRow) throws(StoreError) -> Found
+    ) async throws(StoreError) -> LookupBatcher<Found>.Answer {
         let logger = self.logger
-        return try await call(what) { client in
+        let rows = try await call(what) { client in
             var rows: [PostgresRow] = []
             for try await row in try await client.execute(statement, logger: logger) { rows.append(row) }
             return rows
         }
+        guard !rows.isEmpty else { throw .corrupt(path: settings.name, reason: "the revision row is missing") }
+        var answer = LookupBatcher<Found>.Answer(found: [:], revision: 0)
+        for row in rows {
+            let cells = row.makeRandomAccess()
+            answer.revision = try decoded { try cells.value(0) as Int64 }
+            guard cells[key].bytes != nil else { continue }
+            answer.found[try decoded { try cells.value(key) as String }] = try record(cells)
+        }
+        answer.revision = noted(answer.revision)
+        return answer
     }
 
     static func single<T: PostgresDecodable>(_ type: T.Type, _ rows: PostgresRowSequence) async throws -> T? {
@@ -316,6 +339,11 @@ public final class PostgresStore: CredentialStore {
     private typealias SessionRow = (String, String, Double, Double, Double, Bool, String)
     private typealias KeyRow = (String, String, String, String?, Bool, Double?, Double, Double?, String)
     private typealias TokenRow = (String, String, String, String?, Double, Double?, Bool, Bool, String)
+
+    /// The user columns of a lookup row, from column `i` on.
+    private static func userRow(_ c: PostgresRandomAccessRow, from i: Int) throws -> UserRow {
+        try (c.value(i), c.value(i + 1), c.value(i + 2), c.value(i + 3), c.value(i + 4))
+    }
 
     private func user(_ r: UserRow) throws(StoreError) -> UserRecord {
         guard let hash = PasswordHash(stored: r.1) else {
@@ -461,12 +489,12 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func sessionAndRevision(digest: SecretDigest) async throws(StoreError) -> ((SessionRecord, UserRecord)?, Int64) {
-        let rows = try await prepared("reading a session", SessionLookup(key: digest.description))
-        guard let row = rows.first else { return (nil, try await refreshRevision()) }
-        let (revision, s0, s1, s2, s3, s4, s5, s6, u0, u1, u2, u3, u4) = try decoded {
-            try row.decode((Int64, String, String, Double, Double, Double, Bool, String, String, String, String, Double, Bool).self)
+        try await sessionLookups.lookUp(digest.description) { keys throws(StoreError) in
+            try await self.lookUp("reading sessions", SessionLookup(keys: keys), key: 1) { c throws(StoreError) in
+                (try self.session(self.decoded { try (c.value(1), c.value(2), c.value(3), c.value(4), c.value(5), c.value(6), c.value(7)) }),
+                 try self.user(self.decoded { try Self.userRow(c, from: 8) }))
+            }
         }
-        return ((try session((s0, s1, s2, s3, s4, s5, s6)), try user((u0, u1, u2, u3, u4))), noted(revision))
     }
 
     /// A revision read with a record: raises ``knownRevision`` and returns it.
@@ -536,12 +564,14 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func apiKeyAndRevision(digest: SecretDigest) async throws(StoreError) -> ((StoredAPIKey, UserRecord)?, Int64) {
-        let rows = try await prepared("reading an API key", APIKeyLookup(key: digest.description))
-        guard let row = rows.first else { return (nil, try await refreshRevision()) }
-        let (revision, k0, k1, k2, k3, k4, k5, k6, k7, k8, u0, u1, u2, u3, u4) = try decoded {
-            try row.decode((Int64, String, String, String, String?, Bool, Double?, Double, Double?, String, String, String, String, Double, Bool).self)
+        try await keyLookups.lookUp(digest.description) { keys throws(StoreError) in
+            try await self.lookUp("reading API keys", APIKeyLookup(keys: keys), key: 2) { c throws(StoreError) in
+                (try self.key(self.decoded {
+                    try (c.value(1), c.value(2), c.value(3), c.value(4), c.value(5), c.value(6), c.value(7), c.value(8), c.value(9))
+                 }),
+                 try self.user(self.decoded { try Self.userRow(c, from: 10) }))
+            }
         }
-        return ((try key((k0, k1, k2, k3, k4, k5, k6, k7, k8)), try user((u0, u1, u2, u3, u4))), noted(revision))
     }
 
     public func apiKey(named name: String) async throws(StoreError) -> StoredAPIKey? {
@@ -618,12 +648,14 @@ public final class PostgresStore: CredentialStore {
     }
 
     public func tokenAndRevision(jti: String) async throws(StoreError) -> ((IssuedToken, UserRecord)?, Int64) {
-        let rows = try await prepared("reading a token", TokenLookup(key: jti))
-        guard let row = rows.first else { return (nil, try await refreshRevision()) }
-        let (revision, t0, t1, t2, t3, t4, t5, t6, t7, t8, u0, u1, u2, u3, u4) = try decoded {
-            try row.decode((Int64, String, String, String, String?, Double, Double?, Bool, Bool, String, String, String, String, Double, Bool).self)
+        try await tokenLookups.lookUp(jti) { keys throws(StoreError) in
+            try await self.lookUp("reading tokens", TokenLookup(keys: keys), key: 1) { c throws(StoreError) in
+                (try self.token(self.decoded {
+                    try (c.value(1), c.value(2), c.value(3), c.value(4), c.value(5), c.value(6), c.value(7), c.value(8), c.value(9))
+                 }),
+                 try self.user(self.decoded { try Self.userRow(c, from: 10) }))
+            }
         }
-        return ((try token((t0, t1, t2, t3, t4, t5, t6, t7, t8)), try user((u0, u1, u2, u3, u4))), noted(revision))
     }
 
     public func tokens(ofUser username: String?) async throws(StoreError) -> [IssuedToken] {
@@ -836,18 +868,19 @@ private final class FirstAnswer<T: Sendable>: Sendable {
     }
 }
 
-/// A credential lookup by one text key, with the revision in the same snapshot: the queries an
-/// uncached request makes, as prepared statements.
+/// Credential lookups by text keys (`$1`, an array), with the revision in the same snapshot in
+/// every row: the queries uncached requests make, as prepared statements. The revision row is
+/// left-joined, so that a batch of keys none of which is stored still returns it.
 private protocol CredentialLookupStatement: PostgresPreparedStatement where Row == PostgresRow {
-    var key: String { get }
+    var keys: [String] { get }
 }
 
 extension CredentialLookupStatement {
-    static var bindingDataTypes: [PostgresDataType] { [.text] }
+    static var bindingDataTypes: [PostgresDataType] { [.textArray] }
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: 1)
-        bindings.append(key)
+        bindings.append(keys)
         return bindings
     }
 
@@ -856,24 +889,32 @@ extension CredentialLookupStatement {
 
 private struct SessionLookup: CredentialLookupStatement {
     static let sql = """
-        SELECT (SELECT value FROM revision WHERE id = 1), \(PostgresStore.sessionColumns), \(PostgresStore.joinedUserColumns)
-        FROM sessions s JOIN users u ON u.username = s.username WHERE s.digest = $1
+        SELECT r.value, \(PostgresStore.sessionColumns), \(PostgresStore.joinedUserColumns)
+        FROM revision r LEFT JOIN (sessions s JOIN users u ON u.username = s.username) ON s.digest = ANY($1)
+        WHERE r.id = 1
         """
-    let key: String
+    let keys: [String]
 }
 
 private struct APIKeyLookup: CredentialLookupStatement {
     static let sql = """
-        SELECT (SELECT value FROM revision WHERE id = 1), \(PostgresStore.keyColumns), \(PostgresStore.joinedUserColumns)
-        FROM api_keys k JOIN users u ON u.username = k.username WHERE k.digest = $1
+        SELECT r.value, \(PostgresStore.keyColumns), \(PostgresStore.joinedUserColumns)
+        FROM revision r LEFT JOIN (api_keys k JOIN users u ON u.username = k.username) ON k.digest = ANY($1)
+        WHERE r.id = 1
         """
-    let key: String
+    let keys: [String]
 }
 
 private struct TokenLookup: CredentialLookupStatement {
     static let sql = """
-        SELECT (SELECT value FROM revision WHERE id = 1), \(PostgresStore.tokenColumns), \(PostgresStore.joinedUserColumns)
-        FROM tokens t JOIN users u ON u.username = t.username WHERE t.jti = $1
+        SELECT r.value, \(PostgresStore.tokenColumns), \(PostgresStore.joinedUserColumns)
+        FROM revision r LEFT JOIN (tokens t JOIN users u ON u.username = t.username) ON t.jti = ANY($1)
+        WHERE r.id = 1
         """
-    let key: String
+    let keys: [String]
+}
+
+extension PostgresRandomAccessRow {
+    /// Column `index`, decoded.
+    fileprivate func value<T: PostgresDecodable>(_ index: Int) throws -> T { try self[index].decode(T.self) }
 }

@@ -260,6 +260,41 @@ import Testing
         }
     }
 
+    @Test(arguments: StoreBackend.all)
+    func manyLookupsAtOnceEachFindTheirOwnRecord(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, _ in
+            let n = 150
+            for i in 0..<n {
+                let owner = i % 2 == 0 ? "alice" : "bob"
+                try await store.addSession(session("session \(i)", user: owner))
+                try await store.addAPIKey(key("k\(i)", user: owner))
+                try await store.addToken(IssuedToken(jti: "jti-\(i)", username: owner, kind: .access, family: nil, created: t0, expires: nil))
+            }
+            let revision = store.knownRevision
+            // Stored and unknown ones mixed, each asked for twice, all at once: a store that
+            // answers several lookups together must still give each its own record.
+            let wrong = try await withThrowingTaskGroup(of: String?.self) { group in
+                for i in 0..<(n + 30) {
+                    for _ in 0..<2 {
+                        group.addTask {
+                            let owner = i >= n ? nil : i % 2 == 0 ? "alice" : "bob"
+                            let (s, sr) = try await store.sessionAndRevision(digest: .of("session \(i)"))
+                            let (k, kr) = try await store.apiKeyAndRevision(digest: .of("secret of k\(i)"))
+                            let (t, tr) = try await store.tokenAndRevision(jti: "jti-\(i)")
+                            guard sr >= revision, kr >= revision, tr >= revision else { return "\(i): an older revision" }
+                            guard s?.0.digest == (owner == nil ? nil : .of("session \(i)")), s?.1.username == owner else { return "\(i): session \(String(describing: s))" }
+                            guard k?.0.name == (owner == nil ? nil : "k\(i)"), k?.1.username == owner else { return "\(i): key \(String(describing: k))" }
+                            guard t?.0.jti == (owner == nil ? nil : "jti-\(i)"), t?.1.username == owner else { return "\(i): token \(String(describing: t))" }
+                            return nil
+                        }
+                    }
+                }
+                return try await group.reduce(into: [String]()) { if let w = $1 { $0.append(w) } }
+            }
+            #expect(wrong.isEmpty, "\(wrong.prefix(5))")
+        }
+    }
+
     // MARK: Several processes
 
     @Test(arguments: StoreBackend.all)
