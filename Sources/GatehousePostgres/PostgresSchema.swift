@@ -149,6 +149,52 @@ public enum PostgresSchema {
             "CREATE INDEX app_key_request_log_on_client ON app_key_request_log(client, at)",
             "CREATE INDEX app_key_request_log_on_at ON app_key_request_log(at)",
         ]),
+        // The revision moves at the end of a transaction, after every row it changes is locked:
+        // moving it at the first changed row (v3) let a password change (revision first, then
+        // the user's sessions) and a logout (a session first, then the revision) deadlock. A
+        // transaction that needs the new value in it runs `SET CONSTRAINTS ALL IMMEDIATE` last.
+        Step(id: "pg-v8-revision-moved-last", statements: [
+            "DROP TRIGGER users_updated ON users",
+            """
+            CREATE CONSTRAINT TRIGGER users_updated AFTER UPDATE ON users
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gatehouse_bump_revision()
+            """,
+            "DROP TRIGGER users_deleted ON users",
+            """
+            CREATE CONSTRAINT TRIGGER users_deleted AFTER DELETE ON users
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gatehouse_bump_revision()
+            """,
+            "DROP TRIGGER sessions_updated ON sessions",
+            """
+            CREATE CONSTRAINT TRIGGER sessions_updated AFTER UPDATE OF digest, username, expires, remember ON sessions
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gatehouse_bump_revision()
+            """,
+            "DROP TRIGGER sessions_deleted ON sessions",
+            """
+            CREATE CONSTRAINT TRIGGER sessions_deleted AFTER DELETE ON sessions
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gatehouse_bump_revision()
+            """,
+            "DROP TRIGGER api_keys_updated ON api_keys",
+            """
+            CREATE CONSTRAINT TRIGGER api_keys_updated AFTER UPDATE OF name, digest, username, roles, read_only, expires ON api_keys
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gatehouse_bump_revision()
+            """,
+            "DROP TRIGGER api_keys_deleted ON api_keys",
+            """
+            CREATE CONSTRAINT TRIGGER api_keys_deleted AFTER DELETE ON api_keys
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gatehouse_bump_revision()
+            """,
+            "DROP TRIGGER tokens_updated ON tokens",
+            """
+            CREATE CONSTRAINT TRIGGER tokens_updated AFTER UPDATE OF jti, username, kind, family, expires, revoked ON tokens
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gatehouse_bump_revision()
+            """,
+            "DROP TRIGGER tokens_deleted ON tokens",
+            """
+            CREATE CONSTRAINT TRIGGER tokens_deleted AFTER DELETE ON tokens
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gatehouse_bump_revision()
+            """,
+        ]),
     ]
 
     /// Brings the database to this build's schema and returns the steps this call applied (none

@@ -216,6 +216,8 @@ public final class PostgresStore: CredentialStore {
     ) async throws(StoreError) -> T {
         let (answer, revision) = try await transaction(what, long: long) { connection, logger in
             let answer = try await body(connection, logger)
+            // The revision moves now, with every changed row locked already (PostgresSchema, v8).
+            _ = try await connection.query("SET CONSTRAINTS ALL IMMEDIATE", logger: logger).collect()
             return (answer, try await Self.single(Int64.self, connection.query("SELECT value FROM revision WHERE id = 1", logger: logger)) ?? 0)
         }
         seenRevision.max(revision, ordering: .sequentiallyConsistent)

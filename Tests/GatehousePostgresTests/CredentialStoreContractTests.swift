@@ -357,6 +357,36 @@ import Testing
         }
     }
 
+    /// Withdrawals of one user's credentials racing on two processes (a password change and
+    /// single logouts, revocations, a disable): each one either lands or finds nothing left to
+    /// withdraw, never fails because of the other (a deadlock between them was seen: the change
+    /// took the revision first and the session second, a logout the other way round).
+    @Test(arguments: StoreBackend.all)
+    func withdrawalsRacingOnTwoProcessesAllLand(_ backend: StoreBackend) async throws {
+        try await withPeople(backend) { store, handles in
+            let other = try await handles.another()
+            for round in 0..<20 {
+                for i in 0..<4 { try await store.addSession(session("round \(round) session \(i)")) }
+                try await store.addToken(token("w-\(round)", family: "wfam-\(round)"))
+                try await store.addAPIKey(key("w\(round)"))
+                let hash = try PasswordHash.make("password \(round) long", parameters: Self.fast)
+                let (changer, ender) = round.isMultiple(of: 2) ? (store, other) : (other, store)
+                async let changed = changer.changePassword(hash, forUser: "alice")
+                async let ended: [Bool] = withThrowingTaskGroup(of: Bool.self) { group in
+                    for i in (0..<4).reversed() { group.addTask { try await ender.deleteSession(digest: .of("round \(round) session \(i)")) } }
+                    group.addTask { try await ender.revokeToken(jti: "w-\(round)") }
+                    group.addTask { try await ender.deleteAPIKey(named: "w\(round)") }
+                    group.addTask { try await ender.setDisabled(round.isMultiple(of: 3), forUser: "alice") }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                let (didChange, _) = try await (changed, ended)
+                #expect(didChange)
+                #expect(try await store.sessions(ofUser: "alice").isEmpty)
+                #expect(try await store.apiKey(named: "w\(round)") == nil)
+            }
+        }
+    }
+
     /// A logout (the family revoked) or a password change racing an exchange of a refresh
     /// token, on two processes: whichever order the database picks, nothing is live afterwards.
     @Test(arguments: StoreBackend.all)
