@@ -1,20 +1,26 @@
 import GatehouseCore
 import Synchronization
 
-/// Coalesces concurrent credential lookups of one kind into one query: while ``concurrency``
-/// queries run, further lookups wait, and the next query to start carries every waiting key
-/// (up to ``batchSize``). One query for sixty keys costs the database and the client about as
-/// much as one for a single key, which is what lets many distinct credentials in turn (every
-/// request a lookup) be answered at the rate of a local file.
+/// Coalesces concurrent credential lookups of one kind into one query: while a query runs,
+/// further lookups wait, and the next query carries every waiting key (up to ``batchSize``).
+/// One query for sixty keys costs the database and the client about as much as one for a
+/// single key, which is what lets many distinct credentials in turn (every request a lookup)
+/// be answered at the rate of a local file.
+///
+/// A query that has run for ``stallAfter`` no longer holds the others back: the next one starts
+/// (up to ``concurrency`` at once) and carries, besides the waiting keys, the stalled query's
+/// keys again; each lookup takes whichever answer comes first. (A query sent on a connection
+/// the database just dropped was seen never to answer; without this, every lookup behind it
+/// waited for the call deadline.)
 ///
 /// Guarantees:
 /// - A lookup is answered only by a query that started after the lookup was asked for: it
 ///   never joins a query already running, so it sees every change committed before it asked
 ///   (a revocation this process just wrote included).
-/// - Every lookup is answered exactly once, with the query's result or its error
-///   (``StoreError``); the query is bounded by the store's call deadline, so no lookup waits
-///   longer than that deadline once per query ahead of it.
-/// - A lookup never waits for a query slot while one is free.
+/// - Every lookup is answered exactly once, with a query's result or its error
+///   (``StoreError``); queries are bounded by the store's call deadline.
+/// - A lookup never waits while no query runs, nor behind a query older than ``stallAfter``
+///   while fewer than ``concurrency`` run.
 final class LookupBatcher<Found: Sendable>: Sendable {
     /// What one query returns: the records found, by key (absent: not stored), and the
     /// revision read in the same snapshot.
@@ -24,48 +30,83 @@ final class LookupBatcher<Found: Sendable>: Sendable {
     }
     typealias Query = @Sendable ([String]) async throws(StoreError) -> Answer
 
-    private struct Waiter {
+    /// One lookup waiting for its answer; the first answer given is the one it gets.
+    private final class Pending: Sendable {
         let key: String
         let query: Query
-        let continuation: CheckedContinuation<(Found?, Int64), any Error>
+        private let continuation: Mutex<CheckedContinuation<(Found?, Int64), any Error>?>
+
+        init(key: String, query: @escaping Query, continuation: CheckedContinuation<(Found?, Int64), any Error>) {
+            self.key = key
+            self.query = query
+            self.continuation = Mutex(continuation)
+        }
+
+        var isAnswered: Bool { continuation.withLock { $0 == nil } }
+
+        func answer(_ result: Result<(Found?, Int64), any Error>) {
+            continuation.withLock { continuation in
+                defer { continuation = nil }
+                return continuation
+            }?.resume(with: result)
+        }
+    }
+
+    private struct Run {
+        let started: ContinuousClock.Instant
+        let batch: [Pending]
+        var stalled = false
     }
 
     private struct State {
-        var waiting: [Waiter] = []
-        var running = 0
+        var waiting: [Pending] = []
+        var running: [Int: Run] = [:]
+        var nextRun = 0
 
-        /// The next batch: the oldest waiters, at most `size` of them.
-        mutating func take(_ size: Int) -> [Waiter] {
-            let batch = Array(waiting.prefix(size))
-            waiting.removeFirst(batch.count)
-            return batch
+        /// Whether another query may start now: fewer than `concurrency` run and none of them is
+        /// younger than `stallAfter`.
+        func mayStart(at now: ContinuousClock.Instant, _ batcher: LookupBatcher) -> Bool {
+            running.count < batcher.concurrency && running.values.allSatisfy { now - $0.started >= batcher.stallAfter }
+        }
+
+        /// Starts a run with `again` (lookups of a stalled run, asked again) and the oldest
+        /// waiting lookups, at most `batchSize` in all.
+        mutating func start(at now: ContinuousClock.Instant, again: [Pending] = [], _ batcher: LookupBatcher) -> (Int, [Pending]) {
+            let taken = waiting.prefix(max(0, batcher.batchSize - again.count))
+            waiting.removeFirst(taken.count)
+            let batch = again + taken
+            nextRun += 1
+            running[nextRun] = Run(started: now, batch: batch)
+            return (nextRun, batch)
         }
     }
 
     let concurrency: Int
     let batchSize: Int
+    let stallAfter: Duration
     private let state = Mutex(State())
 
-    init(concurrency: Int, batchSize: Int = 256) {
+    init(concurrency: Int = 4, batchSize: Int = 256, stallAfter: Duration = .milliseconds(200)) {
         precondition(concurrency > 0 && batchSize > 0)
         self.concurrency = concurrency
         self.batchSize = batchSize
+        self.stallAfter = stallAfter
     }
 
     /// The record stored under `key` (nil: none) and the revision read with it.
     ///
-    /// - Parameter query: reads a batch of keys; every caller passes the same one (the batch
-    ///   runs its first waiter's).
+    /// - Parameter query: reads a batch of keys; every caller passes the same one (a batch
+    ///   runs its first lookup's).
     func lookUp(_ key: String, by query: @escaping Query) async throws(StoreError) -> (Found?, Int64) {
         do {
             return try await withCheckedThrowingContinuation { continuation in
-                let batch = state.withLock { state -> [Waiter]? in
-                    state.waiting.append(Waiter(key: key, query: query, continuation: continuation))
-                    guard state.running < concurrency else { return nil }
-                    state.running += 1
-                    return state.take(batchSize)
+                let pending = Pending(key: key, query: query, continuation: continuation)
+                let run = state.withLock { state -> (Int, [Pending])? in
+                    state.waiting.append(pending)
+                    let now = ContinuousClock.now
+                    return state.mayStart(at: now, self) ? state.start(at: now, self) : nil
                 }
-                if let batch { run(batch) }
+                if let run { launch(run) }
             }
         } catch let error as StoreError {
             throw error
@@ -74,35 +115,55 @@ final class LookupBatcher<Found: Sendable>: Sendable {
         }
     }
 
-    /// Runs `batch`, then every batch that waited meanwhile, until none is left (one task per
-    /// query slot in use).
-    private func run(_ first: [Waiter]) {
+    /// Runs a batch, then every batch that may start after it, until none is left; and watches
+    /// each for a stall.
+    private func launch(_ first: (Int, [Pending])) {
         Task {
-            var batch = first
+            var run = first
             while true {
-                await answer(batch)
-                let next = state.withLock { state -> [Waiter]? in
-                    guard !state.waiting.isEmpty else {
-                        state.running -= 1
-                        return nil
-                    }
-                    return state.take(batchSize)
+                watch(run.0)
+                await answer(run.1)
+                let next = state.withLock { state -> (Int, [Pending])? in
+                    state.running[run.0] = nil
+                    let now = ContinuousClock.now
+                    guard !state.waiting.isEmpty, state.mayStart(at: now, self) else { return nil }
+                    return state.start(at: now, self)
                 }
                 guard let next else { return }
-                batch = next
+                run = next
             }
         }
     }
 
-    private func answer(_ batch: [Waiter]) async {
+    /// After ``stallAfter``, starts another run if `id` still runs with lookups unanswered or
+    /// waiting (its unanswered ones asked again).
+    private func watch(_ id: Int) {
+        Task {
+            try? await Task.sleep(for: stallAfter)
+            let next = state.withLock { state -> (Int, [Pending])? in
+                guard var stalled = state.running[id], !stalled.stalled else { return nil }
+                let again = stalled.batch.filter { !$0.isAnswered }
+                let now = ContinuousClock.now
+                guard !(again.isEmpty && state.waiting.isEmpty), state.mayStart(at: now, self) else { return nil }
+                stalled.stalled = true
+                state.running[id] = stalled
+                return state.start(at: now, again: again, self)
+            }
+            if let next { launch(next) }
+        }
+    }
+
+    private func answer(_ batch: [Pending]) async {
+        guard let query = batch.first?.query else { return }
         var keys: [String] = []
         var seen = Set<String>()
-        for waiter in batch where seen.insert(waiter.key).inserted { keys.append(waiter.key) }
+        for pending in batch where !pending.isAnswered && seen.insert(pending.key).inserted { keys.append(pending.key) }
+        guard !keys.isEmpty else { return }
         do {
-            let answer = try await batch[0].query(keys)
-            for waiter in batch { waiter.continuation.resume(returning: (answer.found[waiter.key], answer.revision)) }
+            let answer = try await query(keys)
+            for pending in batch { pending.answer(.success((answer.found[pending.key], answer.revision))) }
         } catch {
-            for waiter in batch { waiter.continuation.resume(throwing: error) }
+            for pending in batch { pending.answer(.failure(error)) }
         }
     }
 }

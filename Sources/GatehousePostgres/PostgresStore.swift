@@ -138,12 +138,11 @@ public final class PostgresStore: CredentialStore {
         self.settings = settings
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
-        // One query at a time per kind: every lookup asked for meanwhile goes with the next
-        // one. More than one per kind measured slower on a busy core, with some queries left
-        // seconds behind (bench/identity.sh, 2 slots: 503s past the call deadline).
-        sessionLookups = LookupBatcher(concurrency: 1)
-        keyLookups = LookupBatcher(concurrency: 1)
-        tokenLookups = LookupBatcher(concurrency: 1)
+        // One query at a time per kind unless one stalls: several side by side measured slower
+        // on a busy core, with some left seconds behind (bench/identity.sh).
+        sessionLookups = LookupBatcher()
+        keyLookups = LookupBatcher()
+        tokenLookups = LookupBatcher()
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password,
             database: settings.database, tls: tls.map { .require($0) } ?? .disable)

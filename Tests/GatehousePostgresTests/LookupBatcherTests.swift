@@ -28,6 +28,16 @@ import Testing
         /// Lets the oldest waiting call answer.
         func open() { gates.withLock { $0.isEmpty ? nil : $0.removeFirst() }?.resume() }
 
+        /// Sets the oldest waiting call aside: it answers only at the end of the test.
+        func dropOldest() {
+            let dropped = gates.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+            if let dropped { stalled.withLock { $0.append(dropped) } }
+        }
+        private let stalled = Mutex<[CheckedContinuation<Void, Never>]>([])
+
+        /// Lets the calls set aside answer.
+        func releaseStalled() { stalled.withLock { $0.forEach { $0.resume() }; $0 = [] } }
+
         /// Lets every call answer from now on (cancel the task to stop).
         func keepOpening() -> Task<Void, Never> {
             Task {
@@ -48,7 +58,7 @@ import Testing
     }
 
     @Test func aLookupNeverJoinsAQueryAlreadyRunning() async throws {
-        let batcher = LookupBatcher<String>(concurrency: 1)
+        let batcher = LookupBatcher<String>(concurrency: 1, stallAfter: .seconds(600))
         let query = GatedQuery()
         let first = Task { try await batcher.lookUp("known-a", by: query.run) }
         try await waitUntil { query.keys.count == 1 }
@@ -72,7 +82,7 @@ import Testing
     }
 
     @Test func aFailedQueryFailsEveryLookupInItAndOnlyThose() async throws {
-        let batcher = LookupBatcher<String>(concurrency: 1)
+        let batcher = LookupBatcher<String>(concurrency: 1, stallAfter: .seconds(600))
         let failing = GatedQuery(failing: true)
         let first = Task { try await batcher.lookUp("known-a", by: failing.run) }
         try await waitUntil { failing.keys.count == 1 }
@@ -91,17 +101,44 @@ import Testing
         #expect(try await third.value.0 == "record of known-c from query 1")
     }
 
-    @Test func aBatchIsAtMostBatchSizeAndSlotsRunSideBySide() async throws {
-        let batcher = LookupBatcher<String>(concurrency: 2, batchSize: 3)
+    @Test func aBatchIsAtMostBatchSizeAndEveryKeyIsAskedOnce() async throws {
+        let batcher = LookupBatcher<String>(concurrency: 2, batchSize: 3, stallAfter: .seconds(600))
         let query = GatedQuery()
         let lookups = (0..<10).map { i in Task { try await batcher.lookUp("known-\(i)", by: query.run) } }
-        try await waitUntil { query.keys.count == 2 }
+        try await waitUntil { query.keys.count == 1 }
         try await Task.sleep(for: .milliseconds(20))
-        #expect(query.keys.count == 2, "no more queries than slots")
+        #expect(query.keys.count == 1, "one query at a time while none stalls")
         let opener = query.keepOpening()
         defer { opener.cancel() }
         for (i, lookup) in lookups.enumerated() { #expect(try await lookup.value.0?.hasPrefix("record of known-\(i) ") == true) }
         #expect(query.keys.allSatisfy { $0.count <= 3 })
         #expect(Set(query.keys.flatMap { $0 }).count == 10 && query.keys.flatMap { $0 }.count == 10)
+    }
+
+    @Test func aStalledQueryNoLongerHoldsTheOthersBackAndItsLookupsAreAskedAgain() async throws {
+        let batcher = LookupBatcher<String>(concurrency: 3, stallAfter: .milliseconds(100))
+        let query = GatedQuery()
+        let first = Task { try await batcher.lookUp("known-a", by: query.run) }
+        try await waitUntil { query.keys.count == 1 }
+        let second = Task { try await batcher.lookUp("known-b", by: query.run) }
+        // The first query never answers: after stallAfter the next one carries both keys.
+        try await waitUntil { query.keys.count == 2 }
+        #expect(query.keys[1] == ["known-a", "known-b"])
+        let third = Task { try await batcher.lookUp("known-c", by: query.run) }
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(query.keys.count == 2, "a query younger than stallAfter holds the others back")
+        query.dropOldest()
+        query.open()
+        let (a, _) = try await first.value
+        let (b, _) = try await second.value
+        #expect(a == "record of known-a from query 2" && b == "record of known-b from query 2")
+        try await waitUntil { query.keys.count == 3 }
+        #expect(query.keys[2] == ["known-c"])
+        query.open()
+        #expect(try await third.value.0 == "record of known-c from query 3")
+        // The stalled one answering late changes nothing.
+        query.releaseStalled()
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(query.keys.count == 3)
     }
 }
