@@ -26,6 +26,23 @@ final class ConnectionTests: XCTestCase {
         }
     }
 
+    /// A device that ends a kept-alive connection with `Connection: close` (nginx does at its
+    /// 1,000th request): the response still reaches the client, and its connection goes on.
+    /// (Gatehouse closed the device's connection in the middle of reading that response, and
+    /// the response was never flushed: every client connection hung at its 1,000th request.)
+    func testAResponseThatClosesTheDevicesConnectionReachesTheClient() async throws {
+        try await ProxyFixture.with(threads: 1) { fx in
+            let c = try fx.client(timeout: 3)
+            for i in 0..<6 {
+                let response = try c.request(Self.get(i.isMultiple(of: 2) ? "/last/\(i)?close=1" : "/keep/\(i)"))
+                XCTAssertEqual(response.status, 200, "request \(i)")
+                XCTAssertEqual(StreamTest.echoedPath(response), i.isMultiple(of: 2) ? "/last/\(i)" : "/keep/\(i)")
+                XCTAssertNotEqual(response.header("Connection")?.lowercased(), "close", "the client's connection stays")
+            }
+            XCTAssertEqual(fx.upstream.connectionsAccepted, 4, "a fresh device connection after each close")
+        }
+    }
+
     func testPipelinedRequestsAreAnsweredInOrder() async throws {
         try await ProxyFixture.with { fx in
             let c = try fx.client()

@@ -42,6 +42,7 @@ private func fold(_ s: String) -> String { s.lowercased().replacingOccurrences(o
 /// - `/` (GET)          with `holdRoot`, answered only after that long, with OctoPrint's
 ///                      `csrf_token_P5000` cookie (a device still starting)
 /// - anything else      200 with a small JSON body; the request body is counted and hashed
+///                      (`?close=1`: with `Connection: close`, and the connection closed after)
 public final class RecordingUpstream: @unchecked Sendable {
     // @unchecked: all mutable state is behind `lock`.
     private let lock = NIOLock()
@@ -281,11 +282,16 @@ private final class UpstreamRequestHandler: ChannelInboundHandler, RemovableChan
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(body.utf8.count))
         headers.add(name: "X-Upstream-Connection", value: String(connectionID))
+        // `?close=1`: the last answer on this connection, as nginx gives at its
+        // `keepalive_requests` (1,000 by default): `Connection: close`, then it closes.
+        let last = params["close"] == "1"
+        if last { headers.add(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         if head.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in if last { channel.close(promise: nil) } }
     }
 
     /// Writes the download in 64 KiB pieces, each only after the previous one was flushed, so the

@@ -228,6 +228,13 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             delegate?.upstreamResponseEnd(wire: nil)
         }
         fail(.closedEarly)
+        // Closed in the middle of a read (Gatehouse closes a connection the device marked
+        // `Connection: close` as soon as its response ended): NIO fires no read-complete after
+        // that, and the client's side flushes the response only on one.
+        if let delegate = readCycleDelegate {
+            readCycleDelegate = nil
+            delegate.upstreamReadComplete()
+        }
         onClose?(self)
         onClose = nil
         context.fireChannelInactive()
