@@ -163,6 +163,29 @@ public final class PostgresStore: CredentialStore {
         }
     }
 
+    /// As ``close()``, and returns once the pool and the listener have stopped (so that the
+    /// event loops they ran on may be shut down after), or after `limit` at most.
+    public func shutdown(limit: Duration = .seconds(5)) async {
+        let task = background.withLock { task in
+            defer { task = nil }
+            return task
+        }
+        guard let task else { return }
+        task.cancel()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let waiting = Mutex<CheckedContinuation<Void, Never>?>(continuation)
+            let resume = { @Sendable in waiting.withLock { $0.take() }?.resume() }
+            Task {
+                await task.value
+                resume()
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                resume()
+            }
+        }
+    }
+
     deinit { close() }
 
     // MARK: Calls

@@ -103,4 +103,9 @@ enum ConfiguredStore {
     func close() {
         if case .shared(let store) = self { store.close() }
     }
+
+    /// As ``close()``, returning once a shared store's connections are closed.
+    func shutdown() async {
+        if case .shared(let store) = self { await store.shutdown() }
+    }
 }

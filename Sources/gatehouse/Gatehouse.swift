@@ -216,7 +216,8 @@ struct Serve: AsyncParsableCommand {
         let work = ThreadPoolExecutor(pool: threadPool)
         let accounts = try makeAccounts(cfg, store: store, work: work)
         try await runUntilSignalled(config: cfg, logger: logger, group: group, accounts: accounts, configPath: config, inbox: inbox)
-        store.close()
+        // The pool runs on the server's event loops: stopped before them.
+        await store.shutdown()
         try await group.shutdownGracefully()
         try await threadPool.shutdownGracefully()
     }
