@@ -7,9 +7,9 @@ import Synchronization
 /// single key, which is what lets many distinct credentials in turn (every request a lookup)
 /// be answered at the rate of a local file.
 ///
-/// A query that has run for ``stallAfter`` no longer holds the others back: the next one starts
-/// (up to ``concurrency`` at once) and carries, besides the waiting keys, the stalled query's
-/// keys again; each lookup takes whichever answer comes first. (A query sent on a connection
+/// A query that has run for ``stallAfter`` no longer holds the others back: its keys go back to
+/// the head of the waiting ones, and the next query starts (up to ``concurrency`` at once) and
+/// asks for them again; each lookup takes whichever answer comes first. (A query sent on a connection
 /// the database just dropped was seen never to answer; without this, every lookup behind it
 /// waited for the call deadline.)
 ///
@@ -69,12 +69,10 @@ final class LookupBatcher<Found: Sendable>: Sendable {
             running.count < batcher.concurrency && running.values.allSatisfy { now - $0.started >= batcher.stallAfter }
         }
 
-        /// Starts a run with `again` (lookups of a stalled run, asked again) and the oldest
-        /// waiting lookups, at most `batchSize` in all.
-        mutating func start(at now: ContinuousClock.Instant, again: [Pending] = [], _ batcher: LookupBatcher) -> (Int, [Pending]) {
-            let taken = waiting.prefix(max(0, batcher.batchSize - again.count))
-            waiting.removeFirst(taken.count)
-            let batch = again + taken
+        /// Starts a run with the oldest waiting lookups, at most `batchSize` of them.
+        mutating func start(at now: ContinuousClock.Instant, _ batcher: LookupBatcher) -> (Int, [Pending]) {
+            let batch = Array(waiting.prefix(batcher.batchSize))
+            waiting.removeFirst(batch.count)
             nextRun += 1
             running[nextRun] = Run(started: now, batch: batch)
             return (nextRun, batch)
@@ -135,19 +133,19 @@ final class LookupBatcher<Found: Sendable>: Sendable {
         }
     }
 
-    /// After ``stallAfter``, starts another run if `id` still runs with lookups unanswered or
-    /// waiting (its unanswered ones asked again).
+    /// After ``stallAfter``, puts the lookups `id` has not answered yet back at the head of the
+    /// waiting ones (the next query asks for them again) and starts that query if it may.
     private func watch(_ id: Int) {
         Task {
             try? await Task.sleep(for: stallAfter)
             let next = state.withLock { state -> (Int, [Pending])? in
                 guard var stalled = state.running[id], !stalled.stalled else { return nil }
-                let again = stalled.batch.filter { !$0.isAnswered }
-                let now = ContinuousClock.now
-                guard !(again.isEmpty && state.waiting.isEmpty), state.mayStart(at: now, self) else { return nil }
                 stalled.stalled = true
                 state.running[id] = stalled
-                return state.start(at: now, again: again, self)
+                state.waiting.insert(contentsOf: stalled.batch.filter { !$0.isAnswered }, at: 0)
+                let now = ContinuousClock.now
+                guard !state.waiting.isEmpty, state.mayStart(at: now, self) else { return nil }
+                return state.start(at: now, self)
             }
             if let next { launch(next) }
         }

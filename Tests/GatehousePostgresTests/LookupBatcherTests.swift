@@ -18,15 +18,36 @@ import Testing
 
         func run(_ keys: [String]) async throws(StoreError) -> LookupBatcher<String>.Answer {
             let call = calls.withLock { $0.append(keys); return $0.count }
-            await withCheckedContinuation { continuation in gates.withLock { $0.append(continuation) } }
+            await withCheckedContinuation { continuation in
+                let opened = gates.withLock { gates -> Bool in
+                    guard credits.withLock({ credits in defer { credits = max(0, credits - 1) }; return credits > 0 }) else {
+                        gates.append(continuation)
+                        return false
+                    }
+                    return true
+                }
+                if opened { continuation.resume() }
+            }
             if failing { throw .failed("query \(call) failed") }
             // Only the keys starting with "known" are stored; the revision is the call's number.
             let found = Dictionary(uniqueKeysWithValues: keys.filter { $0.hasPrefix("known") }.map { ($0, "record of \($0) from query \(call)") })
             return .init(found: found, revision: Int64(call))
         }
 
-        /// Lets the oldest waiting call answer.
-        func open() { gates.withLock { $0.isEmpty ? nil : $0.removeFirst() }?.resume() }
+        /// Opens made before their call was waiting.
+        private let credits = Mutex(0)
+
+        /// Lets the oldest waiting call answer (or the next call, when none waits yet).
+        func open() {
+            let gate = gates.withLock { gates -> CheckedContinuation<Void, Never>? in
+                guard !gates.isEmpty else {
+                    credits.withLock { $0 += 1 }
+                    return nil
+                }
+                return gates.removeFirst()
+            }
+            gate?.resume()
+        }
 
         /// Sets the oldest waiting call aside: it answers only at the end of the test.
         func dropOldest() {
@@ -116,7 +137,7 @@ import Testing
     }
 
     @Test func aStalledQueryNoLongerHoldsTheOthersBackAndItsLookupsAreAskedAgain() async throws {
-        let batcher = LookupBatcher<String>(concurrency: 3, stallAfter: .milliseconds(100))
+        let batcher = LookupBatcher<String>(concurrency: 3, stallAfter: .seconds(1))
         let query = GatedQuery()
         let first = Task { try await batcher.lookUp("known-a", by: query.run) }
         try await waitUntil { query.keys.count == 1 }
