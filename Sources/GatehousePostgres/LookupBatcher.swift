@@ -18,14 +18,17 @@ import Synchronization
 ///   never joins a query already running, so it sees every change committed before it asked
 ///   (a revocation this process just wrote included).
 /// - Every lookup is answered exactly once, with a query's result or its error
-///   (``StoreError``); queries are bounded by the store's call deadline.
+///   (``StoreError``); queries are bounded by the store's call deadline, and a lookup that
+///   waited ``deadline`` for its query is failed rather than asked for.
 /// - A lookup never waits while no query runs, nor behind a query older than ``stallAfter``
 ///   while fewer than ``concurrency`` run.
 final class LookupBatcher<Found: Sendable>: Sendable {
-    /// What one query returns: the records found, by key (absent: not stored), and the
-    /// revision read in the same snapshot.
+    /// What one query returns: the records found, by key (absent: not stored), the keys whose
+    /// record could not be read (only those lookups fail), and the revision read in the same
+    /// snapshot.
     struct Answer: Sendable {
         var found: [String: Found]
+        var unreadable: [String: StoreError] = [:]
         var revision: Int64
     }
     typealias Query = @Sendable ([String]) async throws(StoreError) -> Answer
@@ -34,6 +37,7 @@ final class LookupBatcher<Found: Sendable>: Sendable {
     private final class Pending: Sendable {
         let key: String
         let query: Query
+        let asked = ContinuousClock.now
         private let continuation: Mutex<CheckedContinuation<(Found?, Int64), any Error>?>
 
         init(key: String, query: @escaping Query, continuation: CheckedContinuation<(Found?, Int64), any Error>) {
@@ -82,13 +86,21 @@ final class LookupBatcher<Found: Sendable>: Sendable {
     let concurrency: Int
     let batchSize: Int
     let stallAfter: Duration
+    /// A lookup that waited this long for its query is failed with `late` instead of asked for.
+    let deadline: Duration
+    private let late: StoreError
     private let state = Mutex(State())
 
-    init(concurrency: Int = 4, batchSize: Int = 256, stallAfter: Duration = .milliseconds(200)) {
+    init(
+        concurrency: Int = 4, batchSize: Int = 256, stallAfter: Duration = .milliseconds(200), deadline: Duration = .seconds(3),
+        late: StoreError = .failed("a credential lookup waited too long")
+    ) {
         precondition(concurrency > 0 && batchSize > 0)
         self.concurrency = concurrency
         self.batchSize = batchSize
         self.stallAfter = stallAfter
+        self.deadline = deadline
+        self.late = late
     }
 
     /// The record stored under `key` (nil: none) and the revision read with it.
@@ -153,13 +165,22 @@ final class LookupBatcher<Found: Sendable>: Sendable {
 
     private func answer(_ batch: [Pending]) async {
         guard let query = batch.first?.query else { return }
+        // Those that waited out their deadline behind stalled queries are not asked for.
+        let now = ContinuousClock.now
+        for pending in batch where now - pending.asked >= deadline { pending.answer(.failure(late)) }
         var keys: [String] = []
         var seen = Set<String>()
         for pending in batch where !pending.isAnswered && seen.insert(pending.key).inserted { keys.append(pending.key) }
         guard !keys.isEmpty else { return }
         do {
             let answer = try await query(keys)
-            for pending in batch { pending.answer(.success((answer.found[pending.key], answer.revision))) }
+            for pending in batch {
+                if let error = answer.unreadable[pending.key] {
+                    pending.answer(.failure(error))
+                } else {
+                    pending.answer(.success((answer.found[pending.key], answer.revision)))
+                }
+            }
         } catch {
             for pending in batch { pending.answer(.failure(error)) }
         }

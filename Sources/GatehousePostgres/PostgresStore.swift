@@ -140,9 +140,10 @@ public final class PostgresStore: CredentialStore {
         self.eventLoopGroup = eventLoopGroup
         // One query at a time per kind unless one stalls: several side by side measured slower
         // on a busy core, with some left seconds behind (bench/identity.sh).
-        sessionLookups = LookupBatcher()
-        keyLookups = LookupBatcher()
-        tokenLookups = LookupBatcher()
+        let late = StoreError.failed("\(settings.name) did not answer within \(settings.callTimeout) (reading credentials)")
+        sessionLookups = LookupBatcher(deadline: settings.callTimeout, late: late)
+        keyLookups = LookupBatcher(deadline: settings.callTimeout, late: late)
+        tokenLookups = LookupBatcher(deadline: settings.callTimeout, late: late)
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password,
             database: settings.database, tls: tls.map { .require($0) } ?? .disable)
@@ -282,7 +283,9 @@ public final class PostgresStore: CredentialStore {
             let cells = row.makeRandomAccess()
             answer.revision = try decoded { try cells.value(0) as Int64 }
             guard cells[key].bytes != nil else { continue }
-            answer.found[try decoded { try cells.value(key) as String }] = try record(cells)
+            let found = try decoded { try cells.value(key) as String }
+            // A record this build cannot read (a newer one wrote it) fails its own lookup only.
+            do { answer.found[found] = try record(cells) } catch { answer.unreadable[found] = error }
         }
         answer.revision = noted(answer.revision)
         return answer
@@ -337,6 +340,7 @@ public final class PostgresStore: CredentialStore {
             task = Task {
                 await withTaskCancellationHandler {
                     await pool?.value
+                    await listener.value
                 } onCancel: {
                     pool?.cancel()
                     listener.cancel()

@@ -162,4 +162,35 @@ import Testing
         try await Task.sleep(for: .milliseconds(20))
         #expect(query.keys.count == 3)
     }
+
+    @Test func aRecordThatCannotBeReadFailsOnlyItsOwnLookup() async throws {
+        let batcher = LookupBatcher<String>(concurrency: 1, stallAfter: .seconds(600))
+        let query = GatedQuery()
+        let first = Task { try await batcher.lookUp("known-first", by: query.run) }
+        try await waitUntil { query.keys.count == 1 }
+        let unreadable: LookupBatcher<String>.Query = { keys throws(StoreError) in
+            .init(found: ["known-good": "good"], unreadable: ["known-bad": .corrupt(path: "db", reason: "a newer kind")], revision: 7)
+        }
+        let good = Task { try await batcher.lookUp("known-good", by: unreadable) }
+        let bad = Task { try await batcher.lookUp("known-bad", by: unreadable) }
+        try await Task.sleep(for: .milliseconds(20))
+        query.open()
+        _ = try await first.value
+        #expect(try await good.value == ("good", 7))
+        await #expect(throws: StoreError.self) { try await bad.value }
+    }
+
+    @Test func aLookupThatWaitedOutItsDeadlineIsFailedNotAskedFor() async throws {
+        let batcher = LookupBatcher<String>(concurrency: 1, stallAfter: .seconds(600), deadline: .milliseconds(100), late: .failed("late"))
+        let query = GatedQuery()
+        let first = Task { try await batcher.lookUp("known-a", by: query.run) }
+        try await waitUntil { query.keys.count == 1 }
+        let second = Task { try await batcher.lookUp("known-b", by: query.run) }
+        try await Task.sleep(for: .milliseconds(200))
+        let opener = query.keepOpening()
+        defer { opener.cancel() }
+        #expect(try await first.value.0 == "record of known-a from query 1", "asked for at once, answered late: still an answer")
+        await #expect(throws: StoreError.self) { try await second.value }
+        #expect(query.keys == [["known-a"]], "the late one was not asked for")
+    }
 }
