@@ -79,7 +79,7 @@ import Testing
     }
 
     @Test func aLookupNeverJoinsAQueryAlreadyRunning() async throws {
-        let batcher = LookupBatcher<String>(concurrency: 1, stallAfter: .seconds(600))
+        let batcher = LookupBatcher<String>(concurrency: 1, stallAfter: .seconds(600), deadline: .seconds(600))
         let query = GatedQuery()
         let first = Task { try await batcher.lookUp("known-a", by: query.run) }
         try await waitUntil { query.keys.count == 1 }
@@ -103,7 +103,7 @@ import Testing
     }
 
     @Test func aFailedQueryFailsEveryLookupInItAndOnlyThose() async throws {
-        let batcher = LookupBatcher<String>(concurrency: 1, stallAfter: .seconds(600))
+        let batcher = LookupBatcher<String>(concurrency: 1, stallAfter: .seconds(600), deadline: .seconds(600))
         let failing = GatedQuery(failing: true)
         let first = Task { try await batcher.lookUp("known-a", by: failing.run) }
         try await waitUntil { failing.keys.count == 1 }
@@ -123,7 +123,7 @@ import Testing
     }
 
     @Test func aBatchIsAtMostBatchSizeAndEveryKeyIsAskedOnce() async throws {
-        let batcher = LookupBatcher<String>(concurrency: 2, batchSize: 3, stallAfter: .seconds(600))
+        let batcher = LookupBatcher<String>(concurrency: 2, batchSize: 3, stallAfter: .seconds(600), deadline: .seconds(600))
         let query = GatedQuery()
         let lookups = (0..<10).map { i in Task { try await batcher.lookUp("known-\(i)", by: query.run) } }
         try await waitUntil { query.keys.count == 1 }
@@ -137,7 +137,7 @@ import Testing
     }
 
     @Test func aStalledQueryNoLongerHoldsTheOthersBackAndItsLookupsAreAskedAgain() async throws {
-        let batcher = LookupBatcher<String>(concurrency: 3, stallAfter: .seconds(1))
+        let batcher = LookupBatcher<String>(concurrency: 3, stallAfter: .seconds(1), deadline: .seconds(600))
         let query = GatedQuery()
         let first = Task { try await batcher.lookUp("known-a", by: query.run) }
         try await waitUntil { query.keys.count == 1 }
@@ -164,7 +164,7 @@ import Testing
     }
 
     @Test func aRecordThatCannotBeReadFailsOnlyItsOwnLookup() async throws {
-        let batcher = LookupBatcher<String>(concurrency: 1, stallAfter: .seconds(600))
+        let batcher = LookupBatcher<String>(concurrency: 1, stallAfter: .seconds(600), deadline: .seconds(600))
         let query = GatedQuery()
         let first = Task { try await batcher.lookUp("known-first", by: query.run) }
         try await waitUntil { query.keys.count == 1 }
