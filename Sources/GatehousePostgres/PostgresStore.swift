@@ -173,17 +173,10 @@ public final class PostgresStore: CredentialStore {
         }
         guard let task else { return }
         task.cancel()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let waiting = Mutex<CheckedContinuation<Void, Never>?>(continuation)
-            let resume = { @Sendable in waiting.withLock { $0.take() }?.resume() }
-            Task {
-                await task.value
-                resume()
-            }
-            Task {
-                try? await Task.sleep(for: limit)
-                resume()
-            }
+        let eventLoop = eventLoopGroup.any()
+        try? await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            FirstAnswer(continuation).start(
+                work: { await task.value }, deadline: TimeAmount(limit), on: eventLoop, late: StoreError.failed("the pool did not stop"))
         }
     }
 
